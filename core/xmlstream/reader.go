@@ -1,0 +1,406 @@
+// Package xmlstream reads an XMPP stream: the stream header, then one
+// top-level element (stanza or nonza) at a time, each parsed once into a
+// stanza.Element.
+//
+// It accepts only the restricted XML that RFC 6120 §11.1 allows: no comments,
+// no processing instructions (beyond the XML declaration that may open a
+// stream), no DTDs, and no entity references other than the five predefined
+// ones. Every element is bounded: bytes per top-level element, nesting depth
+// and attributes per element come from Limits, and the input is cut off
+// before a single oversized token can be buffered whole. Violations are
+// returned as *stanza.StreamError values with the condition to send.
+//
+// The tokenizer is encoding/xml's (strict mode): it is well tested and fuzzed
+// by the standard library; this package adds the XMPP restrictions and
+// budgets on top, behind an API that does not expose it, so a faster
+// tokenizer can replace it without changing callers.
+package xmlstream
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"strings"
+
+	"kontor.im/kontor/core/stanza"
+)
+
+// Limits bound what one peer can make the server hold in memory.
+type Limits struct {
+	// MaxStanzaBytes is the largest top-level element, in bytes of input.
+	MaxStanzaBytes int
+	// MaxDepth is the deepest nesting inside a top-level element (the
+	// top-level element itself is depth 1).
+	MaxDepth int
+	// MaxAttrs is the most attributes (including namespace declarations)
+	// on one element.
+	MaxAttrs int
+}
+
+// DefaultLimits are the limits used when a field is zero.
+var DefaultLimits = Limits{MaxStanzaBytes: 256 << 10, MaxDepth: 32, MaxAttrs: 64}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxStanzaBytes <= 0 {
+		l.MaxStanzaBytes = DefaultLimits.MaxStanzaBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = DefaultLimits.MaxDepth
+	}
+	if l.MaxAttrs <= 0 {
+		l.MaxAttrs = DefaultLimits.MaxAttrs
+	}
+	return l
+}
+
+// Header is what a stream header said.
+type Header struct {
+	To, From, ID, Version, Lang string
+	// Namespace is the default namespace the header declared (jabber:client
+	// for a client stream).
+	Namespace string
+}
+
+const bufSize = 4096
+
+// Reader reads one stream. After a stream restart (after STARTTLS or SASL)
+// the caller makes a new Reader.
+type Reader struct {
+	lim    Limits
+	lr     limitReader
+	br     *bufio.Reader
+	dec    *xml.Decoder
+	header bool
+	// scopes holds the namespace URIs declared in scope, innermost last;
+	// marks[i] is len(scopes) before element i of the open path.
+	scopes []string
+	marks  []int
+	stack  []*stanza.Element
+}
+
+// NewReader reads a stream from r.
+func NewReader(r io.Reader, lim Limits) *Reader {
+	lim = lim.withDefaults()
+	rd := &Reader{lim: lim}
+	rd.lr = limitReader{r: r}
+	rd.lr.limit = int64(lim.MaxStanzaBytes) + bufSize
+	rd.br = bufio.NewReaderSize(&rd.lr, bufSize)
+	rd.dec = xml.NewDecoder(rd.br)
+	rd.dec.Strict = true
+	rd.scopes = append(rd.scopes, stanza.NSXML)
+	return rd
+}
+
+// limitReader stops reading at an absolute offset, so that the decoder never
+// buffers more than one element's budget.
+type limitReader struct {
+	r     io.Reader
+	n     int64 // bytes read so far
+	limit int64
+}
+
+var errBudget = errors.New("xmlstream: element exceeds size limit")
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n >= l.limit {
+		return 0, errBudget
+	}
+	if rem := l.limit - l.n; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	return n, err
+}
+
+// rebudget allows the next element MaxStanzaBytes from the current offset.
+func (r *Reader) rebudget() {
+	r.lr.limit = r.dec.InputOffset() + int64(r.lim.MaxStanzaBytes) + bufSize
+}
+
+func streamErr(cond, text string) error {
+	return &stanza.StreamError{Condition: cond, Text: text}
+}
+
+// classify turns a tokenizer error into a stream error; I/O errors from the
+// connection pass through unchanged.
+func (r *Reader) classify(err error) error {
+	if errors.Is(err, errBudget) {
+		return streamErr(stanza.StreamPolicyViolation, "stanza too large")
+	}
+	var se *xml.SyntaxError
+	if errors.As(err, &se) {
+		msg := se.Msg
+		switch {
+		case strings.Contains(msg, "entity"):
+			return streamErr(stanza.StreamRestrictedXML, "entity references are not allowed")
+		case strings.Contains(msg, "CharsetReader"), strings.Contains(msg, "encoding"):
+			return streamErr(stanza.StreamUnsupportedEncoding, "only UTF-8 is supported")
+		case strings.Contains(msg, "unexpected EOF"):
+			return io.ErrUnexpectedEOF
+		}
+		return streamErr(stanza.StreamNotWellFormed, msg)
+	}
+	if strings.HasPrefix(err.Error(), "xml: encoding") {
+		return streamErr(stanza.StreamUnsupportedEncoding, "only UTF-8 is supported")
+	}
+	return err
+}
+
+// Header reads the optional XML declaration and the stream header.
+func (r *Reader) Header() (Header, error) {
+	var h Header
+	// Anything but markup (an HTTP request, a TLS handshake on the
+	// STARTTLS port) would keep the tokenizer waiting for a '<' that never
+	// comes: look at the first byte that is not white space.
+	for {
+		b, err := r.br.Peek(1)
+		if err != nil {
+			return h, r.classify(err)
+		}
+		if b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n' {
+			_, _ = r.br.Discard(1)
+			continue
+		}
+		if b[0] != '<' {
+			return h, streamErr(stanza.StreamNotWellFormed, "this is not an XMPP stream")
+		}
+		break
+	}
+	first := true
+	for {
+		tok, err := r.dec.Token()
+		if err != nil {
+			return h, r.classify(err)
+		}
+		switch t := tok.(type) {
+		case xml.ProcInst:
+			if !first || t.Target != "xml" {
+				return h, streamErr(stanza.StreamRestrictedXML, "processing instructions are not allowed")
+			}
+			if enc := procInstParam(string(t.Inst), "encoding"); enc != "" && !strings.EqualFold(enc, "UTF-8") {
+				return h, streamErr(stanza.StreamUnsupportedEncoding, "only UTF-8 is supported")
+			}
+		case xml.CharData:
+			if !isSpace(t) {
+				return h, streamErr(stanza.StreamNotWellFormed, "text before the stream header")
+			}
+		case xml.StartElement:
+			if t.Name.Local != "stream" {
+				return h, streamErr(stanza.StreamBadFormat, "expected a stream header")
+			}
+			if t.Name.Space != stanza.NSStream {
+				return h, streamErr(stanza.StreamInvalidNamespace, "the stream namespace must be "+stanza.NSStream)
+			}
+			if len(t.Attr) > r.lim.MaxAttrs {
+				return h, streamErr(stanza.StreamPolicyViolation, "too many attributes")
+			}
+			for _, a := range t.Attr {
+				switch {
+				case a.Name.Space == "" && a.Name.Local == "xmlns":
+					h.Namespace = a.Value
+					r.scopes = append(r.scopes, a.Value)
+				case a.Name.Space == "xmlns":
+					r.scopes = append(r.scopes, a.Value)
+				case a.Name.Space == stanza.NSXML && a.Name.Local == "lang":
+					h.Lang = a.Value
+				case a.Name.Space == "":
+					switch a.Name.Local {
+					case "to":
+						h.To = a.Value
+					case "from":
+						h.From = a.Value
+					case "id":
+						h.ID = a.Value
+					case "version":
+						h.Version = a.Value
+					}
+				}
+			}
+			r.header = true
+			r.rebudget()
+			return h, nil
+		case xml.Comment:
+			return h, streamErr(stanza.StreamRestrictedXML, "comments are not allowed")
+		case xml.Directive:
+			return h, streamErr(stanza.StreamRestrictedXML, "DTDs are not allowed")
+		default:
+			return h, streamErr(stanza.StreamNotWellFormed, "unexpected token before the stream header")
+		}
+		first = false
+	}
+}
+
+// Next returns the next top-level element. It returns io.EOF when the peer
+// closed the stream with </stream:stream>, a *stanza.StreamError for input
+// that breaks the rules, and the connection's error otherwise.
+func (r *Reader) Next() (*stanza.Element, error) {
+	if !r.header {
+		return nil, errors.New("xmlstream: Next before Header")
+	}
+	var start int64
+	for {
+		if len(r.stack) == 0 {
+			start = r.dec.InputOffset()
+		}
+		tok, err := r.dec.Token()
+		if err != nil {
+			r.stack = r.stack[:0]
+			return nil, r.classify(err)
+		}
+		if len(r.stack) > 0 && r.dec.InputOffset()-start > int64(r.lim.MaxStanzaBytes) {
+			return nil, streamErr(stanza.StreamPolicyViolation, "stanza too large")
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if len(r.stack) >= r.lim.MaxDepth {
+				return nil, streamErr(stanza.StreamPolicyViolation, "elements nested too deep")
+			}
+			if len(t.Attr) > r.lim.MaxAttrs {
+				return nil, streamErr(stanza.StreamPolicyViolation, "too many attributes")
+			}
+			el, err := r.element(t)
+			if err != nil {
+				return nil, err
+			}
+			if n := len(r.stack); n > 0 {
+				parent := r.stack[n-1]
+				parent.Nodes = append(parent.Nodes, stanza.Node{Elem: el})
+			}
+			r.stack = append(r.stack, el)
+		case xml.EndElement:
+			n := len(r.stack)
+			if n == 0 {
+				// </stream:stream>; the tokenizer has checked it matches.
+				return nil, io.EOF
+			}
+			r.scopes = r.scopes[:r.marks[n-1]]
+			r.marks = r.marks[:n-1]
+			el := r.stack[n-1]
+			r.stack[n-1] = nil
+			r.stack = r.stack[:n-1]
+			if n == 1 {
+				r.rebudget()
+				return el, nil
+			}
+		case xml.CharData:
+			if n := len(r.stack); n > 0 {
+				parent := r.stack[n-1]
+				if k := len(parent.Nodes); k > 0 && parent.Nodes[k-1].Elem == nil {
+					parent.Nodes[k-1].Text += string(t)
+				} else {
+					parent.Nodes = append(parent.Nodes, stanza.Node{Text: string(t)})
+				}
+			} else if !isSpace(t) {
+				return nil, streamErr(stanza.StreamNotWellFormed, "text outside a stanza")
+			} else {
+				// Whitespace keepalive.
+				r.rebudget()
+			}
+		case xml.Comment:
+			return nil, streamErr(stanza.StreamRestrictedXML, "comments are not allowed")
+		case xml.ProcInst:
+			return nil, streamErr(stanza.StreamRestrictedXML, "processing instructions are not allowed")
+		case xml.Directive:
+			return nil, streamErr(stanza.StreamRestrictedXML, "DTDs are not allowed")
+		}
+	}
+}
+
+// element converts a start token, checking that every prefix was declared.
+func (r *Reader) element(t xml.StartElement) (*stanza.Element, error) {
+	r.marks = append(r.marks, len(r.scopes))
+	el := &stanza.Element{Name: stanza.Name{Space: t.Name.Space, Local: t.Name.Local}}
+	nattr := 0
+	for _, a := range t.Attr {
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			r.scopes = append(r.scopes, a.Value)
+			continue
+		}
+		nattr++
+	}
+	if !r.declared(t.Name.Space) {
+		return nil, streamErr(stanza.StreamNotWellFormed, "undeclared namespace prefix")
+	}
+	if nattr > 0 {
+		el.Attr = make([]stanza.Attr, 0, nattr)
+		for _, a := range t.Attr {
+			if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+				continue
+			}
+			if a.Name.Space != "" && !r.declared(a.Name.Space) {
+				return nil, streamErr(stanza.StreamNotWellFormed, "undeclared namespace prefix")
+			}
+			for _, b := range el.Attr {
+				if b.Name.Space == a.Name.Space && b.Name.Local == a.Name.Local {
+					return nil, streamErr(stanza.StreamNotWellFormed, "duplicate attribute")
+				}
+			}
+			el.Attr = append(el.Attr, stanza.Attr{Name: stanza.Name{Space: a.Name.Space, Local: a.Name.Local}, Value: a.Value})
+		}
+	}
+	return el, nil
+}
+
+// declared reports whether space is a namespace in scope. encoding/xml
+// leaves an undeclared prefix in Name.Space as it was written, so a space
+// that no declaration in scope produced came from an undeclared prefix.
+func (r *Reader) declared(space string) bool {
+	if space == "" {
+		return true
+	}
+	for i := len(r.scopes) - 1; i >= 0; i-- {
+		if r.scopes[i] == space {
+			return true
+		}
+	}
+	return false
+}
+
+func isSpace(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+func procInstParam(s, param string) string {
+	i := strings.Index(s, param)
+	if i < 0 {
+		return ""
+	}
+	s = strings.TrimLeft(s[i+len(param):], " \t\r\n")
+	if !strings.HasPrefix(s, "=") {
+		return ""
+	}
+	s = strings.TrimLeft(s[1:], " \t\r\n")
+	if len(s) == 0 || (s[0] != '\'' && s[0] != '"') {
+		return ""
+	}
+	q := s[0]
+	s = s[1:]
+	if j := strings.IndexByte(s, q); j >= 0 {
+		return s[:j]
+	}
+	return ""
+}
+
+// ParseElement parses one serialised element (as AppendXML wrote it, with
+// its namespace declared), within the limits: the way to read back a stanza
+// that was stored.
+func ParseElement(b []byte, lim Limits) (*stanza.Element, error) {
+	const open = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+	rd := NewReader(io.MultiReader(strings.NewReader(open), bytes.NewReader(b)), lim)
+	if _, err := rd.Header(); err != nil {
+		return nil, err
+	}
+	el, err := rd.Next()
+	if err != nil {
+		return nil, err
+	}
+	return el, nil
+}
