@@ -1,0 +1,173 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"kontor.im/kontor/core/storage"
+	"kontor.im/kontor/core/storage/pgtest"
+	"kontor.im/kontor/core/storage/postgres"
+	"kontor.im/kontor/core/storage/storagetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// opener opens a store on a database of t's own; later calls with the same t
+// reopen that database, as storagetest.Run requires.
+func opener() func(t *testing.T) storage.Store {
+	var (
+		mu   sync.Mutex
+		dsns = map[*testing.T]string{}
+	)
+	return func(t *testing.T) storage.Store {
+		t.Helper()
+		mu.Lock()
+		dsn, ok := dsns[t]
+		if !ok {
+			dsn = pgtest.DSN(t)
+			dsns[t] = dsn
+			t.Cleanup(func() {
+				mu.Lock()
+				delete(dsns, t)
+				mu.Unlock()
+			})
+		}
+		mu.Unlock()
+		s, err := postgres.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, opener())
+}
+
+func open(t *testing.T, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// query returns the single integer a query selects, on its own connection.
+func query(t *testing.T, dsn, sql string) int64 {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int64
+	if err := conn.QueryRow(t.Context(), sql).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s := open(t, dsn)
+	known, err := s.SchemaVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// A newer Kontor migrated the database.
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, known+1); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(t.Context())
+
+	_, err = postgres.Open(t.Context(), dsn)
+	if !errors.Is(err, storage.ErrSchemaTooNew) {
+		t.Fatalf("Open on a newer schema: err = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// TestConcurrentOpen is several servers starting at once against one fresh
+// database: all must start, and each migration must be applied once.
+func TestConcurrentOpen(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	const n = 4
+	stores := make([]*postgres.Store, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = postgres.Open(t.Context(), dsn)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+			continue
+		}
+		defer stores[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	version, err := stores[0].SchemaVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := query(t, dsn, `SELECT count(*) FROM schema_migrations`); rows != int64(version) {
+		t.Errorf("schema_migrations has %d rows for version %d, want one per migration", rows, version)
+	}
+	// No session still holds the migration lock.
+	if locks := query(t, dsn, `SELECT count(*) FROM pg_locks
+		WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); locks != 0 {
+		t.Errorf("%d advisory locks held after Open, want 0", locks)
+	}
+}
+
+func TestOpenErrorHidesPassword(t *testing.T) {
+	const password = "s3cr3t-pa55"
+	// Port 1 on localhost: nothing listens there.
+	for _, dsn := range []string{
+		"postgres://kontor:" + password + "@127.0.0.1:1/kontor?connect_timeout=2",
+		"host=127.0.0.1 port=1 user=kontor password=" + password + " connect_timeout=2",
+		"host=127.0.0.1 port=notaport password=" + password,
+	} {
+		_, err := postgres.Open(t.Context(), dsn)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), password) {
+			t.Errorf("error reveals the password: %v", err)
+		}
+	}
+}
+
+func benchStore(b *testing.B) storage.Store {
+	s, err := postgres.Open(context.Background(), pgtest.DSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func BenchmarkStoreOffline(b *testing.B) { storagetest.BenchmarkStoreOffline(b, benchStore(b)) }
+
+func BenchmarkRosterItems(b *testing.B) { storagetest.BenchmarkRosterItems(b, benchStore(b)) }

@@ -1,0 +1,287 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"kontor.im/kontor/core/storage"
+)
+
+// CreateAccount stores a new account; a zero Created means now and an empty
+// Domain is taken from the JID.
+func (s *Store) CreateAccount(ctx context.Context, a storage.Account) error {
+	if err := checkCredentials(a.Credentials); err != nil {
+		return err
+	}
+	if a.Created.IsZero() {
+		a.Created = time.Now()
+	}
+	if a.Domain == "" {
+		a.Domain = domainOf(a.JID)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO accounts (jid, domain, disabled, created)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (jid) DO NOTHING`,
+			a.JID, a.Domain, a.Disabled, micros(a.Created))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return storage.ErrExists
+		}
+		if err := insertCredentials(ctx, tx, a.JID, a.Credentials); err != nil {
+			return err
+		}
+		return logChange(ctx, tx, a.JID, storage.AccountCreated)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create account: %w", err)
+	}
+	return nil
+}
+
+const selectAccounts = `SELECT a.jid, a.domain, a.disabled, a.created,
+	c.hash, c.salt, c.iterations, c.stored_key, c.server_key
+	FROM accounts AS a LEFT JOIN account_credentials AS c ON c.jid = a.jid`
+
+// Account returns one account with its credentials.
+func (s *Store) Account(ctx context.Context, jid string) (storage.Account, error) {
+	accts, err := s.queryAccounts(ctx, selectAccounts+` WHERE a.jid = $1 ORDER BY c.pos`, jid)
+	if err != nil {
+		return storage.Account{}, fmt.Errorf("sqlite: account: %w", err)
+	}
+	if len(accts) == 0 {
+		return storage.Account{}, fmt.Errorf("sqlite: account: %w", storage.ErrNotFound)
+	}
+	return accts[0], nil
+}
+
+// ListAccounts lists the accounts of domain ("" for all) ordered by JID, each
+// with its credentials.
+func (s *Store) ListAccounts(ctx context.Context, domain string) ([]storage.Account, error) {
+	var (
+		accts []storage.Account
+		err   error
+	)
+	if domain == "" {
+		accts, err = s.queryAccounts(ctx, selectAccounts+` ORDER BY a.jid, c.pos`)
+	} else {
+		accts, err = s.queryAccounts(ctx, selectAccounts+` WHERE a.domain = $1 ORDER BY a.jid, c.pos`, domain)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list accounts: %w", err)
+	}
+	return accts, nil
+}
+
+// queryAccounts runs a selectAccounts query (one row per credential, ordered
+// by JID) and folds the rows into accounts.
+func (s *Store) queryAccounts(ctx context.Context, query string, args ...any) ([]storage.Account, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var accts []storage.Account
+	for rows.Next() {
+		var (
+			a          storage.Account
+			created    int64
+			hash       sql.NullString
+			iterations sql.NullInt64
+			c          storage.SCRAMCredential
+		)
+		if err := rows.Scan(&a.JID, &a.Domain, &a.Disabled, &created,
+			&hash, &c.Salt, &iterations, &c.StoredKey, &c.ServerKey); err != nil {
+			return nil, err
+		}
+		if n := len(accts); n == 0 || accts[n-1].JID != a.JID {
+			a.Created = fromMicros(created)
+			accts = append(accts, a)
+		}
+		if hash.Valid {
+			c.Hash, c.Iterations = hash.String, int(iterations.Int64)
+			last := &accts[len(accts)-1]
+			last.Credentials = append(last.Credentials, c)
+		}
+	}
+	return accts, rows.Err()
+}
+
+// SetCredentials replaces all of an account's credentials.
+func (s *Store) SetCredentials(ctx context.Context, jid string, creds []storage.SCRAMCredential) error {
+	if err := checkCredentials(creds); err != nil {
+		return err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := accountExists(ctx, tx, jid); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM account_credentials WHERE jid = $1`, jid); err != nil {
+			return err
+		}
+		if err := insertCredentials(ctx, tx, jid, creds); err != nil {
+			return err
+		}
+		return logChange(ctx, tx, jid, storage.AccountCredentials)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: set credentials: %w", err)
+	}
+	return nil
+}
+
+// SetDisabled disables or enables an account. It logs the change even if the
+// flag already had that value.
+func (s *Store) SetDisabled(ctx context.Context, jid string, disabled bool) error {
+	kind := storage.AccountEnabled
+	if disabled {
+		kind = storage.AccountDisabled
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE accounts SET disabled = $2 WHERE jid = $1`, jid, disabled)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return storage.ErrNotFound
+		}
+		return logChange(ctx, tx, jid, kind)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: set disabled: %w", err)
+	}
+	return nil
+}
+
+// ownedTables are the tables whose rows belong to an owner and go with the
+// account. Other users' roster items and requests that name the account stay.
+var ownedTables = []string{
+	"roster_items", "roster_versions", "subscription_requests",
+	"offline_messages", "vcards", "private_xml", "last_activity",
+}
+
+// DeleteAccount removes the account and everything it owns in one
+// transaction; ErrNotFound if there is no such account (then nothing is
+// deleted).
+func (s *Store) DeleteAccount(ctx context.Context, jid string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		// Credentials go by ON DELETE CASCADE.
+		res, err := tx.ExecContext(ctx, `DELETE FROM accounts WHERE jid = $1`, jid)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return storage.ErrNotFound
+		}
+		for _, table := range ownedTables {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE owner = $1`, jid); err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+		}
+		return logChange(ctx, tx, jid, storage.AccountDeleted)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete account: %w", err)
+	}
+	return nil
+}
+
+// AccountChanges returns up to limit changes after seq after, oldest first
+// (limit <= 0: all).
+func (s *Store) AccountChanges(ctx context.Context, after int64, limit int) ([]storage.AccountChange, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, jid, kind, at FROM account_changes
+		WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: account changes: %w", err)
+	}
+	defer rows.Close()
+	var changes []storage.AccountChange
+	for rows.Next() {
+		var (
+			c  storage.AccountChange
+			at int64
+		)
+		if err := rows.Scan(&c.Seq, &c.JID, &c.Kind, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: account changes: %w", err)
+		}
+		c.At = fromMicros(at)
+		changes = append(changes, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: account changes: %w", err)
+	}
+	return changes, nil
+}
+
+// LastAccountChange returns the highest change Seq, 0 for an empty log.
+func (s *Store) LastAccountChange(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM account_changes`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("sqlite: last account change: %w", err)
+	}
+	return seq, nil
+}
+
+func accountExists(ctx context.Context, tx *sql.Tx, jid string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE jid = $1`, jid).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	return err
+}
+
+func insertCredentials(ctx context.Context, tx *sql.Tx, jid string, creds []storage.SCRAMCredential) error {
+	for i, c := range creds {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO account_credentials
+			(jid, hash, pos, salt, iterations, stored_key, server_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			jid, c.Hash, i, nonNil(c.Salt), c.Iterations, nonNil(c.StoredKey), nonNil(c.ServerKey)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func logChange(ctx context.Context, tx *sql.Tx, jid string, kind storage.AccountChangeKind) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO account_changes (jid, kind, at) VALUES ($1, $2, $3)`,
+		jid, string(kind), micros(time.Now()))
+	return err
+}
+
+// checkCredentials rejects what the schema would: one credential per hash.
+func checkCredentials(creds []storage.SCRAMCredential) error {
+	seen := make(map[string]bool, len(creds))
+	for _, c := range creds {
+		if c.Hash == "" {
+			return errors.New("sqlite: credential without a hash name")
+		}
+		if seen[c.Hash] {
+			return fmt.Errorf("sqlite: two credentials for hash %s", c.Hash)
+		}
+		seen[c.Hash] = true
+	}
+	return nil
+}
+
+// domainOf returns the domainpart of a bare JID.
+func domainOf(jid string) string {
+	if i := strings.IndexByte(jid, '@'); i >= 0 {
+		return jid[i+1:]
+	}
+	return jid
+}

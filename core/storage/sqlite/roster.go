@@ -1,0 +1,220 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"kontor.im/kontor/core/storage"
+)
+
+// RosterItems returns the owner's items ordered by contact, and the roster
+// version, read in one statement (one snapshot), so the version always
+// describes exactly these items.
+func (s *Store) RosterItems(ctx context.Context, owner string) ([]storage.RosterItem, int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT COALESCE(v.version, 0),
+		i.contact, i.name, i.subscription, i.ask_out, i.groups
+		FROM (SELECT 1) AS one
+		LEFT JOIN roster_versions AS v ON v.owner = $1
+		LEFT JOIN roster_items AS i ON i.owner = $1
+		ORDER BY i.contact`, owner)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: roster items: %w", err)
+	}
+	defer rows.Close()
+	var (
+		items   []storage.RosterItem
+		version int64
+	)
+	for rows.Next() {
+		var (
+			contact, name, sub, groups sql.NullString
+			askOut                     sql.NullBool
+		)
+		if err := rows.Scan(&version, &contact, &name, &sub, &askOut, &groups); err != nil {
+			return nil, 0, fmt.Errorf("sqlite: roster items: %w", err)
+		}
+		if !contact.Valid {
+			continue // no items: the one row carries only the version
+		}
+		item := storage.RosterItem{
+			Contact:      contact.String,
+			Name:         name.String,
+			Subscription: storage.Subscription(sub.String),
+			AskOut:       askOut.Bool,
+		}
+		if item.Groups, err = decodeGroups(groups.String); err != nil {
+			return nil, 0, fmt.Errorf("sqlite: roster items: %w", err)
+		}
+		items = append(items, item)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("sqlite: roster items: %w", err)
+	}
+	return items, version, nil
+}
+
+// RosterItem returns one item, ErrNotFound if contact is not in the roster.
+func (s *Store) RosterItem(ctx context.Context, owner, contact string) (storage.RosterItem, error) {
+	item := storage.RosterItem{Contact: contact}
+	var sub, groups string
+	err := s.r.QueryRowContext(ctx, `SELECT name, subscription, ask_out, groups
+		FROM roster_items WHERE owner = $1 AND contact = $2`, owner, contact).
+		Scan(&item.Name, &sub, &item.AskOut, &groups)
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.RosterItem{}, fmt.Errorf("sqlite: roster item: %w", storage.ErrNotFound)
+	}
+	if err != nil {
+		return storage.RosterItem{}, fmt.Errorf("sqlite: roster item: %w", err)
+	}
+	item.Subscription = storage.Subscription(sub)
+	if item.Groups, err = decodeGroups(groups); err != nil {
+		return storage.RosterItem{}, fmt.Errorf("sqlite: roster item: %w", err)
+	}
+	return item, nil
+}
+
+// PutRosterItem inserts or replaces an item (an empty Subscription means
+// none) and returns the new roster version.
+func (s *Store) PutRosterItem(ctx context.Context, owner string, item storage.RosterItem) (int64, error) {
+	groups, err := encodeGroups(item.Groups)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: put roster item: %w", err)
+	}
+	if item.Subscription == "" {
+		item.Subscription = storage.SubNone
+	}
+	var version int64
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO roster_items
+			(owner, contact, name, subscription, ask_out, groups) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (owner, contact) DO UPDATE SET name = excluded.name,
+				subscription = excluded.subscription, ask_out = excluded.ask_out, groups = excluded.groups`,
+			owner, item.Contact, item.Name, string(item.Subscription), item.AskOut, groups); err != nil {
+			return err
+		}
+		version, err = bumpRosterVersion(ctx, tx, owner)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: put roster item: %w", err)
+	}
+	return version, nil
+}
+
+// DeleteRosterItem removes an item and returns the new roster version;
+// ErrNotFound (and no new version) if it was not there.
+func (s *Store) DeleteRosterItem(ctx context.Context, owner, contact string) (int64, error) {
+	var version int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM roster_items WHERE owner = $1 AND contact = $2`, owner, contact)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return storage.ErrNotFound
+		}
+		version, err = bumpRosterVersion(ctx, tx, owner)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete roster item: %w", err)
+	}
+	return version, nil
+}
+
+// RosterVersion returns the owner's roster version, 0 if none.
+func (s *Store) RosterVersion(ctx context.Context, owner string) (int64, error) {
+	var v int64
+	err := s.r.QueryRowContext(ctx, `SELECT version FROM roster_versions WHERE owner = $1`, owner).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: roster version: %w", err)
+	}
+	return v, nil
+}
+
+func bumpRosterVersion(ctx context.Context, tx *sql.Tx, owner string) (int64, error) {
+	var v int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO roster_versions (owner, version) VALUES ($1, 1)
+		ON CONFLICT (owner) DO UPDATE SET version = roster_versions.version + 1
+		RETURNING version`, owner).Scan(&v)
+	return v, err
+}
+
+// PutSubscriptionRequest records or replaces a pending inbound request; a
+// zero At means now.
+func (s *Store) PutSubscriptionRequest(ctx context.Context, owner string, req storage.SubscriptionRequest) error {
+	if req.At.IsZero() {
+		req.At = time.Now()
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO subscription_requests (owner, from_jid, stanza, at)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT (owner, from_jid) DO UPDATE SET stanza = excluded.stanza, at = excluded.at`,
+		owner, req.From, nonNil(req.Stanza), micros(req.At))
+	if err != nil {
+		return fmt.Errorf("sqlite: put subscription request: %w", err)
+	}
+	return nil
+}
+
+// DeleteSubscriptionRequest removes a pending request; no error when absent.
+func (s *Store) DeleteSubscriptionRequest(ctx context.Context, owner, from string) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM subscription_requests WHERE owner = $1 AND from_jid = $2`, owner, from)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete subscription request: %w", err)
+	}
+	return nil
+}
+
+// SubscriptionRequests lists pending requests, oldest first (ties by JID).
+func (s *Store) SubscriptionRequests(ctx context.Context, owner string) ([]storage.SubscriptionRequest, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT from_jid, stanza, at FROM subscription_requests
+		WHERE owner = $1 ORDER BY at, from_jid`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: subscription requests: %w", err)
+	}
+	defer rows.Close()
+	var reqs []storage.SubscriptionRequest
+	for rows.Next() {
+		var (
+			r  storage.SubscriptionRequest
+			at int64
+		)
+		if err := rows.Scan(&r.From, &r.Stanza, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: subscription requests: %w", err)
+		}
+		r.At = fromMicros(at)
+		reqs = append(reqs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: subscription requests: %w", err)
+	}
+	return reqs, nil
+}
+
+func encodeGroups(groups []string) (string, error) {
+	if len(groups) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(groups)
+	return string(b), err
+}
+
+func decodeGroups(s string) ([]string, error) {
+	var groups []string
+	if err := json.Unmarshal([]byte(s), &groups); err != nil {
+		return nil, fmt.Errorf("groups: %w", err)
+	}
+	if len(groups) == 0 {
+		return nil, nil
+	}
+	return groups, nil
+}
