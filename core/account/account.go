@@ -1,0 +1,186 @@
+// Package account manages local accounts: creating them with SCRAM
+// credentials derived from a password (the password itself is never
+// stored), changing passwords, disabling, deleting, and authenticating
+// against them. It is used by the server (SASL, in-band password change)
+// and by the `kontor user` commands, which may run while the server does:
+// every change lands in the store's account change log, and Watch lets a
+// running server act on it (closing a disabled or deleted user's sessions).
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/sasl"
+	"kontor.im/kontor/core/storage"
+)
+
+// Iterations is the PBKDF2 iteration count of new credentials, for both
+// hashes (RFC 7677 asks for at least 4096). One count for both matters: the
+// SASL server announces the same count for unknown users (see
+// sasl.WithIterations), so a count that differed per hash or per account
+// would tell an attacker which accounts exist. Only PLAIN logins and
+// password changes pay it on the server; SCRAM makes the client do it.
+const Iterations = 10000
+
+// MinPasswordLength is the shortest password accepted.
+const MinPasswordLength = 8
+
+// ErrWeakPassword is returned for passwords below MinPasswordLength.
+var ErrWeakPassword = fmt.Errorf("account: password must have at least %d characters", MinPasswordLength)
+
+// Credentials derives the stored SCRAM credentials for a password.
+func Credentials(password string) ([]storage.SCRAMCredential, error) {
+	if len([]rune(password)) < MinPasswordLength {
+		return nil, ErrWeakPassword
+	}
+	var out []storage.SCRAMCredential
+	for _, h := range []sasl.Hash{sasl.SHA256, sasl.SHA1} {
+		c, err := sasl.NewCredential(h, password, Iterations)
+		if err != nil {
+			return nil, fmt.Errorf("account: %w", err)
+		}
+		out = append(out, storage.SCRAMCredential{Hash: string(c.Hash), Salt: c.Salt,
+			Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
+	}
+	return out, nil
+}
+
+// Create adds an account with a password.
+func Create(ctx context.Context, st storage.Accounts, j jid.JID, password string) error {
+	if j.Local() == "" || !j.IsBare() {
+		return fmt.Errorf("account: %q is not an account address (user@domain)", j)
+	}
+	creds, err := Credentials(password)
+	if err != nil {
+		return err
+	}
+	return st.CreateAccount(ctx, storage.Account{JID: j.String(), Domain: j.Domain(), Created: time.Now().UTC(), Credentials: creds})
+}
+
+// SetPassword replaces an account's credentials.
+func SetPassword(ctx context.Context, st storage.Accounts, j jid.JID, password string) error {
+	creds, err := Credentials(password)
+	if err != nil {
+		return err
+	}
+	return st.SetCredentials(ctx, j.String(), creds)
+}
+
+// Authenticator authenticates against the local accounts of one domain.
+type Authenticator struct {
+	Store  storage.Accounts
+	Domain string
+}
+
+var _ sasl.Authenticator = Authenticator{}
+
+func (a Authenticator) lookup(ctx context.Context, username string) (storage.Account, error) {
+	j, err := jid.New(username, a.Domain, "")
+	if err != nil {
+		return storage.Account{}, sasl.ErrUnknownUser
+	}
+	acc, err := a.Store.Account(ctx, j.String())
+	if errors.Is(err, storage.ErrNotFound) {
+		return acc, sasl.ErrUnknownUser
+	}
+	if err != nil {
+		return acc, err
+	}
+	return acc, nil
+}
+
+// Credential implements sasl.Authenticator.
+func (a Authenticator) Credential(ctx context.Context, username string, h sasl.Hash) (sasl.Credential, error) {
+	acc, err := a.lookup(ctx, username)
+	if err != nil {
+		return sasl.Credential{}, err
+	}
+	for _, c := range acc.Credentials {
+		if c.Hash == string(h) {
+			cred := sasl.Credential{Hash: h, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey}
+			if acc.Disabled {
+				// Reported only to a client that proves the password.
+				return cred, sasl.ErrDisabled
+			}
+			return cred, nil
+		}
+	}
+	return sasl.Credential{}, sasl.ErrNoSCRAM
+}
+
+// VerifyPlain implements sasl.Authenticator by deriving the key from the
+// stored salt and comparing in constant time.
+func (a Authenticator) VerifyPlain(ctx context.Context, username, password string) error {
+	acc, err := a.lookup(ctx, username)
+	if err != nil {
+		return err
+	}
+	for _, c := range acc.Credentials {
+		if c.Hash == string(sasl.SHA256) {
+			cred := sasl.Credential{Hash: sasl.SHA256, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey}
+			if sasl.VerifyPlainWithCredential(cred, password) {
+				if acc.Disabled {
+					return sasl.ErrDisabled
+				}
+				return nil
+			}
+			return sasl.ErrBadPassword
+		}
+	}
+	return sasl.ErrBadPassword
+}
+
+// Closer closes the sessions of an account; the router implements it.
+type Closer interface {
+	CloseAccount(bare jid.JID) int
+}
+
+// Watch follows the account change log from its current end and closes the
+// sessions of accounts that are disabled or deleted, checking every
+// interval, until ctx ends. It is how `kontor user disable` reaches a
+// running server (and every node of a cluster sharing one database).
+func Watch(ctx context.Context, st storage.Accounts, closer Closer, interval time.Duration, log *slog.Logger) error {
+	seq, err := st.LastAccountChange(ctx)
+	if err != nil {
+		return fmt.Errorf("account: watch: %w", err)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for {
+			changes, err := st.AccountChanges(ctx, seq, 500)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("reading the account change log failed", "err", err)
+				}
+				break
+			}
+			for _, ch := range changes {
+				seq = ch.Seq
+				if ch.Kind != storage.AccountDisabled && ch.Kind != storage.AccountDeleted {
+					continue
+				}
+				j, err := jid.Parse(ch.JID)
+				if err != nil {
+					continue
+				}
+				if n := closer.CloseAccount(j); n > 0 {
+					log.Info("closed sessions of account", "account", ch.JID, "change", string(ch.Kind), "sessions", n)
+				}
+			}
+			if len(changes) < 500 {
+				break
+			}
+		}
+	}
+}

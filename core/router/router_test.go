@@ -1,0 +1,292 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/modtest"
+	"kontor.im/kontor/core/module"
+	"kontor.im/kontor/core/router"
+	"kontor.im/kontor/core/stanza"
+)
+
+// available makes a client available with a priority, as the presence
+// module would.
+func available(t *testing.T, srv *modtest.Server, c *modtest.Client, prio int) {
+	t.Helper()
+	p := modtest.Parse(t, fmt.Sprintf("<presence><priority>%d</priority></presence>", prio))
+	p.SetFrom(c.JID)
+	srv.Host.SetPresence(context.Background(), c.Res, p)
+}
+
+func isMessage(body string) func(*stanza.Stanza) bool {
+	return func(s *stanza.Stanza) bool {
+		return s.Kind == stanza.KindMessage && s.El.ChildText(stanza.NSClient, "body") == body
+	}
+}
+
+func isError(cond string) func(*stanza.Stanza) bool {
+	return func(s *stanza.Stanza) bool { return s.IsError() && modtest.ErrorCondition(s) == cond }
+}
+
+func TestMessageDelivery(t *testing.T) {
+	srv := modtest.New(t, modtest.Options{})
+	srv.Account("alice")
+	srv.Account("bob")
+	alice := srv.Connect("alice@example.com/laptop")
+	bobPhone := srv.Connect("bob@example.com/phone")
+	bobDesk := srv.Connect("bob@example.com/desk")
+	bobAway := srv.Connect("bob@example.com/away")
+	available(t, srv, alice, 0)
+	available(t, srv, bobPhone, 1)
+	available(t, srv, bobDesk, 5)
+	available(t, srv, bobAway, -1)
+	none := 100 * time.Millisecond
+
+	t.Run("full JID goes to that resource only", func(t *testing.T) {
+		alice.SendXML("<message to='bob@example.com/phone' type='chat'><body>m1</body></message>")
+		got := bobPhone.Next(isMessage("m1"))
+		if got.From != alice.JID {
+			t.Fatalf("from = %s, want %s", got.From, alice.JID)
+		}
+		bobDesk.Nothing(none, isMessage("m1"))
+	})
+	t.Run("bare JID chat goes to the highest priority", func(t *testing.T) {
+		alice.SendXML("<message to='bob@example.com' type='chat'><body>m2</body></message>")
+		bobDesk.Next(isMessage("m2"))
+		bobPhone.Nothing(none, isMessage("m2"))
+		bobAway.Nothing(0, isMessage("m2"))
+	})
+	t.Run("headline to bare JID goes to every non-negative resource", func(t *testing.T) {
+		alice.SendXML("<message to='bob@example.com' type='headline'><body>m3</body></message>")
+		bobDesk.Next(isMessage("m3"))
+		bobPhone.Next(isMessage("m3"))
+		bobAway.Nothing(none, isMessage("m3"))
+	})
+	t.Run("chat to a vanished resource falls back to the bare JID", func(t *testing.T) {
+		alice.SendXML("<message to='bob@example.com/gone' type='chat'><body>m4</body></message>")
+		bobDesk.Next(isMessage("m4"))
+	})
+	t.Run("headline to a vanished resource is dropped silently", func(t *testing.T) {
+		alice.SendXML("<message to='bob@example.com/gone' type='headline'><body>m5</body></message>")
+		alice.Nothing(none, nil)
+		bobDesk.Nothing(0, isMessage("m5"))
+	})
+	t.Run("unknown user gets service-unavailable", func(t *testing.T) {
+		alice.SendXML("<message to='nobody@example.com' type='chat' id='x1'><body>m6</body></message>")
+		e := alice.Next(isError(stanza.ServiceUnavailable))
+		if e.ID != "x1" || e.From.String() != "nobody@example.com" || e.To != alice.JID {
+			t.Fatalf("error reply addressed wrongly: %s", e.El)
+		}
+		if e.El.ChildText(stanza.NSClient, "body") != "m6" {
+			t.Fatalf("error reply lost the original payload: %s", e.El)
+		}
+	})
+	t.Run("another domain gets remote-server-not-found", func(t *testing.T) {
+		alice.SendXML("<message to='someone@elsewhere.example' type='chat'><body>m7</body></message>")
+		alice.Next(isError(stanza.RemoteServerNotFound))
+	})
+	t.Run("an error is never answered with an error", func(t *testing.T) {
+		alice.SendXML("<message to='nobody@example.com' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")
+		alice.Nothing(none, nil)
+	})
+	t.Run("groupchat to a user is an error", func(t *testing.T) {
+		alice.SendXML("<message to='bob@example.com' type='groupchat'><body>m8</body></message>")
+		alice.Next(isError(stanza.ServiceUnavailable))
+	})
+}
+
+func TestNoAvailableResource(t *testing.T) {
+	srv := modtest.New(t, modtest.Options{})
+	srv.Account("alice")
+	srv.Account("bob")
+	alice := srv.Connect("alice@example.com/laptop")
+	bob := srv.Connect("bob@example.com/phone") // bound, but no initial presence
+	alice.SendXML("<message to='bob@example.com' type='chat'><body>hello</body></message>")
+	// Without an offline module the router answers; it never drops a chat
+	// message silently.
+	alice.Next(isError(stanza.ServiceUnavailable))
+	bob.Nothing(50*time.Millisecond, isMessage("hello"))
+	// A full JID still reaches a bound resource that is not available.
+	alice.SendXML("<message to='bob@example.com/phone' type='chat'><body>direct</body></message>")
+	bob.Next(isMessage("direct"))
+}
+
+func TestIQRouting(t *testing.T) {
+	srv := modtest.New(t, modtest.Options{})
+	srv.Account("alice")
+	srv.Account("bob")
+	alice := srv.Connect("alice@example.com/laptop")
+	bob := srv.Connect("bob@example.com/phone")
+	tests := []struct {
+		name, xml, cond string
+	}{
+		{"unknown namespace to the host", "<iq type='get' id='q1' to='example.com'><query xmlns='urn:example:nothing'/></iq>", stanza.ServiceUnavailable},
+		{"unknown namespace to an account", "<iq type='get' id='q2' to='bob@example.com'><query xmlns='urn:example:nothing'/></iq>", stanza.ServiceUnavailable},
+		{"no 'to' is the own account", "<iq type='get' id='q3'><query xmlns='urn:example:nothing'/></iq>", stanza.ServiceUnavailable},
+		{"no payload", "<iq type='get' id='q4' to='example.com'/>", stanza.BadRequest},
+		{"offline full JID", "<iq type='get' id='q5' to='bob@example.com/gone'><ping xmlns='urn:xmpp:ping'/></iq>", stanza.ServiceUnavailable},
+		{"unknown user", "<iq type='get' id='q6' to='nobody@example.com'><query xmlns='urn:example:nothing'/></iq>", stanza.ServiceUnavailable},
+		{"bad type", "<iq type='fetch' id='q7' to='example.com'><query xmlns='urn:example:nothing'/></iq>", stanza.BadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := modtest.Parse(t, tt.xml).ID
+			alice.SendXML(tt.xml)
+			r := alice.NextIQ(id)
+			if got := modtest.ErrorCondition(r); got != tt.cond {
+				t.Fatalf("condition = %q, want %q (%s)", got, tt.cond, r.El)
+			}
+		})
+	}
+	t.Run("full JID is delivered to the client", func(t *testing.T) {
+		alice.SendXML("<iq type='get' id='q8' to='bob@example.com/phone'><ping xmlns='urn:xmpp:ping'/></iq>")
+		got := bob.Next(func(s *stanza.Stanza) bool { return s.Kind == stanza.KindIQ && s.ID == "q8" })
+		if got.From != alice.JID {
+			t.Fatalf("from = %s", got.From)
+		}
+	})
+}
+
+// TestHooks checks phases, verdicts and errors of the hook chains with a
+// module declared in the test.
+func TestHooks(t *testing.T) {
+	var observed atomic.Int32
+	var order []string
+	mod := &testModule{provision: func(h module.Host) error {
+		h.Hook(module.Inbound, module.Observe, func(ctx context.Context, p *module.Packet) (module.Verdict, error) {
+			observed.Add(1)
+			order = append(order, "observe")
+			return module.Continue, nil
+		})
+		h.Hook(module.Inbound, module.Process, func(ctx context.Context, p *module.Packet) (module.Verdict, error) {
+			order = append(order, "process")
+			if p.Stanza.IsError() {
+				// Error replies carry the original payload: a real policy
+				// hook lets them through too.
+				return module.Continue, nil
+			}
+			switch p.Stanza.El.ChildText(stanza.NSClient, "body") {
+			case "drop":
+				return module.Drop, nil
+			case "done":
+				return module.Done, nil
+			case "deny":
+				return module.Drop, stanza.Error{Type: stanza.Cancel, Condition: stanza.PolicyViolation, Text: "not allowed here"}
+			case "crash":
+				return module.Drop, errors.New("disk on fire")
+			}
+			return module.Continue, nil
+		})
+		h.Hook(module.Inbound, module.Filter, func(ctx context.Context, p *module.Packet) (module.Verdict, error) {
+			order = append(order, "filter")
+			return module.Continue, nil
+		})
+		h.HandleIQ(module.ToHost, module.Get, stanza.Name{Space: "urn:test", Local: "q"}, func(ctx context.Context, iq *module.IQ) (*stanza.Element, error) {
+			return stanza.New("urn:test", "answer"), nil
+		})
+		return nil
+	}}
+	srv := modtest.New(t, modtest.Options{}, router.Enabled{Info: module.Info{ID: "test"}, Module: mod})
+	srv.Account("alice")
+	srv.Account("bob")
+	alice := srv.Connect("alice@example.com/a")
+	bob := srv.Connect("bob@example.com/b")
+	available(t, srv, bob, 0)
+
+	alice.SendXML("<message to='bob@example.com' type='chat'><body>pass</body></message>")
+	bob.Next(isMessage("pass"))
+	if strings.Join(order, ",") != "filter,process,observe" {
+		t.Fatalf("phase order = %v", order)
+	}
+	alice.SendXML("<message to='bob@example.com' type='chat'><body>drop</body></message>")
+	alice.SendXML("<message to='bob@example.com' type='chat'><body>done</body></message>")
+	bob.Nothing(50*time.Millisecond, nil)
+	if n := observed.Load(); n != 2 {
+		t.Fatalf("observe ran %d times, want 2 (pass and done, not drop)", n)
+	}
+	alice.SendXML("<message to='bob@example.com' type='chat' id='d1'><body>deny</body></message>")
+	e := alice.Next(isError(stanza.PolicyViolation))
+	if se, _ := stanza.ErrorOf(e); se.Text != "not allowed here" {
+		t.Fatalf("error text = %q", se.Text)
+	}
+	alice.SendXML("<message to='bob@example.com' type='chat' id='d2'><body>crash</body></message>")
+	e = alice.Next(isError(stanza.InternalServerError))
+	if se, _ := stanza.ErrorOf(e); strings.Contains(se.Text, "disk") || !strings.HasPrefix(se.Text, "internal error ") {
+		t.Fatalf("internal error leaked detail or lacks an id: %q", se.Text)
+	}
+	alice.SendXML("<iq type='get' id='i1' to='example.com'><q xmlns='urn:test'/></iq>")
+	r := alice.NextIQ("i1")
+	if r.Type != "result" || r.Payload() == nil || r.Payload().Name.Local != "answer" || r.From.String() != "example.com" {
+		t.Fatalf("IQ result = %s", r.El)
+	}
+}
+
+type testModule struct {
+	provision func(module.Host) error
+}
+
+func (m *testModule) Provision(h module.Host) error { return m.provision(h) }
+
+func TestBindConflictAndEvents(t *testing.T) {
+	var events []string
+	mod := &testModule{provision: func(h module.Host) error {
+		for _, k := range []module.EventKind{module.SessionBound, module.SessionAvailable, module.SessionUnavailable, module.SessionClosed} {
+			h.On(k, func(ctx context.Context, ev module.Event) {
+				events = append(events, fmt.Sprintf("%d:%s", ev.Kind, ev.Resource.JID().Resource()))
+			})
+		}
+		return nil
+	}}
+	srv := modtest.New(t, modtest.Options{}, router.Enabled{Info: module.Info{ID: "test"}, Module: mod})
+	srv.Account("alice")
+	first := srv.Connect("alice@example.com/r")
+	available(t, srv, first, 0)
+	second := srv.Connect("alice@example.com/r")
+	closed, err := first.Closed()
+	if !closed || err == nil || err.Condition != stanza.StreamConflict {
+		t.Fatalf("the replaced session was not closed with conflict: %v %v", closed, err)
+	}
+	if got := srv.Router.Resources(jid.MustParse("alice@example.com")); len(got) != 1 || got[0] != second.Res {
+		t.Fatalf("resources after conflict = %v", got)
+	}
+	first.Disconnect() // the old session's own cleanup must not remove the new one
+	if got := srv.Router.Resources(jid.MustParse("alice@example.com")); len(got) != 1 {
+		t.Fatalf("old session's unbind removed the new one: %v", got)
+	}
+	second.Disconnect()
+	want := "0:r,1:r,3:r,0:r,3:r"
+	if got := strings.Join(events, ","); got != want {
+		t.Fatalf("events = %s, want %s (bound, available, closed old, bound new, closed new)", got, want)
+	}
+	if n := srv.Router.SessionCount(); n != 0 {
+		t.Fatalf("%d sessions left", n)
+	}
+}
+
+func BenchmarkRouteMessage(b *testing.B) {
+	srv := modtest.New(b, modtest.Options{})
+	srv.Account("alice")
+	srv.Account("bob")
+	alice := srv.Connect("alice@example.com/a")
+	bob := srv.Connect("bob@example.com/b")
+	p := modtest.Parse(b, "<presence/>")
+	p.SetFrom(bob.JID)
+	srv.Host.SetPresence(context.Background(), bob.Res, p)
+	msg := modtest.Parse(b, "<message to='bob@example.com/b' type='chat' id='m1'><body>Hello Bob, are we still on for lunch today?</body></message>")
+	msg.SetFrom(alice.JID)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		srv.Router.RouteFrom(ctx, alice.Res, msg)
+		if len(bob.Received()) != 1 {
+			b.Fatal("not delivered")
+		}
+	}
+}

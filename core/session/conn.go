@@ -1,0 +1,786 @@
+package session
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/module"
+	"kontor.im/kontor/core/router"
+	"kontor.im/kontor/core/sasl"
+	"kontor.im/kontor/core/stanza"
+	"kontor.im/kontor/core/xmlstream"
+)
+
+// Namespaces of stream negotiation.
+const (
+	nsTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL    = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession = "urn:ietf:params:xml:ns:xmpp-session"
+	nsSASLCB  = "urn:xmpp:sasl-cb:0"
+	nsPing    = "urn:xmpp:ping"
+	nsRegFeat = "http://jabber.org/features/iq-register"
+	nsReg     = "jabber:iq:register"
+)
+
+var shutdownErr = &stanza.StreamError{Condition: stanza.StreamSystemShutdown, Text: "the server is shutting down"}
+
+// conn is one client connection. Fields above mu belong to the reader
+// goroutine; the ones below are shared with the writer and other sessions.
+type conn struct {
+	srv    *Server
+	log    *slog.Logger
+	nc     net.Conn // the current transport (plain TCP, then TLS)
+	remote netip.Addr
+	direct bool
+
+	tls      bool
+	authed   bool
+	domain   string
+	host     *router.Host
+	account  jid.JID // bare, after SASL
+	full     jid.JID // after bind
+	res      module.Resource
+	rd       *xmlstream.Reader
+	failures int
+
+	lastRead atomic.Int64 // unix nanoseconds of the last byte read
+
+	out       chan *stanza.Stanza
+	closeOnce sync.Once
+	closing   chan struct{}
+	closeErr  atomic.Pointer[stanza.StreamError]
+	wdone     chan struct{}
+	bw        *bufio.Writer // negotiation writes, then the writer's
+}
+
+func (s *Server) newConn(nc net.Conn, direct bool) *conn {
+	c := &conn{srv: s, nc: nc, direct: direct, closing: make(chan struct{})}
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		c.remote = ap.Addr().Unmap()
+	}
+	c.log = s.log.With("remote", c.remote.String())
+	return c
+}
+
+// readTracker records when the client last sent anything, whitespace
+// keepalives included.
+type readTracker struct{ c *conn }
+
+func (t readTracker) Read(p []byte) (int, error) {
+	n, err := t.c.nc.Read(p)
+	if n > 0 {
+		t.c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// Close ends the session with a stream error (nil: a clean close). It never
+// blocks; the writer sends the error and closes the connection.
+func (c *conn) Close(err *stanza.StreamError) {
+	c.closeOnce.Do(func() {
+		if err != nil {
+			c.closeErr.Store(err)
+		}
+		close(c.closing)
+	})
+}
+
+// Send queues a stanza for the client. A full queue means the client is not
+// reading: it is closed rather than buffered without bound.
+func (c *conn) Send(s *stanza.Stanza) {
+	select {
+	case <-c.closing:
+		return
+	default:
+	}
+	select {
+	case c.out <- s:
+	default:
+		c.log.Warn("outbound queue full; closing session", "jid", c.full.String(), "queue", cap(c.out))
+		c.Close(&stanza.StreamError{Condition: stanza.StreamResourceConstraint, Text: "too many stanzas queued for this client"})
+	}
+}
+
+func (c *conn) serve() {
+	cfg := &c.srv.cfg
+	defer c.nc.Close()
+	within := cfg.Conns.Acquire(c.remote)
+	defer cfg.Conns.Release(c.remote)
+	c.lastRead.Store(time.Now().UnixNano())
+	_ = c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+
+	if c.direct {
+		tc := tls.Server(c.nc, cfg.TLS)
+		if err := tc.Handshake(); err != nil {
+			c.log.Debug("TLS handshake failed", "err", err)
+			return
+		}
+		c.nc = tc
+		c.tls = true
+	}
+	c.bw = bufio.NewWriterSize(c.nc, 4096)
+	if !within {
+		// Answer the header so that the client gets a proper error.
+		if _, err := c.restart(); err == nil {
+			c.fail(&stanza.StreamError{Condition: stanza.StreamPolicyViolation, Text: "too many connections from your address"})
+		}
+		return
+	}
+	err := c.negotiate()
+	if err != nil {
+		c.endNegotiation(err)
+		return
+	}
+	c.run()
+}
+
+// endNegotiation reports an error that ended the stream before binding.
+func (c *conn) endNegotiation(err error) {
+	var se *stanza.StreamError
+	switch {
+	case errors.As(err, &se):
+		c.fail(se)
+	case errors.Is(err, io.EOF):
+		c.writeRaw("</stream:stream>")
+	case isTimeout(err):
+		c.fail(&stanza.StreamError{Condition: stanza.StreamConnectionTimeout, Text: "negotiation took too long"})
+	default:
+		c.log.Debug("connection ended during negotiation", "err", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// fail writes a stream error and the closing tag, synchronously (during
+// negotiation, before the writer runs).
+func (c *conn) fail(se *stanza.StreamError) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	b := se.Element().AppendXML(nil, stanza.NSClient)
+	b = append(b, "</stream:stream>"...)
+	_, _ = c.bw.Write(b)
+	_ = c.bw.Flush()
+}
+
+func (c *conn) writeRaw(s string) error {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	if _, err := c.bw.WriteString(s); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+func (c *conn) writeElem(e *stanza.Element) error {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	if _, err := c.bw.Write(e.AppendXML(nil, stanza.NSClient)); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// restart reads a stream header and answers it with ours. It returns the
+// header; a bad header is answered with the stream error it deserves.
+func (c *conn) restart() (xmlstream.Header, error) {
+	c.rd = xmlstream.NewReader(readTracker{c}, c.srv.cfg.Limits)
+	h, err := c.rd.Header()
+	if err != nil {
+		c.header("", "")
+		return h, err
+	}
+	domain := h.To
+	if d, perr := jid.Parse(h.To); perr == nil {
+		domain = d.Domain()
+	}
+	if c.domain != "" && domain != c.domain {
+		c.header(c.domain, "")
+		return h, &stanza.StreamError{Condition: stanza.StreamHostUnknown, Text: "the domain changed during negotiation"}
+	}
+	if h.To == "" || !c.srv.cfg.Router.IsLocal(domain) {
+		c.header("", "")
+		return h, &stanza.StreamError{Condition: stanza.StreamHostUnknown, Text: "this server does not serve " + strconv.Quote(h.To)}
+	}
+	c.domain = domain
+	c.host = c.srv.cfg.Router.Host(domain)
+	to := ""
+	if j, perr := jid.Parse(h.From); perr == nil && c.authed && j.Bare() == c.account {
+		to = j.String()
+	}
+	if err := c.header(domain, to); err != nil {
+		return h, err
+	}
+	if h.Namespace != stanza.NSClient {
+		return h, &stanza.StreamError{Condition: stanza.StreamInvalidNamespace, Text: "the default namespace must be jabber:client"}
+	}
+	if h.Version == "" || h.Version[0] != '1' {
+		return h, &stanza.StreamError{Condition: stanza.StreamUnsupportedVersion, Text: "XMPP 1.0 is required"}
+	}
+	return h, nil
+}
+
+func (c *conn) header(from, to string) error {
+	b := []byte("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='")
+	b = append(b, newStreamID()...)
+	b = append(b, '\'')
+	if from != "" {
+		b = append(b, ' ')
+		b = appendAttr(b, "from", from)
+	}
+	if to != "" {
+		b = append(b, ' ')
+		b = appendAttr(b, "to", to)
+	}
+	b = append(b, '>')
+	return c.writeRaw(string(b))
+}
+
+// appendAttr appends name='value', escaped.
+func appendAttr(b []byte, name, value string) []byte {
+	el := stanza.New("", "x").Set(name, value)
+	str := el.AppendXML(nil, "") // <x name='value'/>
+	return append(b, str[3:len(str)-2]...)
+}
+
+// negotiate runs the stream until a resource is bound.
+func (c *conn) negotiate() error {
+	for {
+		if _, err := c.restart(); err != nil {
+			return err
+		}
+		features := stanza.New(stanza.NSStream, "features")
+		switch {
+		case !c.tls:
+			features.Append(stanza.New(nsTLS, "starttls").Append(stanza.New(nsTLS, "required")))
+		case !c.authed:
+			features.Append(c.mechanisms())
+			if cb := c.channelBinding(); cb.Data != nil {
+				features.Append(stanza.New(nsSASLCB, "sasl-channel-binding").Append(
+					stanza.New(nsSASLCB, "channel-binding").Set("type", cb.Type)))
+			}
+			if r := c.srv.cfg.Registration; r != nil && r.Open(c.domain) {
+				features.Append(stanza.New(nsRegFeat, "register"))
+			}
+		default:
+			features.Append(stanza.New(nsBind, "bind"))
+			features.Append(stanza.New(nsSession, "session").Append(stanza.New(nsSession, "optional")))
+			for _, f := range c.host.StreamFeatures() {
+				features.Append(f)
+			}
+		}
+		if err := c.writeElem(features); err != nil {
+			return err
+		}
+		var restart bool
+		var err error
+		switch {
+		case !c.tls:
+			restart, err = c.startTLS()
+		case !c.authed:
+			restart, err = c.authenticate()
+		default:
+			return c.bind()
+		}
+		if err != nil {
+			return err
+		}
+		if !restart {
+			return io.EOF
+		}
+	}
+}
+
+// next reads the next top-level element during negotiation.
+func (c *conn) next() (*stanza.Element, error) {
+	el, err := c.rd.Next()
+	if err != nil {
+		return nil, err
+	}
+	return el, nil
+}
+
+func (c *conn) startTLS() (bool, error) {
+	el, err := c.next()
+	if err != nil {
+		return false, err
+	}
+	if el.Name.Space != nsTLS || el.Name.Local != "starttls" {
+		if el.Name.Space == nsSASL && el.Name.Local == "auth" {
+			_ = c.writeElem(saslFailure("encryption-required", "use STARTTLS first"))
+		}
+		return false, &stanza.StreamError{Condition: stanza.StreamPolicyViolation, Text: "STARTTLS is required before anything else"}
+	}
+	if err := c.writeElem(stanza.New(nsTLS, "proceed")); err != nil {
+		return false, err
+	}
+	tc := tls.Server(c.nc, c.srv.cfg.TLS)
+	if err := tc.Handshake(); err != nil {
+		c.log.Debug("STARTTLS handshake failed", "err", err)
+		return false, err
+	}
+	c.nc = tc
+	c.bw = bufio.NewWriterSize(c.nc, 4096)
+	c.tls = true
+	return true, nil
+}
+
+// channelBinding returns the tls-exporter binding when the connection
+// allows one (see sasl.TLSExporter), or the zero value.
+func (c *conn) channelBinding() sasl.ChannelBinding {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return sasl.ChannelBinding{}
+	}
+	st := tc.ConnectionState()
+	return sasl.TLSExporter(&st)
+}
+
+func (c *conn) mechanisms() *stanza.Element {
+	el := stanza.New(nsSASL, "mechanisms")
+	for _, m := range sasl.Mechanisms(c.tls, c.channelBinding()) {
+		el.Append(stanza.New(nsSASL, "mechanism").AppendText(m))
+	}
+	return el
+}
+
+func saslFailure(cond, text string) *stanza.Element {
+	f := stanza.New(nsSASL, "failure").Append(stanza.New(nsSASL, cond))
+	if text != "" {
+		f.Append(stanza.New(nsSASL, "text").AppendText(text))
+	}
+	return f
+}
+
+// authenticate runs SASL exchanges until one succeeds (restart) or the
+// connection has failed too often.
+func (c *conn) authenticate() (bool, error) {
+	cfg := &c.srv.cfg
+	for {
+		el, err := c.next()
+		if err != nil {
+			return false, err
+		}
+		if el.Name.Space == stanza.NSClient && el.Name.Local == "iq" && cfg.Registration != nil {
+			if err := c.register(el); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if el.Name.Space != nsSASL || el.Name.Local != "auth" {
+			return false, &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "authenticate first"}
+		}
+		ok, err := c.saslExchange(el)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			return true, nil
+		}
+		c.failures++
+		if c.failures >= cfg.MaxAuthAttempts {
+			return false, &stanza.StreamError{Condition: stanza.StreamPolicyViolation, Text: "too many failed authentication attempts"}
+		}
+	}
+}
+
+// saslExchange runs one exchange started by <auth/>. It returns true on
+// success; a failure has been reported to the client.
+func (c *conn) saslExchange(auth *stanza.Element) (bool, error) {
+	cfg := &c.srv.cfg
+	if w := cfg.AuthGuard.Wait(c.remote, ""); w > 0 {
+		c.log.Info("authentication refused: too many failures from this address", "retry_in", w.Round(time.Second))
+		return false, c.writeElem(saslFailure("temporary-auth-failure", fmt.Sprintf("too many failed attempts; try again in %d seconds", int(w.Seconds()+1))))
+	}
+	cb := c.channelBinding()
+	offered := sasl.Mechanisms(c.tls, cb)
+	srv, err := sasl.NewServer(auth.Get("mechanism"), cfg.Auth(c.domain), cb, offered, cfg.SASL...)
+	if err != nil {
+		return false, c.saslFail(err, "")
+	}
+	// No text means no initial response; "=" means an empty one.
+	var msg []byte
+	if t := auth.Text(); t != "" {
+		if msg, err = decode64(t); err != nil {
+			return false, c.writeElem(saslFailure("incorrect-encoding", ""))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		out, done, err := srv.Step(ctx, msg)
+		if err != nil {
+			return false, c.saslFail(err, srv.Username())
+		}
+		if done {
+			return c.saslSuccess(srv, out)
+		}
+		ch := stanza.New(nsSASL, "challenge")
+		if len(out) > 0 {
+			ch.AppendText(base64.StdEncoding.EncodeToString(out))
+		}
+		if err := c.writeElem(ch); err != nil {
+			return false, err
+		}
+		el, err := c.next()
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case el.Name.Space == nsSASL && el.Name.Local == "response":
+			if msg, err = decode64(el.Text()); err != nil {
+				return false, c.writeElem(saslFailure("incorrect-encoding", ""))
+			}
+			if msg == nil {
+				msg = []byte{}
+			}
+		case el.Name.Space == nsSASL && el.Name.Local == "abort":
+			return false, c.writeElem(saslFailure("aborted", ""))
+		default:
+			return false, &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "unexpected element during authentication"}
+		}
+	}
+}
+
+func decode64(s string) ([]byte, error) {
+	if s == "=" {
+		return []byte{}, nil
+	}
+	return base64.StdEncoding.DecodeString(s)
+}
+
+func (c *conn) saslFail(err error, username string) error {
+	var f *sasl.Failure
+	if !errors.As(err, &f) {
+		c.log.Error("authentication error", "err", err)
+		f = &sasl.Failure{Condition: "temporary-auth-failure"}
+	}
+	account := ""
+	if username != "" {
+		if j, jerr := jid.New(username, c.domain, ""); jerr == nil {
+			account = j.String()
+		}
+	}
+	if f.Condition == "not-authorized" || f.Condition == "credentials-expired" || f.Condition == "account-disabled" {
+		c.srv.cfg.AuthGuard.Fail(c.remote, account)
+	}
+	c.log.Info("authentication failed", "condition", f.Condition, "account", account)
+	return c.writeElem(saslFailure(f.Condition, f.Text))
+}
+
+func (c *conn) saslSuccess(srv *sasl.Server, additional []byte) (bool, error) {
+	account, err := jid.New(srv.Username(), c.domain, "")
+	if err != nil {
+		return false, c.writeElem(saslFailure("not-authorized", ""))
+	}
+	if w := c.srv.cfg.AuthGuard.Wait(c.remote, account.String()); w > 0 {
+		// The password was right, but this account is under back-off
+		// after failures: refuse anyway, or guessing would still pay off.
+		c.log.Info("authentication refused: account in back-off", "account", account.String(), "retry_in", w.Round(time.Second))
+		return false, c.writeElem(saslFailure("temporary-auth-failure", fmt.Sprintf("too many failed attempts; try again in %d seconds", int(w.Seconds()+1))))
+	}
+	if az := srv.Authzid(); az != "" {
+		if j, err := jid.Parse(az); err != nil || j.Bare() != account {
+			c.srv.cfg.AuthGuard.Fail(c.remote, account.String())
+			return false, c.writeElem(saslFailure("invalid-authzid", "acting for another entity is not supported"))
+		}
+	}
+	c.srv.cfg.AuthGuard.Success(account.String())
+	succ := stanza.New(nsSASL, "success")
+	if len(additional) > 0 {
+		succ.AppendText(base64.StdEncoding.EncodeToString(additional))
+	}
+	if err := c.writeElem(succ); err != nil {
+		return false, err
+	}
+	c.authed = true
+	c.account = account
+	c.log = c.log.With("account", account.String())
+	c.log.Info("authenticated")
+	return true, nil
+}
+
+// register answers in-band registration IQs before authentication.
+func (c *conn) register(el *stanza.Element) error {
+	reg := c.srv.cfg.Registration
+	id := el.Get("id")
+	q := el.FirstChild()
+	reply := func(typ string, payload *stanza.Element) error {
+		r := stanza.New(stanza.NSClient, "iq").Set("type", typ).Set("id", id)
+		r.Append(payload)
+		return c.writeElem(r)
+	}
+	errReply := func(e stanza.Error) error {
+		r := stanza.New(stanza.NSClient, "iq").Set("type", "error").Set("id", id)
+		r.Append(e.Element())
+		return c.writeElem(r)
+	}
+	if q == nil || q.Name.Space != nsReg || !reg.Open(c.domain) {
+		return errReply(stanza.ErrServiceUnavailable("authenticate first"))
+	}
+	switch el.Get("type") {
+	case "get":
+		form := stanza.New(nsReg, "query")
+		form.Append(stanza.New(nsReg, "instructions").AppendText("Choose a username and password."))
+		form.Append(stanza.New(nsReg, "username"), stanza.New(nsReg, "password"))
+		return reply("result", form)
+	case "set":
+		user, pass := q.ChildText(nsReg, "username"), q.ChildText(nsReg, "password")
+		if user == "" || pass == "" {
+			return errReply(stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: "username and password are required"})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := reg.Register(ctx, c.domain, user, pass, c.remote); err != nil {
+			var se stanza.Error
+			if errors.As(err, &se) {
+				return errReply(se)
+			}
+			c.log.Error("registration failed", "err", err)
+			return errReply(stanza.ErrInternal(""))
+		}
+		return reply("result", nil)
+	}
+	return errReply(stanza.ErrBadRequest(""))
+}
+
+// bind waits for the resource binding request.
+func (c *conn) bind() error {
+	for {
+		el, err := c.next()
+		if err != nil {
+			return err
+		}
+		s, perr := stanza.Parse(el)
+		if perr != nil || s.Kind != stanza.KindIQ || s.Type != "set" {
+			return &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "bind a resource first"}
+		}
+		p := s.Payload()
+		if p == nil || p.Name.Space != nsBind || p.Name.Local != "bind" {
+			if p != nil && p.Name.Space == nsSession {
+				if err := c.writeElem(stanza.New(stanza.NSClient, "iq").Set("type", "result").Set("id", s.ID)); err != nil {
+					return err
+				}
+				continue
+			}
+			return &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "bind a resource first"}
+		}
+		res := p.ChildText(nsBind, "resource")
+		if res == "" {
+			res = newResource()
+		}
+		full, err := c.account.WithResource(res)
+		if err != nil {
+			e := stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "the resource is not valid"}
+			r := stanza.New(stanza.NSClient, "iq").Set("type", "error").Set("id", s.ID).Append(e.Element())
+			if err := c.writeElem(r); err != nil {
+				return err
+			}
+			continue
+		}
+		c.full = full
+		c.out = make(chan *stanza.Stanza, c.srv.cfg.QueueSize)
+		ctx := context.Background()
+		r, err := c.srv.cfg.Router.Bind(ctx, full, c)
+		if err != nil {
+			return err
+		}
+		c.res = r
+		c.log = c.log.With("jid", full.String())
+		result := stanza.New(stanza.NSClient, "iq").Set("type", "result").Set("id", s.ID).Append(
+			stanza.New(nsBind, "bind").Append(stanza.New(nsBind, "jid").AppendText(full.String())))
+		if err := c.writeElem(result); err != nil {
+			c.srv.cfg.Router.Unbind(ctx, r)
+			return err
+		}
+		return nil
+	}
+}
+
+// run serves a bound session until it ends.
+func (c *conn) run() {
+	cfg := &c.srv.cfg
+	ctx := context.Background()
+	_ = c.nc.SetDeadline(time.Time{})
+	c.wdone = make(chan struct{})
+	go c.writer()
+	defer func() {
+		cfg.Router.Unbind(ctx, c.res)
+		c.Close(nil)
+		<-c.wdone
+	}()
+	for {
+		el, err := c.rd.Next()
+		if err != nil {
+			var se *stanza.StreamError
+			switch {
+			case errors.As(err, &se):
+				c.Close(se)
+			case errors.Is(err, io.EOF):
+				c.Close(nil)
+			default:
+				select {
+				case <-c.closing:
+				default:
+					c.log.Debug("connection lost", "err", err)
+					c.Close(nil)
+				}
+			}
+			return
+		}
+		if !c.handle(ctx, el) {
+			return
+		}
+	}
+}
+
+// handle processes one stanza; false ends the session. A panic while
+// handling closes this stream only.
+func (c *conn) handle(ctx context.Context, el *stanza.Element) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("panic while handling a stanza", "panic", fmt.Sprint(p), "stanza", el.Tag(), "stack", string(debug.Stack()))
+			c.Close(&stanza.StreamError{Condition: stanza.StreamInternalServerError})
+			ok = false
+		}
+	}()
+	s, err := stanza.Parse(el)
+	if err != nil {
+		var se *stanza.StreamError
+		if errors.As(err, &se) {
+			c.Close(se)
+			return false
+		}
+		var stErr stanza.Error
+		if errors.As(err, &stErr) && s != nil {
+			s.From = c.full
+			s.To = jid.JID{}
+			if r := stanza.ErrorReply(s, stErr); r != nil {
+				r.El.Set("from", "")
+				c.Send(r)
+			}
+		}
+		return true
+	}
+	if !s.From.IsZero() && s.From != c.full && s.From != c.account {
+		c.Close(&stanza.StreamError{Condition: stanza.StreamInvalidFrom, Text: "the 'from' address is not yours"})
+		return false
+	}
+	s.SetFrom(c.full)
+	if s.Kind == stanza.KindIQ && c.ownIQ(s) {
+		return true
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c.srv.cfg.Router.RouteFrom(sctx, c.res, s)
+	return true
+}
+
+// ownIQ handles IQs that belong to the session itself: the legacy session
+// request, and answers to the server's pings.
+func (c *conn) ownIQ(s *stanza.Stanza) bool {
+	if (s.Type == "result" || s.Type == "error") && len(s.ID) > 5 && s.ID[:5] == "ping-" && (s.To.IsZero() || s.To.Domain() == c.domain && s.To.Local() == "") {
+		return true
+	}
+	if s.Type == "set" && s.To.IsZero() {
+		if p := s.Payload(); p != nil && p.Name.Space == nsSession && p.Name.Local == "session" {
+			c.Send(stanza.NewIQ(jid.JID{}, c.full, "result", s.ID, nil))
+			return true
+		}
+	}
+	return false
+}
+
+// writer drains the queue, flushing when it is empty, and pings a silent
+// client.
+func (c *conn) writer() {
+	cfg := &c.srv.cfg
+	defer close(c.wdone)
+	ticker := time.NewTicker(min(cfg.PingInterval, cfg.PingTimeout) / 2)
+	defer ticker.Stop()
+	var pingSent time.Time
+	var buf []byte
+	write := func(s *stanza.Stanza) bool {
+		buf = s.El.AppendXML(buf[:0], stanza.NSClient)
+		_ = c.nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+		if _, err := c.bw.Write(buf); err != nil {
+			c.log.Debug("write failed", "err", err)
+			c.nc.Close()
+			return false
+		}
+		return true
+	}
+	for {
+		select {
+		case s := <-c.out:
+			if !write(s) {
+				return
+			}
+			for n := len(c.out); n > 0; n-- {
+				if !write(<-c.out) {
+					return
+				}
+			}
+			if err := c.bw.Flush(); err != nil {
+				c.log.Debug("write failed", "err", err)
+				c.nc.Close()
+				return
+			}
+			if cap(buf) > 64<<10 {
+				buf = nil
+			}
+		case <-ticker.C:
+			last := time.Unix(0, c.lastRead.Load())
+			switch {
+			case !pingSent.IsZero() && last.After(pingSent):
+				pingSent = time.Time{}
+			case !pingSent.IsZero() && time.Since(pingSent) > cfg.PingTimeout:
+				c.log.Info("client did not answer a ping; closing")
+				c.Close(&stanza.StreamError{Condition: stanza.StreamConnectionTimeout, Text: "no answer to ping"})
+			case pingSent.IsZero() && time.Since(last) > cfg.PingInterval:
+				pingSent = time.Now()
+				ping := stanza.NewIQ(jid.MustParse(c.domain), c.full, "get", "ping-"+strconv.FormatInt(pingSent.UnixNano(), 36), stanza.New(nsPing, "ping"))
+				if !write(ping) || c.bw.Flush() != nil {
+					c.nc.Close()
+					return
+				}
+			}
+		case <-c.closing:
+			// Send what is queued, then the error and the closing tag.
+			for n := len(c.out); n > 0; n-- {
+				if !write(<-c.out) {
+					return
+				}
+			}
+			b := buf[:0]
+			if se := c.closeErr.Load(); se != nil {
+				b = se.Element().AppendXML(b, stanza.NSClient)
+			}
+			b = append(b, "</stream:stream>"...)
+			_ = c.nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+			_, _ = c.bw.Write(b)
+			_ = c.bw.Flush()
+			if tc, ok := c.nc.(*tls.Conn); ok {
+				_ = tc.CloseWrite()
+			}
+			// Give the client a moment to close its side, then cut.
+			_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+			return
+		}
+	}
+}
