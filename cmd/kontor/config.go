@@ -1,0 +1,486 @@
+package main
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/module"
+)
+
+// Config is the whole configuration. Keys are snake_case and grouped by the
+// component they configure; README.md's configuration reference documents
+// each one.
+type Config struct {
+	// Domains are the virtual hosts served.
+	Domains []string `mapstructure:"domains"`
+	// DataDir holds the embedded database, the generated certificate and
+	// the core sealing key.
+	DataDir string        `mapstructure:"data_dir"`
+	Log     LogConfig     `mapstructure:"log"`
+	Storage StorageConfig `mapstructure:"storage"`
+	TLS     TLSConfig     `mapstructure:"tls"`
+	C2S     C2SConfig     `mapstructure:"c2s"`
+	Auth    AuthConfig    `mapstructure:"auth"`
+	Admin   AdminConfig   `mapstructure:"admin"`
+	Seal    SealConfig    `mapstructure:"seal"`
+	// Modules lists the enabled modules and holds each one's options.
+	Modules ModulesConfig `mapstructure:"modules"`
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+type LogConfig struct {
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+	Format string `mapstructure:"format"` // text or json
+}
+
+type StorageConfig struct {
+	Backend     string `mapstructure:"backend"` // sqlite or postgres
+	SQLitePath  string `mapstructure:"sqlite_path"`
+	PostgresDSN string `mapstructure:"postgres_dsn"`
+}
+
+type TLSConfig struct {
+	// CertFile and KeyFile are PEM files; when both are empty a
+	// self-signed certificate for the domains is generated in DataDir.
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+type C2SConfig struct {
+	// StartTLSAddr and DirectTLSAddr are listen addresses ("" disables).
+	StartTLSAddr        string        `mapstructure:"starttls_addr"`
+	DirectTLSAddr       string        `mapstructure:"direct_tls_addr"`
+	MaxStanzaBytes      int           `mapstructure:"max_stanza_bytes"`
+	MaxDepth            int           `mapstructure:"max_depth"`
+	MaxConnectionsPerIP int           `mapstructure:"max_connections_per_ip"`
+	QueueSize           int           `mapstructure:"queue_size"`
+	HandshakeTimeout    time.Duration `mapstructure:"handshake_timeout"`
+	PingInterval        time.Duration `mapstructure:"ping_interval"`
+	PingTimeout         time.Duration `mapstructure:"ping_timeout"`
+	WriteTimeout        time.Duration `mapstructure:"write_timeout"`
+}
+
+type AuthConfig struct {
+	MaxFailuresPerIP         int           `mapstructure:"max_failures_per_ip"`
+	MaxFailuresPerAccount    int           `mapstructure:"max_failures_per_account"`
+	FailureWindow            time.Duration `mapstructure:"failure_window"`
+	Backoff                  time.Duration `mapstructure:"backoff"`
+	MaxBackoff               time.Duration `mapstructure:"max_backoff"`
+	MaxAttemptsPerConnection int           `mapstructure:"max_attempts_per_connection"`
+	// AccountWatchInterval is how often the server looks for accounts
+	// disabled or deleted by `kontor user` (sessions close within it).
+	AccountWatchInterval time.Duration `mapstructure:"account_watch_interval"`
+}
+
+type AdminConfig struct {
+	// Addr serves /healthz and /metrics ("" disables). Keep it on
+	// loopback or a management network.
+	Addr string `mapstructure:"addr"`
+}
+
+type SealConfig struct {
+	// KeyFile holds the key that seals offline messages; generated when
+	// missing. Keep a backup apart from the database backups.
+	KeyFile string `mapstructure:"key_file"`
+}
+
+type ModulesConfig struct {
+	// Enabled lists module IDs; empty means every default module.
+	Enabled []string `mapstructure:"enabled"`
+	// Options holds each module's section, decoded into its typed options.
+	Options map[string]any `mapstructure:",remain"`
+}
+
+//go:embed defaults.yaml
+var defaultYAML string
+
+// defaultConfig decodes the embedded defaults, the one place they are
+// written.
+func defaultConfig() Config {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(strings.NewReader(defaultYAML)); err != nil {
+		panic("config: embedded defaults: " + err.Error())
+	}
+	var c Config
+	if err := v.Unmarshal(&c, decoderOptions); err != nil {
+		panic("config: embedded defaults: " + err.Error())
+	}
+	return c
+}
+
+func decoderOptions(dc *mapstructure.DecoderConfig) {
+	dc.ErrorUnused = true
+	dc.WeaklyTypedInput = false
+	dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+		stringToNumberHook,
+	)
+}
+
+// configFlags are the flags every command shares.
+type configFlags struct {
+	file    string
+	dataDir string
+	domains []string
+}
+
+func (f *configFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.file, "config", "c", "", "configuration file (default: ./kontor.yaml if it exists)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (overrides data_dir)")
+	fs.StringSliceVar(&f.domains, "domain", nil, "domain to serve, repeatable (overrides domains)")
+}
+
+// ConfigError lists every problem found, each with its key path.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string {
+	return "configuration is invalid:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// loadConfig reads defaults, then the file, then KONTOR_* environment
+// variables (KONTOR_C2S_MAX_STANZA_BYTES for c2s.max_stanza_bytes), then
+// flags, and validates the result.
+func loadConfig(f configFlags) (Config, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(strings.NewReader(defaultYAML)); err != nil {
+		return Config{}, err
+	}
+	v.SetEnvPrefix("KONTOR")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	file := f.file
+	if file == "" {
+		if _, err := os.Stat("kontor.yaml"); err == nil {
+			file = "kontor.yaml"
+		}
+	}
+	if env := os.Getenv("KONTOR_CONFIG"); file == "" && env != "" {
+		file = env
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.MergeInConfig(); err != nil {
+			return Config{}, fmt.Errorf("config: reading %s: %w", file, err)
+		}
+	}
+	if f.dataDir != "" {
+		v.Set("data_dir", f.dataDir)
+	}
+	if len(f.domains) > 0 {
+		v.Set("domains", f.domains)
+	}
+	var cfg Config
+	var problems []string
+	err := v.Unmarshal(&cfg, decoderOptions)
+	if err != nil {
+		problems = append(problems, splitDecodeError(err)...)
+	}
+	problems = append(problems, cfg.validate()...)
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return cfg, &ConfigError{Problems: problems}
+	}
+	cfg.resolvePaths()
+	return cfg, nil
+}
+
+// stringToNumberHook lets environment variables (always strings) set
+// numbers, while a YAML string where a number belongs stays an error.
+func stringToNumberHook(from, to reflect.Type, data any) (any, error) {
+	s, ok := data.(string)
+	if !ok || from.Kind() != reflect.String {
+		return data, nil
+	}
+	switch to.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		if to == reflect.TypeOf(time.Duration(0)) {
+			return data, nil
+		}
+		var n int64
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			return nil, fmt.Errorf("%q is not a whole number", s)
+		}
+		return n, nil
+	case reflect.Bool:
+		switch strings.ToLower(s) {
+		case "true", "1", "yes":
+			return true, nil
+		case "false", "0", "no":
+			return false, nil
+		}
+		return nil, fmt.Errorf("%q is not true or false", s)
+	}
+	return data, nil
+}
+
+// splitDecodeError turns mapstructure's joined errors into one line each.
+func splitDecodeError(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, splitDecodeError(e)...)
+		}
+		return out
+	}
+	var out []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
+		line = strings.TrimPrefix(line, "decoding failed due to the following error(s):")
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, rephrase(line)...)
+		}
+	}
+	return out
+}
+
+var (
+	invalidKeys = regexp.MustCompile(`^'([^']*)' has invalid keys: (.*)$`)
+	quotedPath  = regexp.MustCompile(`^'([^']+)' (.*)$`)
+)
+
+// rephrase writes mapstructure's messages as "path: problem".
+func rephrase(line string) []string {
+	if m := invalidKeys.FindStringSubmatch(line); m != nil {
+		var out []string
+		for _, k := range strings.Split(m[2], ", ") {
+			path := k
+			if m[1] != "" {
+				path = m[1] + "." + k
+			}
+			out = append(out, path+": unknown key")
+		}
+		return out
+	}
+	if m := quotedPath.FindStringSubmatch(line); m != nil {
+		return []string{m[1] + ": " + m[2]}
+	}
+	return []string{line}
+}
+
+func (c *Config) validate() []string {
+	var p []string
+	add := func(path, format string, args ...any) { p = append(p, path+": "+fmt.Sprintf(format, args...)) }
+	if len(c.Domains) == 0 {
+		add("domains", "at least one domain is required")
+	}
+	seen := map[string]bool{}
+	for i, d := range c.Domains {
+		j, err := jid.Parse(d)
+		if err != nil || j.Local() != "" || !j.IsBare() {
+			add(fmt.Sprintf("domains[%d]", i), "%q is not a valid domain", d)
+			continue
+		}
+		if j.String() != d {
+			add(fmt.Sprintf("domains[%d]", i), "%q is not in canonical form (write %q)", d, j.String())
+		}
+		if seen[d] {
+			add(fmt.Sprintf("domains[%d]", i), "%q is listed twice", d)
+		}
+		seen[d] = true
+	}
+	if c.DataDir == "" {
+		add("data_dir", "must not be empty")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	switch c.Storage.Backend {
+	case "sqlite":
+	case "postgres":
+		if c.Storage.PostgresDSN == "" {
+			add("storage.postgres_dsn", "required when storage.backend is postgres")
+		}
+	default:
+		add("storage.backend", "%q is not sqlite or postgres", c.Storage.Backend)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls", "cert_file and key_file go together")
+	}
+	for path, f := range map[string]string{"tls.cert_file": c.TLS.CertFile, "tls.key_file": c.TLS.KeyFile} {
+		if f != "" {
+			if _, err := os.Stat(f); err != nil {
+				add(path, "%v", err)
+			}
+		}
+	}
+	for path, a := range map[string]string{"c2s.starttls_addr": c.C2S.StartTLSAddr, "c2s.direct_tls_addr": c.C2S.DirectTLSAddr, "admin.addr": c.Admin.Addr} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			add(path, "%q is not host:port", a)
+		}
+	}
+	if c.C2S.StartTLSAddr == "" && c.C2S.DirectTLSAddr == "" {
+		add("c2s", "starttls_addr and direct_tls_addr are both empty: clients could not connect")
+	}
+	positive := []struct {
+		path string
+		n    int64
+		min  int64
+	}{
+		{"c2s.max_stanza_bytes", int64(c.C2S.MaxStanzaBytes), 10000},
+		{"c2s.max_depth", int64(c.C2S.MaxDepth), 8},
+		{"c2s.max_connections_per_ip", int64(c.C2S.MaxConnectionsPerIP), 0},
+		{"c2s.queue_size", int64(c.C2S.QueueSize), 16},
+		{"c2s.handshake_timeout", int64(c.C2S.HandshakeTimeout), int64(time.Second)},
+		{"c2s.ping_interval", int64(c.C2S.PingInterval), int64(time.Second)},
+		{"c2s.ping_timeout", int64(c.C2S.PingTimeout), int64(time.Second)},
+		{"c2s.write_timeout", int64(c.C2S.WriteTimeout), int64(time.Second)},
+		{"auth.max_failures_per_ip", int64(c.Auth.MaxFailuresPerIP), 1},
+		{"auth.max_failures_per_account", int64(c.Auth.MaxFailuresPerAccount), 1},
+		{"auth.failure_window", int64(c.Auth.FailureWindow), int64(time.Second)},
+		{"auth.backoff", int64(c.Auth.Backoff), int64(time.Millisecond)},
+		{"auth.max_backoff", int64(c.Auth.MaxBackoff), int64(c.Auth.Backoff)},
+		{"auth.max_attempts_per_connection", int64(c.Auth.MaxAttemptsPerConnection), 1},
+		{"auth.account_watch_interval", int64(c.Auth.AccountWatchInterval), int64(100 * time.Millisecond)},
+		{"shutdown_timeout", int64(c.ShutdownTimeout), int64(time.Second)},
+	}
+	for _, x := range positive {
+		if x.n < x.min {
+			add(x.path, "must be at least %v", formatMin(x.path, x.min))
+		}
+	}
+	if c.Auth.AccountWatchInterval > 5*time.Second {
+		add("auth.account_watch_interval", "must be at most 5s (disabled users' sessions must close within 5 seconds)")
+	}
+	p = append(p, c.validateModules()...)
+	return p
+}
+
+func formatMin(path string, n int64) string {
+	if strings.Contains(path, "timeout") || strings.Contains(path, "interval") || strings.Contains(path, "backoff") || strings.Contains(path, "window") {
+		return time.Duration(n).String()
+	}
+	return fmt.Sprint(n)
+}
+
+// enabledModules returns the IDs of the enabled modules in order.
+func (c *Config) enabledModules() []string {
+	if len(c.Modules.Enabled) > 0 {
+		return c.Modules.Enabled
+	}
+	var ids []string
+	for _, info := range module.All() {
+		if info.Default {
+			ids = append(ids, info.ID)
+		}
+	}
+	return ids
+}
+
+// validateModules checks the module list and decodes every module's
+// options, so that a typo in a module section is found before start.
+func (c *Config) validateModules() []string {
+	var p []string
+	ids := c.enabledModules()
+	on := map[string]bool{}
+	for i, id := range ids {
+		if _, ok := module.Lookup(id); !ok {
+			p = append(p, fmt.Sprintf("modules.enabled[%d]: unknown module %q (see `kontor modules`)", i, id))
+		}
+		on[id] = true
+	}
+	for _, id := range ids {
+		info, ok := module.Lookup(id)
+		if !ok {
+			continue
+		}
+		for _, req := range info.Requires {
+			if !on[req] {
+				p = append(p, fmt.Sprintf("modules.enabled: %s requires %s", id, req))
+			}
+		}
+	}
+	for key := range c.Modules.Options {
+		if _, ok := module.Lookup(key); !ok {
+			p = append(p, fmt.Sprintf("modules.%s: unknown module", key))
+		}
+	}
+	for _, id := range ids {
+		info, ok := module.Lookup(id)
+		if !ok {
+			continue
+		}
+		if _, err := c.newModule(info); err != nil {
+			p = append(p, err.Error())
+		}
+	}
+	return p
+}
+
+// newModule builds a module instance with its options decoded from the
+// configuration (unknown keys are errors) and validated.
+func (c *Config) newModule(info module.Info) (module.Module, error) {
+	m := info.New()
+	raw, has := c.Modules.Options[info.ID]
+	cm, configurable := m.(module.Configurable)
+	if !configurable {
+		if has {
+			return nil, fmt.Errorf("modules.%s: this module has no options", info.ID)
+		}
+		return m, nil
+	}
+	opts := cm.Options()
+	if has {
+		dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+			Result:      opts,
+			ErrorUnused: true,
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				mapstructure.StringToTimeDurationHookFunc(),
+				mapstructure.StringToSliceHookFunc(","),
+				stringToNumberHook,
+			),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := dec.Decode(raw); err != nil {
+			var lines []string
+			for _, l := range splitDecodeError(err) {
+				lines = append(lines, "modules."+info.ID+": "+l)
+			}
+			return nil, errors.New(strings.Join(lines, "\n  "))
+		}
+	}
+	if v, ok := opts.(module.Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("modules.%s: %v", info.ID, err)
+		}
+	}
+	return m, nil
+}
+
+func (c *Config) resolvePaths() {
+	if c.Storage.SQLitePath == "" {
+		c.Storage.SQLitePath = filepath.Join(c.DataDir, "kontor.db")
+	}
+	if c.Seal.KeyFile == "" {
+		c.Seal.KeyFile = filepath.Join(c.DataDir, "keys", "core.key")
+	}
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"kontor.im/kontor/core/module"
+)
+
+func modulesCmd() *cobra.Command {
+	var markdown bool
+	cmd := &cobra.Command{
+		Use:   "modules",
+		Short: "List the modules and the protocols they implement",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			if markdown {
+				writeProtocolTable(cmd.OutOrStdout())
+				return
+			}
+			for _, info := range module.All() {
+				def := ""
+				if info.Default {
+					def = " (default)"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s%s: %s\n", info.ID, def, info.Description)
+				for _, s := range info.Specs {
+					fmt.Fprintf(cmd.OutOrStdout(), "    %s %s %s: %s%s\n", s.ID, s.Name, s.Version, s.Status, noteSuffix(s.Note))
+				}
+			}
+		},
+	}
+	cmd.Flags().BoolVar(&markdown, "markdown", false, "print the README's protocol table")
+	return cmd
+}
+
+func noteSuffix(n string) string {
+	if n == "" {
+		return ""
+	}
+	return " (" + n + ")"
+}
+
+// coreSpecs are implemented by the core packages rather than a module.
+var coreSpecs = []struct {
+	spec module.Spec
+	pkg  string
+}{
+	{module.Spec{ID: "RFC 6120", Name: "XMPP Core: streams, STARTTLS, SASL, resource binding, stanza and stream errors", Status: module.Complete,
+		Note: "client-to-server only; server-to-server federation is not implemented (remote domains get remote-server-not-found)"}, "core/session, core/xmlstream, core/router"},
+	{module.Spec{ID: "RFC 7622", Name: "XMPP Address Format (PRECIS)", Status: module.Complete}, "core/jid"},
+	{module.Spec{ID: "RFC 5802 / RFC 7677", Name: "SCRAM-SHA-1, SCRAM-SHA-256 (and -PLUS with tls-exporter, RFC 9266)", Status: module.Complete}, "core/sasl"},
+	{module.Spec{ID: "RFC 4616", Name: "SASL PLAIN (over TLS only)", Status: module.Complete}, "core/sasl"},
+	{module.Spec{ID: "XEP-0368", Name: "SRV records for XMPP over TLS (direct TLS listener)", Version: "1.1.0", Status: module.Complete}, "core/session"},
+	{module.Spec{ID: "XEP-0199", Name: "XMPP Ping (server pings silent clients)", Version: "2.0.1", Status: module.Complete}, "core/session"},
+	{module.Spec{ID: "XEP-0440", Name: "SASL Channel-Binding Type Capability", Version: "0.4.0", Status: module.Complete}, "core/session"},
+}
+
+// writeProtocolTable prints the protocol table from the modules' own
+// declarations, so the README cannot drift from the code.
+func writeProtocolTable(w io.Writer) {
+	type row struct{ id, name, version, status, where string }
+	var rows []row
+	for _, c := range coreSpecs {
+		rows = append(rows, row{c.spec.ID, c.spec.Name, c.spec.Version, status(c.spec), c.pkg})
+	}
+	for _, info := range module.All() {
+		for _, s := range info.Specs {
+			rows = append(rows, row{s.ID, s.Name, s.Version, status(s), "module `" + info.ID + "`"})
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return specKey(rows[i].id) < specKey(rows[j].id) })
+	fmt.Fprintln(w, "| Specification | Name | Version | Status | Where |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.id, r.name, r.version, r.status, r.where)
+	}
+}
+
+func status(s module.Spec) string {
+	st := string(s.Status)
+	if s.Note != "" {
+		st += ": " + strings.ReplaceAll(s.Note, "|", "/")
+	}
+	return st
+}
+
+// specKey sorts RFCs first, then XEPs by number.
+func specKey(id string) string {
+	if strings.HasPrefix(id, "RFC") {
+		return "0" + id
+	}
+	return "1" + id
+}

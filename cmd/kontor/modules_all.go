@@ -1,0 +1,13 @@
+package main
+
+// The modules compiled into Kontor. Each registers itself from init; the
+// configuration enables them per server (modules.enabled).
+import (
+	_ "kontor.im/kontor/core/mod/disco"
+	_ "kontor.im/kontor/core/mod/last"
+	_ "kontor.im/kontor/core/mod/ping"
+	_ "kontor.im/kontor/core/mod/presence"
+	_ "kontor.im/kontor/core/mod/roster"
+	_ "kontor.im/kontor/core/mod/time"
+	_ "kontor.im/kontor/core/mod/version"
+)

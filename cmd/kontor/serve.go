@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"kontor.im/kontor/core/account"
+	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/limit"
+	"kontor.im/kontor/core/module"
+	"kontor.im/kontor/core/router"
+	"kontor.im/kontor/core/sasl"
+	"kontor.im/kontor/core/seal"
+	"kontor.im/kontor/core/session"
+	"kontor.im/kontor/core/stanza"
+	"kontor.im/kontor/core/storage"
+	"kontor.im/kontor/core/xmlstream"
+)
+
+// Server is a running Kontor: store, router, listeners. Tests start it in
+// process with the same code path as `kontor serve`.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	store  storage.Store
+	router *router.Router
+	c2s    *session.Server
+	admin  *http.Server
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// Addrs are the bound listen addresses by name ("starttls",
+	// "direct_tls", "admin").
+	Addrs map[string]net.Addr
+	// TLSInfo describes the certificate in use.
+	TLSInfo string
+}
+
+// deriveKey derives a purpose-bound secret from the server key.
+func deriveKey(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// accountCloser closes sessions of disabled or deleted accounts.
+type accountCloser struct{ r *router.Router }
+
+func (a accountCloser) CloseAccount(bare jid.JID) int {
+	return a.r.CloseAccount(bare, &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "this account has been disabled or deleted"})
+}
+
+// startServer builds everything from the configuration and starts
+// listening. Nothing is left running when it returns an error.
+func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log, Addrs: map[string]net.Addr{}}
+	defer func() {
+		if err != nil {
+			s.Shutdown(context.Background())
+		}
+	}()
+	if s.store, err = openStore(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	key, err := seal.LoadOrCreateKey(cfg.Seal.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := seal.New(key)
+	if err != nil {
+		return nil, err
+	}
+	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: sealer})
+	for _, d := range cfg.Domains {
+		var mods []router.Enabled
+		for _, id := range cfg.enabledModules() {
+			info, _ := module.Lookup(id)
+			m, err := cfg.newModule(info)
+			if err != nil {
+				return nil, err
+			}
+			mods = append(mods, router.Enabled{Info: info, Module: m})
+		}
+		if _, err := s.router.AddHost(jid.MustParse(d), mods); err != nil {
+			return nil, err
+		}
+	}
+	tlsConf, desc, err := tlsConfig(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.TLSInfo = desc
+	store := s.store
+	s.c2s = session.NewServer(session.Config{
+		Router: s.router,
+		Auth: func(domain string) sasl.Authenticator {
+			return account.Authenticator{Store: store, Domain: domain}
+		},
+		TLS:              tlsConf,
+		Logger:           log.With("component", "c2s"),
+		Limits:           xmlstream.Limits{MaxStanzaBytes: cfg.C2S.MaxStanzaBytes, MaxDepth: cfg.C2S.MaxDepth},
+		QueueSize:        cfg.C2S.QueueSize,
+		HandshakeTimeout: cfg.C2S.HandshakeTimeout,
+		PingInterval:     cfg.C2S.PingInterval,
+		PingTimeout:      cfg.C2S.PingTimeout,
+		WriteTimeout:     cfg.C2S.WriteTimeout,
+		MaxAuthAttempts:  cfg.Auth.MaxAttemptsPerConnection,
+		Conns:            limit.NewConns(cfg.C2S.MaxConnectionsPerIP),
+		AuthGuard: limit.NewAuth(limit.AuthConfig{
+			MaxPerIP: cfg.Auth.MaxFailuresPerIP, MaxPerAccount: cfg.Auth.MaxFailuresPerAccount,
+			Window: cfg.Auth.FailureWindow, Backoff: cfg.Auth.Backoff, MaxBackoff: cfg.Auth.MaxBackoff,
+		}),
+		// The secret behind unknown users' simulated SCRAM salts must
+		// outlive restarts and be the same on every node, or the salt
+		// would change and give away that the account does not exist.
+		SASL:         []sasl.Option{sasl.WithSecret(deriveKey(key, "kontor sasl simulated credentials")), sasl.WithIterations(account.Iterations)},
+		Registration: registrar(&cfg, s.store),
+	})
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	for _, l := range []struct {
+		name   string
+		addr   string
+		direct bool
+	}{{"starttls", cfg.C2S.StartTLSAddr, false}, {"direct_tls", cfg.C2S.DirectTLSAddr, true}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return nil, fmt.Errorf("c2s: %w", err)
+		}
+		s.Addrs[l.name] = ln.Addr()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.c2s.Serve(ln, l.direct); err != nil && !errors.Is(err, session.ErrServerClosed) {
+				log.Error("c2s listener stopped", "listener", l.name, "err", err)
+			}
+		}()
+	}
+	if cfg.Admin.Addr != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+		s.Addrs["admin"] = ln.Addr()
+		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin listener stopped", "err", err)
+			}
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := account.Watch(bg, s.store, accountCloser{s.router}, cfg.Auth.AccountWatchInterval, log.With("component", "accounts")); err != nil {
+			log.Error("account watcher stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Shutdown stops accepting, closes every session with system-shutdown,
+// stops the modules and closes the store, within ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.c2s != nil {
+		errs = append(errs, s.c2s.Shutdown(ctx))
+	}
+	if s.admin != nil {
+		errs = append(errs, s.admin.Shutdown(ctx))
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.router != nil {
+		errs = append(errs, s.router.Stop(ctx))
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := s.store.SchemaVersion(ctx); err != nil {
+			http.Error(w, "storage unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		fmt.Fprintf(w, "# HELP kontor_c2s_connections Open client connections.\n# TYPE kontor_c2s_connections gauge\nkontor_c2s_connections %d\n", s.c2s.ConnCount())
+		fmt.Fprintf(w, "# HELP kontor_sessions Bound client sessions.\n# TYPE kontor_sessions gauge\nkontor_sessions %d\n", s.router.SessionCount())
+	})
+	return mux
+}
+
+// banner tells the operator what is running and what to do next.
+func (s *Server) banner(w io.Writer, cfgFile string) {
+	fmt.Fprintf(w, "Kontor is running for %s\n", strings.Join(s.cfg.Domains, ", "))
+	for _, n := range []struct{ key, what string }{{"starttls", "XMPP clients (STARTTLS)"}, {"direct_tls", "XMPP clients (direct TLS, XEP-0368)"}, {"admin", "health and metrics (HTTP)"}} {
+		if a, ok := s.Addrs[n.key]; ok {
+			fmt.Fprintf(w, "  %-38s %s\n", n.what, a)
+		}
+	}
+	switch s.cfg.Storage.Backend {
+	case "sqlite":
+		fmt.Fprintf(w, "  %-38s %s\n", "storage (embedded SQLite)", s.cfg.Storage.SQLitePath)
+	default:
+		fmt.Fprintf(w, "  %-38s %s\n", "storage", "PostgreSQL")
+	}
+	fmt.Fprintf(w, "  %-38s %s\n", "TLS", s.TLSInfo)
+	cfgArg := ""
+	if cfgFile != "" {
+		cfgArg = " --config " + cfgFile
+	} else if s.cfg.DataDir != "kontor-data" {
+		cfgArg = " --data-dir " + s.cfg.DataDir
+	}
+	fmt.Fprintf(w, "\nAdd a user (in another terminal, while this runs):\n  go run ./cmd/kontor user add%s alice@%s\n", cfgArg, s.cfg.Domains[0])
+	fmt.Fprintf(w, "Then connect any XMPP client (Conversations, Gajim, Dino, Profanity) as alice@%s;\n", s.cfg.Domains[0])
+	fmt.Fprintf(w, "if the domain does not resolve to this machine, set the client's host to this machine's address and port 5222.\n")
+	fmt.Fprintf(w, "Stop with Ctrl-C (graceful: clients get system-shutdown).\n")
+}
