@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/viper"
 
 	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/mod/register"
 	"kontor.im/kontor/core/module"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	Auth    AuthConfig    `mapstructure:"auth"`
 	Admin   AdminConfig   `mapstructure:"admin"`
 	Seal    SealConfig    `mapstructure:"seal"`
+	// Registration configures in-band registration of new accounts
+	// (XEP-0077), closed by default.
+	Registration register.RegistrarOptions `mapstructure:"registration"`
 	// Modules lists the enabled modules and holds each one's options.
 	Modules ModulesConfig `mapstructure:"modules"`
 	// ShutdownTimeout bounds a graceful stop.
@@ -368,6 +372,9 @@ func (c *Config) validate() []string {
 	}
 	if c.Auth.AccountWatchInterval > 5*time.Second {
 		add("auth.account_watch_interval", "must be at most 5s (disabled users' sessions must close within 5 seconds)")
+	}
+	if err := c.Registration.Validate(); err != nil {
+		add("registration", "%s", strings.TrimPrefix(err.Error(), "register: "))
 	}
 	p = append(p, c.validateModules()...)
 	return p

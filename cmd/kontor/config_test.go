@@ -54,6 +54,8 @@ func TestConfigProblems(t *testing.T) {
 		{"unknown module", "modules:\n  enabled: [nope]\n", []string{`modules.enabled[0]: unknown module "nope"`}},
 		{"options for an unknown module", "modules:\n  nope:\n    x: 1\n", []string{"modules.nope: unknown module"}},
 		{"log level", "log:\n  level: loud\n", []string{`log.level: "loud" is not one of debug, info, warn, error`}},
+		{"registration domain", "registration:\n  open: true\n  domains: [\"a@b\"]\n", []string{`registration: domains: "a@b" is not a domain`}},
+		{"module option", "modules:\n  offline:\n    max_per_usr: 5\n", []string{"modules.offline: max_per_usr: unknown key"}},
 		{"several at once", "c2s:\n  queue_size: 1\nlog:\n  format: xml\n", []string{"c2s.queue_size: must be at least 16", `log.format: "xml" is not text or json`}},
 	}
 	for _, tt := range tests {

@@ -5,9 +5,13 @@ package main
 import (
 	_ "kontor.im/kontor/core/mod/disco"
 	_ "kontor.im/kontor/core/mod/last"
+	_ "kontor.im/kontor/core/mod/offline"
 	_ "kontor.im/kontor/core/mod/ping"
 	_ "kontor.im/kontor/core/mod/presence"
+	_ "kontor.im/kontor/core/mod/private"
+	_ "kontor.im/kontor/core/mod/register"
 	_ "kontor.im/kontor/core/mod/roster"
 	_ "kontor.im/kontor/core/mod/time"
+	_ "kontor.im/kontor/core/mod/vcard"
 	_ "kontor.im/kontor/core/mod/version"
 )

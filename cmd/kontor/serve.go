@@ -101,6 +101,10 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	}
 	s.TLSInfo = desc
 	store := s.store
+	reg, err := registrar(&cfg, s.store, log)
+	if err != nil {
+		return nil, err
+	}
 	s.c2s = session.NewServer(session.Config{
 		Router: s.router,
 		Auth: func(domain string) sasl.Authenticator {
@@ -124,7 +128,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		// outlive restarts and be the same on every node, or the salt
 		// would change and give away that the account does not exist.
 		SASL:         []sasl.Option{sasl.WithSecret(deriveKey(key, "kontor sasl simulated credentials")), sasl.WithIterations(account.Iterations)},
-		Registration: registrar(&cfg, s.store),
+		Registration: reg,
 	})
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

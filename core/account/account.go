@@ -33,11 +33,11 @@ const MinPasswordLength = 8
 // ErrWeakPassword is returned for passwords below MinPasswordLength.
 var ErrWeakPassword = fmt.Errorf("account: password must have at least %d characters", MinPasswordLength)
 
-// Credentials derives the stored SCRAM credentials for a password.
+// Credentials derives the stored SCRAM credentials for a password, with
+// the iteration count every account shares. It applies no password policy:
+// callers check theirs first (Create and SetPassword check
+// MinPasswordLength; the register module has its own options).
 func Credentials(password string) ([]storage.SCRAMCredential, error) {
-	if len([]rune(password)) < MinPasswordLength {
-		return nil, ErrWeakPassword
-	}
 	var out []storage.SCRAMCredential
 	for _, h := range []sasl.Hash{sasl.SHA256, sasl.SHA1} {
 		c, err := sasl.NewCredential(h, password, Iterations)
@@ -55,6 +55,9 @@ func Create(ctx context.Context, st storage.Accounts, j jid.JID, password string
 	if j.Local() == "" || !j.IsBare() {
 		return fmt.Errorf("account: %q is not an account address (user@domain)", j)
 	}
+	if len([]rune(password)) < MinPasswordLength {
+		return ErrWeakPassword
+	}
 	creds, err := Credentials(password)
 	if err != nil {
 		return err
@@ -64,6 +67,9 @@ func Create(ctx context.Context, st storage.Accounts, j jid.JID, password string
 
 // SetPassword replaces an account's credentials.
 func SetPassword(ctx context.Context, st storage.Accounts, j jid.JID, password string) error {
+	if len([]rune(password)) < MinPasswordLength {
+		return ErrWeakPassword
+	}
 	creds, err := Credentials(password)
 	if err != nil {
 		return err

@@ -219,8 +219,11 @@ func (c *conn) restart() (xmlstream.Header, error) {
 	}
 	c.domain = domain
 	c.host = c.srv.cfg.Router.Host(domain)
+	// RFC 6120 §4.7.2: the response header's 'to' is the 'from' the client
+	// gave (clients take their own address from it). After authentication
+	// it is echoed only when it is the authenticated account.
 	to := ""
-	if j, perr := jid.Parse(h.From); perr == nil && c.authed && j.Bare() == c.account {
+	if j, perr := jid.Parse(h.From); perr == nil && (!c.authed || j.Bare() == c.account) {
 		to = j.String()
 	}
 	if err := c.header(domain, to); err != nil {

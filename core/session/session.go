@@ -65,8 +65,7 @@ type Config struct {
 
 // Registrar creates accounts in band before authentication (XEP-0077).
 type Registrar interface {
-	// RegistrationForm returns the instructions and fields, or false when
-	// registration is closed on this domain.
+	// Open reports whether registration is open on this domain.
 	Open(domain string) bool
 	Register(ctx context.Context, domain, username, password string, remote netip.Addr) error
 }

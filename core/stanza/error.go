@@ -136,9 +136,12 @@ func ErrorOf(s *Stanza) (Error, bool) {
 }
 
 // ErrorReply turns s into an error reply for its sender: addresses swapped,
-// type error, the original payload kept (RFC 6120 §8.3.1 allows it; clients
-// use it to tell which message failed), and the error appended. It returns nil
-// for a stanza of type error, which must never be answered with an error.
+// type error, and the error appended. The payload of a message or presence
+// is kept (RFC 6120 §8.3.1 allows it; clients use it to tell which message
+// failed); an IQ's is not, because requests can carry secrets (a password
+// change, XEP-0077 §3.3) that must not travel back through more hooks. It
+// returns nil for a stanza of type error, which must never be answered with
+// an error.
 func ErrorReply(s *Stanza, e Error) *Stanza {
 	if s.IsError() {
 		return nil
@@ -157,7 +160,7 @@ func ErrorReply(s *Stanza, e Error) *Stanza {
 		r.SetTo(s.From)
 	}
 	r.El.Set("type", "error")
-	if s.Kind != KindIQ || s.Type == "get" || s.Type == "set" {
+	if s.Kind != KindIQ {
 		r.El.Nodes = append(r.El.Nodes, s.El.Nodes...)
 	}
 	r.El.Append(e.Element())

@@ -103,9 +103,11 @@ func TestErrorReply(t *testing.T) {
 	if ErrorReply(r, ErrBadRequest("")) != nil {
 		t.Fatal("an error stanza was answered with an error")
 	}
-	res := NewIQ(alice, bob, "result", "i1", New("urn:x", "q"))
-	if r := ErrorReply(res, ErrBadRequest("")); r.Payload().Name.Local != "error" {
-		t.Fatalf("a result's payload must not be echoed: %s", r.El)
+	for _, typ := range []string{"set", "result"} {
+		iq := NewIQ(alice, bob, typ, "i1", New("jabber:iq:register", "query").Append(New("jabber:iq:register", "password").AppendText("secret")))
+		if r := ErrorReply(iq, ErrBadRequest("")); r.Payload().Name.Local != "error" || strings.Contains(r.El.String(), "secret") {
+			t.Fatalf("an IQ %s payload was echoed: %s", typ, r.El)
+		}
 	}
 	if msg.El.Get("type") != "chat" || msg.From != alice {
 		t.Fatal("ErrorReply changed the original")

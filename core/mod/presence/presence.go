@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -383,12 +382,9 @@ func (m *Presence) request(own jid.JID, req storage.SubscriptionRequest) *stanza
 	if err != nil {
 		from = jid.JID{}
 	}
-	rd := xmlstream.NewReader(strings.NewReader("<stream:stream xmlns='jabber:client' xmlns:stream='"+stanza.NSStream+"'>"+string(req.Stanza)), xmlstream.Limits{})
-	if _, err := rd.Header(); err == nil {
-		if el, err := rd.Next(); err == nil {
-			if s, err := stanza.Parse(el); err == nil && s.Kind == stanza.KindPresence && s.Type == "subscribe" {
-				return s.Readdress(from, own)
-			}
+	if el, err := xmlstream.ParseElement(req.Stanza, xmlstream.Limits{}); err == nil {
+		if s, err := stanza.Parse(el); err == nil && s.Kind == stanza.KindPresence && s.Type == "subscribe" {
+			return s.Readdress(from, own)
 		}
 	}
 	m.log.Warn("stored subscription request does not parse", "from", req.From)

@@ -28,11 +28,14 @@
 //
 // The cluster is stopped and its directory removed by Main after the tests
 // have run. So that nothing is left behind when a test binary panics, times
-// out or is killed, a small reaper process (sh) is started beside the cluster:
-// it waits for the test binary to exit (end of file on a pipe only the test
-// binary holds) and then stops the cluster and removes the directory. Main's
-// normal shutdown is the same path: it closes the pipe and waits for the
-// reaper.
+// out or is killed (even with SIGKILL), a small reaper process (sh) is started
+// beside the cluster: it waits for the test binary to exit (end of file on a
+// pipe only the test binary holds) and then stops the cluster with
+// `pg_ctl -m immediate stop` and removes the directory. Main's normal
+// shutdown is the same path: it closes the pipe and waits for the reaper.
+//
+// Each database is created from template0 (STRATEGY FILE_COPY on PostgreSQL
+// 15 and later) and dropped WITH (FORCE), which needs PostgreSQL 13 or later.
 //
 // It uses pgx (already the PostgreSQL backend's driver) to create and drop the
 // databases.
@@ -408,7 +411,7 @@ unix_socket_directories = '%s'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-max_connections = 200
+max_connections = 500
 shared_buffers = 32MB
 log_min_messages = warning
 `, base)

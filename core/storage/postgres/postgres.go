@@ -1,11 +1,11 @@
 // Package postgres implements Kontor's storage interfaces on PostgreSQL.
 //
 // It uses github.com/jackc/pgx/v5: the maintained native PostgreSQL driver,
-// with its own connection pool (pgxpool), the binary protocol, arrays, and
-// CopyFrom for the bulk paths (archive ingest, export). database/sql with
-// lib/pq would lose pooling control and COPY, and lib/pq is in maintenance
-// mode. pgx types stay inside this package: callers see only Open, a DSN
-// string and the storage interfaces.
+// with its own connection pool (pgxpool) and per-connection statement cache,
+// the binary protocol, arrays, and CopyFrom for the bulk paths (archive
+// ingest, export), none of which database/sql drivers expose as directly.
+// pgx types stay inside this package: callers see only Open, a DSN string and
+// the storage interfaces.
 //
 // # Schema
 //
@@ -76,6 +76,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		// pgx's error does not repeat the password.
 		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "kontor" // for pg_stat_activity
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -141,6 +142,71 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 }
 
+// TestLinguisticDefaultCollation runs on a database whose default collation
+// sorts "émile" before "zed" (ICU en-US), as a production database created
+// with a language locale would: the store must still order JIDs as bytes.
+func TestLinguisticDefaultCollation(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	name := conn.Config().Database + "_icu"
+	if _, err := conn.Exec(t.Context(), `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()+
+		` TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'`); err != nil {
+		t.Skipf("cannot create a database with an ICU collation here: %v", err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			defer conn.Close(context.Background())
+			_, err = conn.Exec(context.Background(), `DROP DATABASE `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`)
+		}
+		if err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	icu := open(t, withDatabase(dsn, name))
+
+	var linguistic bool
+	if err := conn.QueryRow(t.Context(), `SELECT 'émile' < 'zed' COLLATE "en-US-x-icu"`).Scan(&linguistic); err != nil || !linguistic {
+		t.Skipf("ICU collation does not sort linguistically here (%v)", err)
+	}
+	jids := []string{"émile@example.com", "zed@example.com", "Zed@example.com", "alice@example.com"}
+	for _, j := range jids {
+		if err := icu.CreateAccount(t.Context(), storage.Account{JID: j}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := icu.PutRosterItem(t.Context(), "owner@example.com", storage.RosterItem{Contact: j}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"Zed@example.com", "alice@example.com", "zed@example.com", "émile@example.com"}
+	accts, err := icu.ListAccounts(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, _, err := icu.RosterItems(t.Context(), "owner@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if accts[i].JID != want[i] || items[i].Contact != want[i] {
+			t.Fatalf("order: accounts %v, roster %v; want bytewise %q", accts, items, want)
+		}
+	}
+}
+
+// withDatabase returns dsn naming another database.
+func withDatabase(dsn, name string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		u.Path = "/" + name
+		return u.String()
+	}
+	return dsn + " dbname=" + name // the last dbname wins
+}
+
 func TestOpenErrorHidesPassword(t *testing.T) {
 	const password = "s3cr3t-pa55"
 	// Port 1 on localhost: nothing listens there.
@@ -168,6 +234,6 @@ func benchStore(b *testing.B) storage.Store {
 	return s
 }
 
-func BenchmarkStoreOffline(b *testing.B) { storagetest.BenchmarkStoreOffline(b, benchStore(b)) }
+func BenchmarkStoreOffline(b *testing.B) { storagetest.BenchStoreOffline(b, benchStore(b)) }
 
-func BenchmarkRosterItems(b *testing.B) { storagetest.BenchmarkRosterItems(b, benchStore(b)) }
+func BenchmarkRosterItems(b *testing.B) { storagetest.BenchRosterItems(b, benchStore(b)) }

@@ -171,6 +171,47 @@ func TestTwoStoresOneFile(t *testing.T) {
 	}
 }
 
+// TestConcurrentOpen opens one new file from several stores at once (the
+// server and the CLI started together): all succeed, the schema once.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kontor.db")
+	const n = 4
+	stores := make([]*sqlite.Store, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = sqlite.Open(t.Context(), path)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	version, err := stores[0].SchemaVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows int
+	if err := db.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != version {
+		t.Errorf("schema_migrations has %d rows for version %d, want one per migration", rows, version)
+	}
+}
+
 const helperEnv = "KONTOR_SQLITE_TEST_WRITER"
 
 // TestTwoProcesses writes from this process and from a child process (this
@@ -240,6 +281,6 @@ func benchStore(b *testing.B) storage.Store {
 	return s
 }
 
-func BenchmarkStoreOffline(b *testing.B) { storagetest.BenchmarkStoreOffline(b, benchStore(b)) }
+func BenchmarkStoreOffline(b *testing.B) { storagetest.BenchStoreOffline(b, benchStore(b)) }
 
-func BenchmarkRosterItems(b *testing.B) { storagetest.BenchmarkRosterItems(b, benchStore(b)) }
+func BenchmarkRosterItems(b *testing.B) { storagetest.BenchRosterItems(b, benchStore(b)) }

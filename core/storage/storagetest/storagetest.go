@@ -1237,9 +1237,9 @@ func testStore(t *testing.T, h *harness) {
 	})
 }
 
-// BenchmarkStoreOffline measures StoreOffline with a quota check (the
+// BenchStoreOffline measures StoreOffline with a quota check (the
 // server's path), deleting messages now and then so the quota never bites.
-func BenchmarkStoreOffline(b *testing.B, s storage.Store) {
+func BenchStoreOffline(b *testing.B, s storage.Store) {
 	ctx := context.Background()
 	sealed := bytes.Repeat([]byte{0xAB}, 512)
 	const limit = 1000
@@ -1262,8 +1262,8 @@ func BenchmarkStoreOffline(b *testing.B, s storage.Store) {
 	}
 }
 
-// BenchmarkRosterItems measures loading a 100-item roster (every login).
-func BenchmarkRosterItems(b *testing.B, s storage.Store) {
+// BenchRosterItems measures loading a 100-item roster (every login).
+func BenchRosterItems(b *testing.B, s storage.Store) {
 	ctx := context.Background()
 	for i := range 100 {
 		if _, err := s.PutRosterItem(ctx, alice, storage.RosterItem{
