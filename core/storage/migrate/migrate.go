@@ -20,6 +20,12 @@
 //
 // There are no down migrations: a release that needs to undo something ships a
 // new forward migration.
+//
+// A backend may keep several tracks: the core's (recorded in
+// schema_migrations) and one per feature that owns tables of its own, such as
+// the archive or the audit trail (recorded in schema_migrations_<track>).
+// Each track is numbered from 1 on its own, so features are developed and
+// shipped without renumbering each other's migrations.
 package migrate
 
 import (
@@ -28,6 +34,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,15 +70,22 @@ type Tx interface {
 	QueryInt(ctx context.Context, query string, args ...any) (int64, error)
 }
 
-// createTable is valid SQL on both backends.
-const createTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
-	version    INTEGER PRIMARY KEY,
-	applied_at BIGINT  NOT NULL
-)`
-
-// VersionQuery selects the highest applied migration (0 when none); backends
-// use it for Store.SchemaVersion.
+// VersionQuery selects the highest applied migration of the core track (0
+// when none); backends use it for Store.SchemaVersion.
 const VersionQuery = `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`
+
+var trackName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}$`)
+
+// table returns the bookkeeping table of a track ("" is the core's).
+func table(track string) (string, error) {
+	if track == "" {
+		return "schema_migrations", nil
+	}
+	if !trackName.MatchString(track) {
+		return "", fmt.Errorf("migrate: bad track name %q", track)
+	}
+	return "schema_migrations_" + track, nil
+}
 
 // Load reads the migrations in dir of fsys: files named NNNN_description.sql,
 // numbered from 1 without gaps. Other files are ignored.
@@ -117,6 +131,20 @@ func Load(fsys fs.FS, dir string) ([]Migration, error) {
 // storage.ErrSchemaTooNew, and changes nothing, if the database is already
 // past the last of migs.
 func Run(ctx context.Context, ex Executor, migs []Migration) (version int, err error) {
+	return RunTrack(ctx, ex, "", migs)
+}
+
+// RunTrack is Run for a named track, recorded in its own table.
+func RunTrack(ctx context.Context, ex Executor, track string, migs []Migration) (version int, err error) {
+	tbl, err := table(track)
+	if err != nil {
+		return 0, err
+	}
+	createTable := `CREATE TABLE IF NOT EXISTS ` + tbl + ` (
+	version    INTEGER PRIMARY KEY,
+	applied_at BIGINT  NOT NULL
+)`
+	versionQuery := `SELECT COALESCE(MAX(version), 0) FROM ` + tbl
 	latest := 0
 	if n := len(migs); n > 0 {
 		latest = migs[n-1].Version
@@ -140,7 +168,7 @@ func Run(ctx context.Context, ex Executor, migs []Migration) (version int, err e
 			return err
 		}
 		var err error
-		current, err = tx.QueryInt(ctx, VersionQuery)
+		current, err = tx.QueryInt(ctx, versionQuery)
 		return err
 	})
 	if err != nil {
@@ -155,7 +183,7 @@ func Run(ctx context.Context, ex Executor, migs []Migration) (version int, err e
 			continue
 		}
 		err := ex.InTx(ctx, func(tx Tx) error {
-			cur, err := tx.QueryInt(ctx, VersionQuery)
+			cur, err := tx.QueryInt(ctx, versionQuery)
 			if err != nil {
 				return err
 			}
@@ -171,7 +199,7 @@ func Run(ctx context.Context, ex Executor, migs []Migration) (version int, err e
 			if err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			if err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
+			if err := tx.Exec(ctx, `INSERT INTO `+tbl+` (version, applied_at) VALUES ($1, $2)`,
 				m.Version, time.Now().UnixMicro()); err != nil {
 				return err
 			}

@@ -88,12 +88,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	migs, err := migrate.Load(migrationFiles, "migrations")
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	if _, err := migrate.Run(ctx, &executor{pool: pool}, migs); err != nil {
+	if err := migrateAll(ctx, &executor{pool: pool}); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}

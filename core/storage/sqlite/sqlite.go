@@ -96,14 +96,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	migs, err := migrate.Load(migrationFiles, "migrations")
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
 	// Migrating also makes the first connection, which switches the file to
 	// WAL before any reader opens it.
-	if _, err := migrate.Run(ctx, executor{w}, migs); err != nil {
+	if err := migrateRetrying(ctx, executor{w}); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
