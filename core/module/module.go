@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/stanza"
@@ -320,6 +321,71 @@ type Sealer interface {
 	Open(owner string, id []byte, sealed []byte) ([]byte, error)
 }
 
+// Archive is the message archive as modules see it: the archive package
+// implements it (envelope encryption, retention, storage) and the MAM module
+// uses it. Content crosses this interface in the clear; the archive seals it
+// before it is stored.
+type Archive interface {
+	// Append queues a message for the archive of its owner. It is
+	// batched and must not block routing for longer than a queue insert;
+	// when the queue is full it blocks or fails as configured, and never
+	// drops silently.
+	Append(ctx context.Context, m ArchivedMessage) error
+	// Query returns one page of an owner's archive.
+	Query(ctx context.Context, q ArchiveQuery) (ArchivePage, error)
+	// Prefs and SetPrefs hold an owner's archiving preferences (XEP-0313
+	// §6).
+	Prefs(ctx context.Context, owner string) (ArchivePrefs, error)
+	SetPrefs(ctx context.Context, owner string, p ArchivePrefs) error
+}
+
+// ArchivedMessage is one message in one owner's archive (a one-to-one
+// message is archived twice: once for each party).
+type ArchivedMessage struct {
+	// ID is the archive id, also the XEP-0359 stanza-id the owner sees:
+	// unique per owner, opaque to clients.
+	ID        string
+	Owner     string // bare JID whose archive this is
+	With      string // the other party's bare JID
+	Outgoing  bool   // sent by Owner
+	Time      time.Time
+	Stanza    []byte // the serialised message as delivered, in the clear here
+	Encrypted bool   // end-to-end encrypted (the archive cannot read the body)
+}
+
+// ArchiveQuery selects messages of one owner, in archive order.
+type ArchiveQuery struct {
+	Owner string
+	// With filters by the other party: a bare JID matches every resource,
+	// a full JID only that one. "" for all.
+	With       string
+	Start, End time.Time // inclusive bounds; zero for none
+	// AfterID / BeforeID page forwards / backwards from an archive id
+	// (XEP-0059 after/before); Last asks for the last page (an empty
+	// <before/>).
+	AfterID, BeforeID string
+	Last              bool
+	IDs               []string // only these ids (urn:xmpp:mam:2#extended)
+	Max               int      // page size, capped by the archive
+}
+
+// ArchivePage is one page of results, oldest first.
+type ArchivePage struct {
+	Messages []ArchivedMessage
+	// Complete is true when this page reaches the end of the result set in
+	// the direction of paging.
+	Complete bool
+	// Count is the total number of matching messages, or -1 if unknown.
+	Count int
+}
+
+// ArchivePrefs are XEP-0313 preferences.
+type ArchivePrefs struct {
+	Default string   // "always", "never" or "roster"
+	Always  []string // bare JIDs always archived
+	Never   []string // bare JIDs never archived
+}
+
 // Host is what a module sees of its virtual host.
 type Host interface {
 	// Domain is the host's domain JID.
@@ -328,6 +394,8 @@ type Host interface {
 	Logger() *slog.Logger
 	Store() storage.Store
 	Sealer() Sealer
+	// Archive is the message archive, or nil when archiving is off.
+	Archive() Archive
 
 	// HandleIQ registers the handler for IQs of type typ whose payload is
 	// named payload, addressed to target (ToHost or ToAccount). It panics

@@ -182,6 +182,7 @@ var _ module.Host = (*hostView)(nil)
 func (v *hostView) Logger() *slog.Logger                        { return v.log.With("module", v.id) }
 func (v *hostView) Store() storage.Store                        { return v.r.store }
 func (v *hostView) Sealer() module.Sealer                       { return v.r.sealer }
+func (v *hostView) Archive() module.Archive                     { return v.r.archive }
 func (v *hostView) IsLocal(domain string) bool                  { return v.r.IsLocal(domain) }
 func (v *hostView) Route(ctx context.Context, s *stanza.Stanza) { v.r.Route(ctx, s) }
 func (v *hostView) Resources(bare jid.JID) []module.Resource {

@@ -58,15 +58,18 @@ type Config struct {
 	Logger *slog.Logger
 	Store  storage.Store
 	Sealer module.Sealer
-	Remote Remote
+	// Archive is the message archive, nil when archiving is off.
+	Archive module.Archive
+	Remote  Remote
 }
 
 // Router is the session table and the routing rules of a server.
 type Router struct {
-	log    *slog.Logger
-	store  storage.Store
-	sealer module.Sealer
-	remote Remote
+	log     *slog.Logger
+	store   storage.Store
+	sealer  module.Sealer
+	archive module.Archive
+	remote  Remote
 
 	hosts map[string]*Host // set before Start, read-only after
 
@@ -86,6 +89,7 @@ func New(cfg Config) *Router {
 		log:      cfg.Logger,
 		store:    cfg.Store,
 		sealer:   cfg.Sealer,
+		archive:  cfg.Archive,
 		remote:   cfg.Remote,
 		hosts:    map[string]*Host{},
 		accounts: map[string][]*resource{},
