@@ -51,8 +51,15 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	flags.register(root.PersistentFlags())
 	root.AddCommand(serveCmd(&flags), userCmd(&flags), configCmd(&flags), modulesCmd())
+	for _, c := range featureCommands {
+		root.AddCommand(c(&flags))
+	}
 	return root
 }
+
+// featureCommands are the commands of features that live in files of their
+// own (keys, policy, ldap, audit, ...), added from each file's init.
+var featureCommands []func(*configFlags) *cobra.Command
 
 func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	var level slog.Level
