@@ -354,9 +354,24 @@ func (c *conn) channelBinding() sasl.ChannelBinding {
 	return sasl.TLSExporter(&st)
 }
 
+// MechanismLister is implemented by authenticators that support fewer
+// mechanisms than sasl.Mechanisms offers: a directory (LDAP bind) can only
+// verify PLAIN, and a client offered SCRAM would pick it and fail.
+type MechanismLister interface {
+	Mechanisms(tlsOn bool, cb sasl.ChannelBinding) []string
+}
+
+// offered lists the mechanisms for this connection's domain.
+func (c *conn) offered(cb sasl.ChannelBinding) []string {
+	if ml, ok := c.srv.cfg.Auth(c.domain).(MechanismLister); ok {
+		return ml.Mechanisms(c.tls, cb)
+	}
+	return sasl.Mechanisms(c.tls, cb)
+}
+
 func (c *conn) mechanisms() *stanza.Element {
 	el := stanza.New(nsSASL, "mechanisms")
-	for _, m := range sasl.Mechanisms(c.tls, c.channelBinding()) {
+	for _, m := range c.offered(c.channelBinding()) {
 		el.Append(stanza.New(nsSASL, "mechanism").AppendText(m))
 	}
 	return el
@@ -411,7 +426,7 @@ func (c *conn) saslExchange(auth *stanza.Element) (bool, error) {
 		return false, c.writeElem(saslFailure("temporary-auth-failure", fmt.Sprintf("too many failed attempts; try again in %d seconds", int(w.Seconds()+1))))
 	}
 	cb := c.channelBinding()
-	offered := sasl.Mechanisms(c.tls, cb)
+	offered := c.offered(cb)
 	srv, err := sasl.NewServer(auth.Get("mechanism"), cfg.Auth(c.domain), cb, offered, cfg.SASL...)
 	if err != nil {
 		return false, c.saslFail(err, "")
