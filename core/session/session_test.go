@@ -374,3 +374,32 @@ func TestShutdownSendsSystemShutdown(t *testing.T) {
 		t.Fatalf("shutdown: %q", got)
 	}
 }
+
+// plainOnly is an authenticator like a directory's: it can verify PLAIN
+// only, and says so.
+type plainOnly struct{ sasl.Authenticator }
+
+func (plainOnly) Mechanisms(tlsOn bool, _ sasl.ChannelBinding) []string {
+	if !tlsOn {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func TestAuthenticatorNarrowsMechanisms(t *testing.T) {
+	e := start(t, func(c *session.Config) {
+		inner := c.Auth
+		c.Auth = func(d string) sasl.Authenticator { return plainOnly{inner(d)} }
+	})
+	c := dial(t, e)
+	c.startTLS()
+	c.send(header)
+	feats := c.expect("</stream:features>", 5*time.Second)
+	if !strings.Contains(feats, "<mechanism>PLAIN</mechanism>") || strings.Contains(feats, "SCRAM") {
+		t.Fatalf("mechanisms: %q", feats)
+	}
+	c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>" + base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=abcdefgh")) + "</auth>")
+	if got := c.expect("</failure>", 5*time.Second); !strings.Contains(got, "<invalid-mechanism/>") {
+		t.Fatalf("a mechanism that was not offered: %q", got)
+	}
+}
