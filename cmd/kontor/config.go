@@ -262,8 +262,23 @@ var (
 	quotedPath  = regexp.MustCompile(`^'([^']+)' (.*)$`)
 )
 
+// typePrefix is the Go type name mapstructure (v2.5 and later) puts in
+// front of key paths ("main.Config.c2s"): users know keys, not types.
+var typePrefix = regexp.MustCompile(`(^|')[a-z][a-z0-9_]*\.[A-Z][A-Za-z0-9]*(\.|')`)
+
 // rephrase writes mapstructure's messages as "path: problem".
 func rephrase(line string) []string {
+	line = typePrefix.ReplaceAllStringFunc(line, func(m string) string {
+		// Keep the quotes around what remains of the path.
+		out := ""
+		if strings.HasPrefix(m, "'") {
+			out = "'"
+		}
+		if strings.HasSuffix(m, "'") {
+			out += "'"
+		}
+		return out
+	})
 	if m := invalidKeys.FindStringSubmatch(line); m != nil {
 		var out []string
 		for _, k := range strings.Split(m[2], ", ") {

@@ -237,6 +237,12 @@ func (s *Server) Username() string {
 	return s.username
 }
 
+// AttemptedUsername returns the username the client tried to authenticate
+// as, whether or not it succeeded ("" before the client named one). It is
+// for counting failed attempts per account; never treat it as
+// authenticated.
+func (s *Server) AttemptedUsername() string { return s.username }
+
 // Authzid returns the authorization identity the client requested (may be
 // "") once the exchange has succeeded, and "" before. The caller decides
 // whether the user may act as it (invalid-authzid if not).
@@ -311,10 +317,11 @@ func (s *Server) plain(ctx context.Context, msg []byte) *Failure {
 		return malformed("", "username too long")
 	}
 	username, password := string(authcid), string(passwd)
+	s.username = username // attempted; authenticated only on success
 	err := s.auth.VerifyPlain(ctx, username, password)
 	switch {
 	case err == nil:
-		s.username, s.authzid = username, string(authzid)
+		s.authzid = string(authzid)
 		return nil
 	case errors.Is(err, ErrUnknownUser):
 		// Spend what checking a password costs, so the answer comes no

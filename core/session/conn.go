@@ -60,6 +60,8 @@ type conn struct {
 	failures int
 
 	lastRead atomic.Int64 // unix nanoseconds of the last byte read
+	bound    atomic.Bool  // the writer goroutine runs
+	ncMu     sync.Mutex   // guards nc against Close during negotiation
 
 	out       chan *stanza.Stanza
 	closeOnce sync.Once
@@ -91,14 +93,38 @@ func (t readTracker) Read(p []byte) (int, error) {
 }
 
 // Close ends the session with a stream error (nil: a clean close). It never
-// blocks; the writer sends the error and closes the connection.
+// blocks. A bound session's writer sends the error and closes the
+// connection; during negotiation, when the reader goroutine writes, the
+// pending read is interrupted and the reader sends it.
 func (c *conn) Close(err *stanza.StreamError) {
 	c.closeOnce.Do(func() {
 		if err != nil {
 			c.closeErr.Store(err)
 		}
 		close(c.closing)
+		if !c.bound.Load() {
+			c.ncMu.Lock()
+			_ = c.nc.SetReadDeadline(time.Now())
+			c.ncMu.Unlock()
+		}
 	})
+}
+
+// closeRequested reports whether Close was called.
+func (c *conn) closeRequested() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// setConn swaps the transport (after a TLS handshake).
+func (c *conn) setConn(nc net.Conn) {
+	c.ncMu.Lock()
+	c.nc = nc
+	c.ncMu.Unlock()
 }
 
 // Send queues a stanza for the client. A full queue means the client is not
@@ -119,7 +145,7 @@ func (c *conn) Send(s *stanza.Stanza) {
 
 func (c *conn) serve() {
 	cfg := &c.srv.cfg
-	defer c.nc.Close()
+	defer c.lingerClose()
 	within := cfg.Conns.Acquire(c.remote)
 	defer cfg.Conns.Release(c.remote)
 	c.lastRead.Store(time.Now().UnixNano())
@@ -131,7 +157,7 @@ func (c *conn) serve() {
 			c.log.Debug("TLS handshake failed", "err", err)
 			return
 		}
-		c.nc = tc
+		c.setConn(tc)
 		c.tls = true
 	}
 	c.bw = bufio.NewWriterSize(c.nc, 4096)
@@ -150,10 +176,27 @@ func (c *conn) serve() {
 	c.run()
 }
 
+// lingerClose reads and discards what the client still sends, for up to a
+// second or a megabyte, before closing. Closing a socket with unread input
+// makes the kernel answer with a reset, and the client would lose the
+// stream error that explains why (for example a stanza over the size limit
+// that it is still sending).
+func (c *conn) lingerClose() {
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, c.nc, 1<<20)
+	c.nc.Close()
+}
+
 // endNegotiation reports an error that ended the stream before binding.
 func (c *conn) endNegotiation(err error) {
 	var se *stanza.StreamError
 	switch {
+	case c.closeRequested():
+		// Close interrupted negotiation (server shutdown): say why.
+		if ce := c.closeErr.Load(); ce != nil {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+			c.fail(ce)
+		}
 	case errors.As(err, &se):
 		c.fail(se)
 	case errors.Is(err, io.EOF):
@@ -337,7 +380,7 @@ func (c *conn) startTLS() (bool, error) {
 		c.log.Debug("STARTTLS handshake failed", "err", err)
 		return false, err
 	}
-	c.nc = tc
+	c.setConn(tc)
 	c.bw = bufio.NewWriterSize(c.nc, 4096)
 	c.tls = true
 	return true, nil
@@ -443,7 +486,7 @@ func (c *conn) saslExchange(auth *stanza.Element) (bool, error) {
 	for {
 		out, done, err := srv.Step(ctx, msg)
 		if err != nil {
-			return false, c.saslFail(err, srv.Username())
+			return false, c.saslFail(err, srv.AttemptedUsername())
 		}
 		if done {
 			return c.saslSuccess(srv, out)
@@ -494,7 +537,11 @@ func (c *conn) saslFail(err error, username string) error {
 			account = j.String()
 		}
 	}
-	if f.Condition == "not-authorized" || f.Condition == "credentials-expired" || f.Condition == "account-disabled" {
+	// Only a wrong password or an unknown user is a guess worth counting.
+	// Channel-binding mismatches and malformed messages are client bugs (a
+	// client that falls back from -PLUS fails twice before it succeeds):
+	// counting them per account would lock out users of such clients.
+	if errors.Is(err, sasl.ErrBadPassword) || errors.Is(err, sasl.ErrUnknownUser) {
 		c.srv.cfg.AuthGuard.Fail(c.remote, account)
 	}
 	c.log.Info("authentication failed", "condition", f.Condition, "account", account)
@@ -634,8 +681,20 @@ func (c *conn) bind() error {
 func (c *conn) run() {
 	cfg := &c.srv.cfg
 	ctx := context.Background()
-	_ = c.nc.SetDeadline(time.Time{})
 	c.wdone = make(chan struct{})
+	c.ncMu.Lock()
+	c.bound.Store(true)
+	c.ncMu.Unlock()
+	if c.closeRequested() {
+		// Closed while binding: end as a bound session does.
+		cfg.Router.Unbind(ctx, c.res)
+		if ce := c.closeErr.Load(); ce != nil {
+			c.fail(ce)
+		}
+		close(c.wdone)
+		return
+	}
+	_ = c.nc.SetDeadline(time.Time{})
 	go c.writer()
 	defer func() {
 		cfg.Router.Unbind(ctx, c.res)

@@ -2,7 +2,6 @@ package session_test
 
 import (
 	"bufio"
-	"io"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"io"
 	"math/big"
 	"net"
 	"path/filepath"
@@ -401,5 +401,31 @@ func TestAuthenticatorNarrowsMechanisms(t *testing.T) {
 	c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>" + base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=abcdefgh")) + "</auth>")
 	if got := c.expect("</failure>", 5*time.Second); !strings.Contains(got, "<invalid-mechanism/>") {
 		t.Fatalf("a mechanism that was not offered: %q", got)
+	}
+}
+
+// TestShutdownDuringNegotiation: a client that has not logged in yet also
+// gets system-shutdown, and does not hold up the shutdown.
+func TestShutdownDuringNegotiation(t *testing.T) {
+	e := start(t, nil)
+	plain := dial(t, e)
+	plain.send(header)
+	plain.expect("</stream:features>", 5*time.Second)
+	tlsOnly := dial(t, e)
+	tlsOnly.startTLS()
+	tlsOnly.send(header)
+	tlsOnly.expect("</stream:features>", 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- e.srv.Shutdown(ctx) }()
+	for _, c := range []*client{plain, tlsOnly} {
+		if got := c.expect("</stream:stream>", 5*time.Second); !strings.Contains(got, "<system-shutdown") {
+			t.Fatalf("shutdown during negotiation: %q", got)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown = %v after %v", err, time.Since(start))
 	}
 }
