@@ -220,3 +220,24 @@ func Contacts(items []storage.RosterItem, keep func(State) bool) []jid.JID {
 	}
 	return out
 }
+
+// SharesPresence reports whether requester may see owner's presence: it is
+// the owner itself, or owner's roster has requester with subscription 'from'
+// or 'both' (RFC 6121 §2.1.2.5). Account disco and last activity answer only
+// such requesters.
+func SharesPresence(ctx context.Context, st storage.Roster, owner, requester jid.JID) (bool, error) {
+	if requester.IsZero() || owner.IsZero() {
+		return false, nil
+	}
+	if requester.Bare() == owner.Bare() {
+		return true, nil
+	}
+	item, err := st.RosterItem(ctx, owner.Bare().String(), requester.Bare().String())
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("rosterstate: roster of %s: %w", owner, err)
+	}
+	return item.Subscription == storage.SubFrom || item.Subscription == storage.SubBoth, nil
+}

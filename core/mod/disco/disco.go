@@ -50,8 +50,9 @@ import (
 	"sync"
 	"unicode"
 
+	"kontor.im/kontor/core/rosterstate"
+
 	"kontor.im/kontor/core/dataform"
-	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/storage"
@@ -345,7 +346,7 @@ func (d *disco) authorise(ctx context.Context, iq *module.IQ) error {
 	if iq.To.IsZero() {
 		owner = iq.From.Bare()
 	}
-	ok, err := sharesPresence(ctx, d.store, owner, iq.From)
+	ok, err := rosterstate.SharesPresence(ctx, d.store, owner, iq.From)
 	if err != nil {
 		return fmt.Errorf("disco: %w", err)
 	}
@@ -353,24 +354,4 @@ func (d *disco) authorise(ctx context.Context, iq *module.IQ) error {
 		return stanza.ErrServiceUnavailable("")
 	}
 	return nil
-}
-
-// sharesPresence reports whether requester is owner or may see owner's
-// presence: owner's roster has requester with subscription 'from' or
-// 'both' (RFC 6121 §2.1.2.5).
-func sharesPresence(ctx context.Context, st storage.Store, owner, requester jid.JID) (bool, error) {
-	if requester.IsZero() || owner.IsZero() {
-		return false, nil
-	}
-	if requester.Bare() == owner {
-		return true, nil
-	}
-	item, err := st.RosterItem(ctx, owner.String(), requester.Bare().String())
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("roster of %s: %w", owner, err)
-	}
-	return item.Subscription == storage.SubFrom || item.Subscription == storage.SubBoth, nil
 }

@@ -30,7 +30,8 @@ import (
 	"strconv"
 	"time"
 
-	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/rosterstate"
+
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/storage"
@@ -99,7 +100,7 @@ func (l *last) account(ctx context.Context, iq *module.IQ) (*stanza.Element, err
 		case err != nil:
 			return nil, fmt.Errorf("last: account %s: %w", owner, err)
 		}
-		ok, err := sharesPresence(ctx, l.store, owner, iq.From)
+		ok, err := rosterstate.SharesPresence(ctx, l.store, owner, iq.From)
 		if err != nil {
 			return nil, fmt.Errorf("last: %w", err)
 		}
@@ -118,21 +119,4 @@ func (l *last) account(ctx context.Context, iq *module.IQ) (*stanza.Element, err
 		return nil, fmt.Errorf("last: last activity of %s: %w", owner, err)
 	}
 	return query(l.now().Sub(at), status), nil
-}
-
-// sharesPresence reports whether requester may see owner's presence:
-// owner's roster has requester with subscription 'from' or 'both' (RFC 6121
-// §2.1.2.5).
-func sharesPresence(ctx context.Context, st storage.Store, owner, requester jid.JID) (bool, error) {
-	if requester.IsZero() {
-		return false, nil
-	}
-	item, err := st.RosterItem(ctx, owner.String(), requester.Bare().String())
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("roster of %s: %w", owner, err)
-	}
-	return item.Subscription == storage.SubFrom || item.Subscription == storage.SubBoth, nil
 }
