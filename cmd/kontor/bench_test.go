@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,6 +104,11 @@ func BenchmarkRouteEndToEnd(b *testing.B) {
 	addr := srv.Addrs["direct_tls"].String()
 	alice := loadLogin(b, addr, "alice", "benchmark-password", "a")
 	bob := loadLogin(b, addr, "bob", "benchmark-password", "b")
+	// The sender keeps at most window messages in flight, as a real client
+	// does: flooding would fill bob's bounded queue, and the server would
+	// rightly cut him off with resource-constraint.
+	const window = 512
+	var received atomic.Int64
 	done := make(chan error, 1)
 	go func() {
 		// Count closing tags of messages.
@@ -117,7 +123,9 @@ func BenchmarkRouteEndToEnd(b *testing.B) {
 				return
 			}
 			s := tail + string(buf[:n])
-			need -= strings.Count(s, "</message>")
+			got := strings.Count(s, "</message>")
+			need -= got
+			received.Add(int64(got))
 			if i := strings.LastIndex(s, "</message>"); i >= 0 {
 				s = s[i+len("</message>"):]
 			}
@@ -132,6 +140,9 @@ func BenchmarkRouteEndToEnd(b *testing.B) {
 		fmt.Fprintf(w, "<message to='bob@localhost/b' type='chat' id='m%d'><body>Hello Bob, are we still on for lunch today?</body></message>", i)
 		if i%64 == 63 {
 			w.Flush()
+			for int64(i+1)-received.Load() > window {
+				time.Sleep(50 * time.Microsecond)
+			}
 		}
 	}
 	w.Flush()
