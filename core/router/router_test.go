@@ -14,6 +14,7 @@ import (
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/router"
 	"kontor.im/kontor/core/stanza"
+	"kontor.im/kontor/core/storage"
 )
 
 // available makes a client available with a priority, as the presence
@@ -288,5 +289,36 @@ func BenchmarkRouteMessage(b *testing.B) {
 		if len(bob.Received()) != 1 {
 			b.Fatal("not delivered")
 		}
+	}
+}
+
+// TestVirtualHosts: one server, two domains; users of each reach each other,
+// and each host answers for itself.
+func TestVirtualHosts(t *testing.T) {
+	srv := modtest.New(t, modtest.Options{Domain: "one.example"})
+	if _, err := srv.Router.AddHost(jid.MustParse("two.example"), nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.Account("alice")
+	if err := srv.Store.CreateAccount(context.Background(), storage.Account{JID: "bob@two.example", Domain: "two.example"}); err != nil {
+		t.Fatal(err)
+	}
+	alice := srv.Connect("alice@one.example/a")
+	bob := srv.Connect("bob@two.example/b")
+	available(t, srv, alice, 0)
+	available(t, srv, bob, 0)
+	alice.SendXML("<message to='bob@two.example' type='chat'><body>across</body></message>")
+	if got := bob.Next(isMessage("across")); got.From != alice.JID {
+		t.Fatalf("from = %s", got.From)
+	}
+	bob.SendXML("<iq type='get' id='h1' to='two.example'><query xmlns='urn:example:nothing'/></iq>")
+	if r := bob.NextIQ("h1"); r.From.String() != "two.example" || modtest.ErrorCondition(r) != stanza.ServiceUnavailable {
+		t.Fatalf("the second host did not answer for itself: %s", r.El)
+	}
+	if _, err := srv.Router.AddHost(jid.MustParse("two.example"), nil); err == nil {
+		t.Fatal("a host was added twice")
+	}
+	if got := srv.Router.Domains(); len(got) != 2 {
+		t.Fatalf("domains = %v", got)
 	}
 }
