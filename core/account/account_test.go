@@ -1,0 +1,171 @@
+package account_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"kontor.im/kontor/core/account"
+	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/sasl"
+	"kontor.im/kontor/core/storage"
+	"kontor.im/kontor/core/storage/sqlite"
+)
+
+func open(t *testing.T) storage.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestCreateAndAuthenticate(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	alice := jid.MustParse("alice@example.com")
+	if err := account.Create(ctx, st, alice, "short"); !errors.Is(err, account.ErrWeakPassword) {
+		t.Fatalf("short password: %v", err)
+	}
+	if err := account.Create(ctx, st, jid.MustParse("example.com"), "long enough"); err == nil {
+		t.Fatal("a domain was accepted as an account")
+	}
+	if err := account.Create(ctx, st, alice, "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	if err := account.Create(ctx, st, alice, "correct horse"); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	acc, err := st.Account(ctx, "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range acc.Credentials {
+		if c.Iterations != account.Iterations || len(c.Salt) < 16 || string(c.StoredKey) == "correct horse" {
+			t.Fatalf("credential %+v", c)
+		}
+	}
+	auth := account.Authenticator{Store: st, Domain: "example.com"}
+	tests := []struct {
+		name, user, pass string
+		want             error
+	}{
+		{"right password", "alice", "correct horse", nil},
+		{"case-insensitive username", "Alice", "correct horse", nil},
+		{"wrong password", "alice", "wrong horse", sasl.ErrBadPassword},
+		{"unknown user", "bob", "correct horse", sasl.ErrUnknownUser},
+		{"invalid username", "a@b", "correct horse", sasl.ErrUnknownUser},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := auth.VerifyPlain(ctx, tt.user, tt.pass); !errors.Is(err, tt.want) {
+				t.Fatalf("VerifyPlain = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	for _, h := range []sasl.Hash{sasl.SHA1, sasl.SHA256} {
+		c, err := auth.Credential(ctx, "alice", h)
+		if err != nil || c.Hash != h || !sasl.VerifyPlainWithCredential(c, "correct horse") {
+			t.Fatalf("%s credential: %v", h, err)
+		}
+	}
+	if err := account.SetPassword(ctx, st, alice, "battery staple"); err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.VerifyPlain(ctx, "alice", "correct horse"); !errors.Is(err, sasl.ErrBadPassword) {
+		t.Fatalf("old password after change: %v", err)
+	}
+	if err := st.SetDisabled(ctx, "alice@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	// A disabled account is reported only with the right password.
+	if err := auth.VerifyPlain(ctx, "alice", "battery staple"); !errors.Is(err, sasl.ErrDisabled) {
+		t.Fatalf("disabled, right password: %v", err)
+	}
+	if err := auth.VerifyPlain(ctx, "alice", "wrong"); !errors.Is(err, sasl.ErrBadPassword) {
+		t.Fatalf("disabled, wrong password: %v", err)
+	}
+	if _, err := auth.Credential(ctx, "alice", sasl.SHA256); !errors.Is(err, sasl.ErrDisabled) {
+		t.Fatalf("disabled credential: %v", err)
+	}
+}
+
+type closer struct {
+	mu     sync.Mutex
+	closed []string
+}
+
+func (c *closer) CloseAccount(bare jid.JID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = append(c.closed, bare.String())
+	return 1
+}
+
+func (c *closer) list() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.closed...)
+}
+
+// TestWatch: accounts disabled or deleted after the watcher started, by
+// another store instance as the CLI would, have their sessions closed;
+// earlier changes and other kinds of change are left alone.
+func TestWatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "k.db")
+	server, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	for _, u := range []string{"old", "alice", "bob", "carol"} {
+		if err := account.Create(ctx, server, jid.MustParse(u+"@example.com"), "long password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := server.SetDisabled(ctx, "old@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	c := &closer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- account.Watch(ctx, server, c, 20*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	time.Sleep(100 * time.Millisecond) // the watcher starts from the end of the log
+	cli, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if err := cli.SetDisabled(ctx, "alice@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.DeleteAccount(ctx, "bob@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := account.SetPassword(ctx, cli, jid.MustParse("carol@example.com"), "another password"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for len(c.list()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	got := c.list()
+	if len(got) != 2 || got[0] != "alice@example.com" || got[1] != "bob@example.com" {
+		t.Fatalf("closed %v, want alice then bob", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Watch = %v", err)
+	}
+}
