@@ -41,6 +41,8 @@ type Config struct {
 	// Registration configures in-band registration of new accounts
 	// (XEP-0077), closed by default.
 	Registration register.RegistrarOptions `mapstructure:"registration"`
+	// Audit configures the audit trail's saved head (cmd/kontor/audit.go).
+	Audit AuditConfig `mapstructure:"audit"`
 	// Modules lists the enabled modules and holds each one's options.
 	Modules ModulesConfig `mapstructure:"modules"`
 	// ShutdownTimeout bounds a graceful stop.
@@ -391,6 +393,7 @@ func (c *Config) validate() []string {
 	if err := c.Registration.Validate(); err != nil {
 		add("registration", "%s", strings.TrimPrefix(err.Error(), "register: "))
 	}
+	p = append(p, c.Audit.validate()...)
 	p = append(p, c.validateModules()...)
 	return p
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"kontor.im/kontor/core/account"
+	"kontor.im/kontor/core/audit"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/limit"
 	"kontor.im/kontor/core/module"
@@ -36,6 +37,8 @@ type Server struct {
 	router *router.Router
 	c2s    *session.Server
 	admin  *http.Server
+	// audit is the audit trail (an audit.Log) that features append to.
+	audit *audit.Trail
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -70,6 +73,9 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		}
 	}()
 	if s.store, err = openStore(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	if s.audit, err = newServerTrail(&cfg, s.store, log.With("component", "audit")); err != nil {
 		return nil, err
 	}
 	key, err := seal.LoadOrCreateKey(cfg.Seal.KeyFile)
@@ -132,6 +138,11 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	})
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		checkAuditTrail(bg, s.audit, log.With("component", "audit"))
+	}()
 	for _, l := range []struct {
 		name   string
 		addr   string
@@ -194,6 +205,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.wg.Wait()
 	if s.router != nil {
 		errs = append(errs, s.router.Stop(ctx))
+	}
+	if s.audit != nil {
+		// Saves the head; a tampered trail is logged, not a failed stop.
+		if err := s.audit.Close(ctx); err != nil {
+			s.log.Error("audit trail head not saved", "err", err)
+		}
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())

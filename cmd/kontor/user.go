@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"kontor.im/kontor/core/account"
+	"kontor.im/kontor/core/audit"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/storage"
 )
@@ -24,22 +25,8 @@ import (
 // and closes their sessions.
 func userCmd(flags *configFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage local accounts"}
-	var passwordFile string
-	withStore := func(fn func(ctx context.Context, st storage.Store, args []string, cmd *cobra.Command) error) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(*flags)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			st, err := openStore(ctx, &cfg)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return fn(ctx, st, args, cmd)
-		}
-	}
+	var passwordFile, reason string
+	cmd.PersistentFlags().StringVar(&reason, "reason", "", "why (a ticket number, a request): recorded in the audit trail")
 	parse := func(s string) (jid.JID, error) {
 		j, err := jid.Parse(s)
 		if err != nil || j.Local() == "" || !j.IsBare() {
@@ -47,10 +34,40 @@ func userCmd(flags *configFlags) *cobra.Command {
 		}
 		return j, nil
 	}
+	// withStore runs fn on the configured store; when it succeeds and
+	// action is set, it records action about the account args[0] in the
+	// audit trail, with the operating system user as the actor.
+	withStore := func(action string, fn func(ctx context.Context, st storage.Store, args []string, cmd *cobra.Command) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(*flags)
+			if err != nil {
+				return err
+			}
+			if action != "" {
+				if err := audit.Validate(audit.Entry{Actor: "-", Action: action, Reason: reason}); err != nil {
+					return fmt.Errorf("--reason: %w", err)
+				}
+			}
+			ctx := cmd.Context()
+			st, err := openStore(ctx, &cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := fn(ctx, st, args, cmd); err != nil || action == "" {
+				return err
+			}
+			j, _ := parse(args[0]) // fn succeeded, so it parses
+			if err := auditFromCLI(ctx, &cfg, st, cmd, audit.Entry{Action: action, Subject: j.String(), Reason: reason}); err != nil {
+				return fmt.Errorf("the change was made, but its audit entry could not be written: %w", err)
+			}
+			return nil
+		}
+	}
 	add := &cobra.Command{
 		Use: "add JID", Short: "Add an account (asks for the password, or reads it from --password-file or standard input)",
 		Args: cobra.ExactArgs(1),
-		RunE: withStore(func(ctx context.Context, st storage.Store, args []string, cmd *cobra.Command) error {
+		RunE: withStore("account.create", func(ctx context.Context, st storage.Store, args []string, cmd *cobra.Command) error {
 			j, err := parse(args[0])
 			if err != nil {
 				return err
@@ -72,7 +89,7 @@ func userCmd(flags *configFlags) *cobra.Command {
 	passwd := &cobra.Command{
 		Use: "passwd JID", Short: "Set an account's password",
 		Args: cobra.ExactArgs(1),
-		RunE: withStore(func(ctx context.Context, st storage.Store, args []string, cmd *cobra.Command) error {
+		RunE: withStore("account.password", func(ctx context.Context, st storage.Store, args []string, cmd *cobra.Command) error {
 			j, err := parse(args[0])
 			if err != nil {
 				return err
@@ -105,13 +122,13 @@ func userCmd(flags *configFlags) *cobra.Command {
 		}
 	}
 	disable := &cobra.Command{Use: "disable JID", Short: "Disable an account and close its sessions", Args: cobra.ExactArgs(1),
-		RunE: withStore(setDisabled(true, "disabled"))}
+		RunE: withStore("account.disable", setDisabled(true, "disabled"))}
 	enable := &cobra.Command{Use: "enable JID", Short: "Enable a disabled account", Args: cobra.ExactArgs(1),
-		RunE: withStore(setDisabled(false, "enabled"))}
+		RunE: withStore("account.enable", setDisabled(false, "enabled"))}
 	del := &cobra.Command{
 		Use: "delete JID", Short: "Delete an account and everything it owns (roster, offline messages, vCard, private data)",
 		Args: cobra.ExactArgs(1),
-		RunE: withStore(func(ctx context.Context, st storage.Store, args []string, cmd *cobra.Command) error {
+		RunE: withStore("account.delete", func(ctx context.Context, st storage.Store, args []string, cmd *cobra.Command) error {
 			j, err := parse(args[0])
 			if err != nil {
 				return err
@@ -126,7 +143,7 @@ func userCmd(flags *configFlags) *cobra.Command {
 	var domain string
 	list := &cobra.Command{
 		Use: "list", Short: "List accounts", Args: cobra.NoArgs,
-		RunE: withStore(func(ctx context.Context, st storage.Store, _ []string, cmd *cobra.Command) error {
+		RunE: withStore("", func(ctx context.Context, st storage.Store, _ []string, cmd *cobra.Command) error {
 			accs, err := st.ListAccounts(ctx, domain)
 			if err != nil {
 				return err

@@ -11,6 +11,9 @@
 // already validated and normalised by core/jid: the stores compare them as
 // bytes and never re-parse them.
 //
+// Stores also keep the audit trail's entries (AuditStore, core/audit): an
+// append-only table the backends refuse to update or delete from.
+//
 // Message content is never handed to a store in the clear: the offline store
 // receives a sealed blob (see Offline) and does not know how to open it.
 package storage
@@ -39,6 +42,7 @@ type Store interface {
 	VCards
 	PrivateXML
 	LastActivity
+	AuditStore
 	// Backend names the implementation: "sqlite" or "postgres".
 	Backend() string
 	// SchemaVersion is the highest migration applied.
