@@ -341,7 +341,9 @@ func (r *Router) dispatch(ctx context.Context, p *module.Packet) {
 // inbound runs the Inbound chain and the delivery rules for a stanza to a
 // local host, account or resource.
 func (r *Router) inbound(ctx context.Context, h *Host, p *module.Packet, to jid.JID) {
-	s := p.Stanza
+	// orig is what the sender sent: errors answer it. Hooks may replace
+	// p.Stanza (a copy with a stanza-id, say); what is delivered is theirs.
+	orig := p.Stanza
 	var list []*resource
 	if p.Target != module.ToHost {
 		list = r.resources(to.Bare().String())
@@ -352,14 +354,14 @@ func (r *Router) inbound(ctx context.Context, h *Host, p *module.Packet, to jid.
 			case err == nil:
 				p.AccountExists = true
 			case !errors.Is(err, storage.ErrNotFound):
-				r.bounce(ctx, s, err)
+				r.bounce(ctx, orig, err)
 				return
 			}
 		}
 	}
 	v, err := h.run(ctx, module.Inbound, module.Filter, module.Process, p)
 	if err != nil {
-		r.bounce(ctx, s, err)
+		r.bounce(ctx, orig, err)
 		return
 	}
 	switch v {
@@ -370,10 +372,11 @@ func (r *Router) inbound(ctx context.Context, h *Host, p *module.Packet, to jid.
 		return
 	}
 
+	s := p.Stanza
 	if p.Target != module.ToHost && !p.AccountExists {
 		// RFC 6121 §8.5.1: no such user.
 		if s.Kind == stanza.KindMessage || (s.Kind == stanza.KindIQ && (s.Type == "get" || s.Type == "set")) {
-			r.bounce(ctx, s, stanza.ErrServiceUnavailable(""))
+			r.bounce(ctx, orig, stanza.ErrServiceUnavailable(""))
 		}
 		return
 	}
@@ -386,7 +389,7 @@ func (r *Router) inbound(ctx context.Context, h *Host, p *module.Packet, to jid.
 
 	v, err = h.run(ctx, module.Inbound, module.Deliver, module.Deliver, p)
 	if err != nil {
-		r.bounce(ctx, s, err)
+		r.bounce(ctx, orig, err)
 		return
 	}
 	switch v {
@@ -401,7 +404,7 @@ func (r *Router) inbound(ctx context.Context, h *Host, p *module.Packet, to jid.
 		return
 	}
 	for _, t := range p.Targets {
-		t.Send(s)
+		t.Send(p.Stanza)
 	}
 	h.observe(ctx, module.Inbound, p)
 }

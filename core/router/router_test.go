@@ -322,3 +322,31 @@ func TestVirtualHosts(t *testing.T) {
 		t.Fatalf("domains = %v", got)
 	}
 }
+
+// TestHookReplacesStanza: what a hook puts in p.Stanza is what is delivered
+// (module.Packet's contract), while errors answer what the sender sent.
+func TestHookReplacesStanza(t *testing.T) {
+	mod := &testModule{provision: func(h module.Host) error {
+		h.Hook(module.Inbound, module.Process, func(ctx context.Context, p *module.Packet) (module.Verdict, error) {
+			if p.Stanza.Kind == stanza.KindMessage && !p.Stanza.IsError() {
+				c := p.Stanza.Readdress(p.Stanza.From, p.Stanza.To)
+				c.El = c.El.Clone()
+				c.El.Append(stanza.New("urn:xmpp:sid:0", "stanza-id").Set("id", "x1"))
+				p.Stanza = c
+			}
+			return module.Continue, nil
+		})
+		return nil
+	}}
+	srv := modtest.New(t, modtest.Options{}, router.Enabled{Info: module.Info{ID: "test"}, Module: mod})
+	srv.Account("alice")
+	srv.Account("bob")
+	alice := srv.Connect("alice@example.com/a")
+	bob := srv.Connect("bob@example.com/b")
+	available(t, srv, bob, 0)
+	alice.SendXML("<message to='bob@example.com' type='chat'><body>stamped</body></message>")
+	got := bob.Next(isMessage("stamped"))
+	if got.El.Child("urn:xmpp:sid:0", "stanza-id") == nil {
+		t.Fatalf("the hook's replacement was not delivered: %s", got.El)
+	}
+}
