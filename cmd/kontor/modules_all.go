@@ -5,6 +5,7 @@ package main
 import (
 	_ "kontor.im/kontor/core/mod/disco"
 	_ "kontor.im/kontor/core/mod/last"
+	_ "kontor.im/kontor/core/mod/mam"
 	_ "kontor.im/kontor/core/mod/offline"
 	_ "kontor.im/kontor/core/mod/ping"
 	_ "kontor.im/kontor/core/mod/presence"
