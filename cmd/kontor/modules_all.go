@@ -3,6 +3,8 @@ package main
 // The modules compiled into Kontor. Each registers itself from init; the
 // configuration enables them per server (modules.enabled).
 import (
+	_ "kontor.im/kontor/core/mod/blocking"
+	_ "kontor.im/kontor/core/mod/carbons"
 	_ "kontor.im/kontor/core/mod/disco"
 	_ "kontor.im/kontor/core/mod/last"
 	_ "kontor.im/kontor/core/mod/mam"

@@ -1,0 +1,13 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"kontor.im/kontor/core/storage/storagetest"
+)
+
+// TestBlocklistConformance runs the XEP-0191 blocklist suite (its own
+// migration track, "blocking") on PostgreSQL.
+func TestBlocklistConformance(t *testing.T) {
+	storagetest.RunBlocklist(t, opener())
+}
