@@ -20,6 +20,7 @@ import (
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/mod/register"
 	"kontor.im/kontor/core/module"
+	"kontor.im/kontor/ldapsync"
 )
 
 // Config is the whole configuration. Keys are snake_case and grouped by the
@@ -43,6 +44,12 @@ type Config struct {
 	Registration register.RegistrarOptions `mapstructure:"registration"`
 	// Audit configures the audit trail's saved head (cmd/kontor/audit.go).
 	Audit AuditConfig `mapstructure:"audit"`
+	// Archive configures the encrypted message archive (cmd/kontor/archive.go).
+	Archive ArchiveConfig `mapstructure:"archive"`
+	// Policy configures the policy engine (cmd/kontor/policy.go).
+	Policy PolicyConfig `mapstructure:"policy"`
+	// LDAP configures directory sync and login (cmd/kontor/ldap.go).
+	LDAP ldapsync.Config `mapstructure:"ldap"`
 	// Modules lists the enabled modules and holds each one's options.
 	Modules ModulesConfig `mapstructure:"modules"`
 	// ShutdownTimeout bounds a graceful stop.
@@ -394,6 +401,9 @@ func (c *Config) validate() []string {
 		add("registration", "%s", strings.TrimPrefix(err.Error(), "register: "))
 	}
 	p = append(p, c.Audit.validate()...)
+	p = append(p, c.Archive.validate(c.DataDir)...)
+	p = append(p, c.Policy.validate(c)...)
+	p = append(p, c.LDAP.Validate(c.Domains)...)
 	p = append(p, c.validateModules()...)
 	return p
 }

@@ -9,13 +9,12 @@ import (
 )
 
 // registrar returns the in-band registration handler when registration is
-// open, or nil (the default: no registration before authentication).
-// The policy engine will implement register.Gate; until then an open
-// registration admits whoever passes the username, password and rate
-// checks.
-func registrar(cfg *Config, st storage.Store, log *slog.Logger) (session.Registrar, error) {
+// open, or nil (the default: no registration before authentication). The
+// policy's registration decision (gate) decides after the username,
+// password and rate checks passed.
+func registrar(cfg *Config, st storage.Store, gate register.Gate, log *slog.Logger) (session.Registrar, error) {
 	if !cfg.Registration.Open {
 		return nil, nil
 	}
-	return register.NewRegistrar(st, cfg.Registration, nil, log.With("component", "registration"))
+	return register.NewRegistrar(st, cfg.Registration, gate, log.With("component", "registration"))
 }

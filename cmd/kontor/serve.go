@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"kontor.im/kontor/archive"
 	"kontor.im/kontor/core/account"
 	"kontor.im/kontor/core/audit"
+	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/limit"
 	"kontor.im/kontor/core/module"
@@ -26,6 +29,7 @@ import (
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/storage"
 	"kontor.im/kontor/core/xmlstream"
+	"kontor.im/kontor/policy"
 )
 
 // Server is a running Kontor: store, router, listeners. Tests start it in
@@ -39,6 +43,12 @@ type Server struct {
 	admin  *http.Server
 	// audit is the audit trail (an audit.Log) that features append to.
 	audit *audit.Trail
+	// archive is the encrypted message archive, nil when it is off.
+	archive *archive.Archive
+	// policy is the policy engine (gate.Decider, directory.Sink).
+	policy *policy.Engine
+	// ldap is directory sync and login, nil when it is off.
+	ldap *ldapRuntime
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -78,6 +88,9 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	if s.audit, err = newServerTrail(&cfg, s.store, log.With("component", "audit")); err != nil {
 		return nil, err
 	}
+	if s.policy, err = newPolicyEngine(ctx, &cfg, s.audit, log.With("component", "policy")); err != nil {
+		return nil, err
+	}
 	key, err := seal.LoadOrCreateKey(cfg.Seal.KeyFile)
 	if err != nil {
 		return nil, err
@@ -86,7 +99,17 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	if err != nil {
 		return nil, err
 	}
-	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: sealer})
+	if cfg.Archive.Enabled {
+		// The policy decides each message's retention class.
+		retention := policyRetention{d: s.policy, isLocal: func(d string) bool { return slices.Contains(cfg.Domains, d) }}
+		if s.archive, err = startArchive(ctx, &cfg, s.store, retention, log.With("component", "archive")); err != nil {
+			return nil, err
+		}
+	}
+	// With the archive on, offline messages are sealed with its per-owner
+	// data keys too (what the core sealer sealed before still opens).
+	archived, msgSealer := archiveWiring(s.archive, sealer)
+	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: msgSealer, Archive: archived})
 	for _, d := range cfg.Domains {
 		var mods []router.Enabled
 		for _, id := range cfg.enabledModules() {
@@ -94,6 +117,9 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 			m, err := cfg.newModule(info)
 			if err != nil {
 				return nil, err
+			}
+			if g, ok := m.(interface{ SetDecider(gate.Decider) }); ok {
+				g.SetDecider(s.policy)
 			}
 			mods = append(mods, router.Enabled{Info: info, Module: m})
 		}
@@ -107,13 +133,32 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	}
 	s.TLSInfo = desc
 	store := s.store
-	reg, err := registrar(&cfg, s.store, log)
+	reg, err := registrar(&cfg, s.store, gate.RegistrationGate{Decider: s.policy}, log)
 	if err != nil {
 		return nil, err
 	}
+	// One guard for core/session and the directory's authenticator, which
+	// consults it before it binds (lockout safety, see ldapsync).
+	authGuard := limit.NewAuth(limit.AuthConfig{
+		MaxPerIP: cfg.Auth.MaxFailuresPerIP, MaxPerAccount: cfg.Auth.MaxFailuresPerAccount,
+		Window: cfg.Auth.FailureWindow, Backoff: cfg.Auth.Backoff, MaxBackoff: cfg.Auth.MaxBackoff,
+	})
+	if cfg.LDAP.Enabled {
+		var trail audit.Log
+		if s.audit != nil {
+			trail = s.audit
+		}
+		if s.ldap, err = startLDAP(&cfg, s.store, s.router, authGuard, s.policy, trail, log.With("component", "ldap")); err != nil {
+			return nil, err
+		}
+	}
+	ldapRT := s.ldap
 	s.c2s = session.NewServer(session.Config{
 		Router: s.router,
 		Auth: func(domain string) sasl.Authenticator {
+			if a := ldapRT.authenticator(domain); a != nil {
+				return a
+			}
 			return account.Authenticator{Store: store, Domain: domain}
 		},
 		TLS:              tlsConf,
@@ -126,10 +171,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		WriteTimeout:     cfg.C2S.WriteTimeout,
 		MaxAuthAttempts:  cfg.Auth.MaxAttemptsPerConnection,
 		Conns:            limit.NewConns(cfg.C2S.MaxConnectionsPerIP),
-		AuthGuard: limit.NewAuth(limit.AuthConfig{
-			MaxPerIP: cfg.Auth.MaxFailuresPerIP, MaxPerAccount: cfg.Auth.MaxFailuresPerAccount,
-			Window: cfg.Auth.FailureWindow, Backoff: cfg.Auth.Backoff, MaxBackoff: cfg.Auth.MaxBackoff,
-		}),
+		AuthGuard:        authGuard,
 		// The secret behind unknown users' simulated SCRAM salts must
 		// outlive restarts and be the same on every node, or the salt
 		// would change and give away that the account does not exist.
@@ -143,6 +185,13 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		defer s.wg.Done()
 		checkAuditTrail(bg, s.audit, log.With("component", "audit"))
 	}()
+	if s.ldap != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.ldap.syncer.Run(bg)
+		}()
+	}
 	for _, l := range []struct {
 		name   string
 		addr   string
@@ -203,8 +252,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cancel()
 	}
 	s.wg.Wait()
+	if s.ldap != nil {
+		// The scheduler has stopped (wg): no sync uses the connections.
+		errs = append(errs, s.ldap.client.Close())
+	}
 	if s.router != nil {
 		errs = append(errs, s.router.Stop(ctx))
+	}
+	if s.archive != nil {
+		// After the modules stopped: nothing appends any more. Stores what
+		// is queued.
+		errs = append(errs, s.archive.Close(ctx))
+	}
+	if s.policy != nil {
+		// After the modules: no decision is asked any more.
+		errs = append(errs, s.policy.Close())
 	}
 	if s.audit != nil {
 		// Saves the head; a tampered trail is logged, not a failed stop.
@@ -229,6 +291,7 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		io.WriteString(w, "ok\n")
 	})
+	s.ldapAdminRoutes(mux) // POST /ldap/sync[?full=1]
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprintf(w, "# HELP kontor_c2s_connections Open client connections.\n# TYPE kontor_c2s_connections gauge\nkontor_c2s_connections %d\n", s.c2s.ConnCount())

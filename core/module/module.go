@@ -340,13 +340,17 @@ type Archive interface {
 }
 
 // ArchivedMessage is one message in one owner's archive (a one-to-one
-// message is archived twice: once for each party).
+// message is archived twice: once for each party). The caller sets ID to a
+// canonical lowercase UUIDv7 (RFC 9562); archive order is ID order; Time is
+// within a minute of the ID's time (zero: the ID's time); appending an ID
+// the owner already has is ignored, so retries are safe. Errors from the
+// archive wrap a stanza.Error the caller may return as it is.
 type ArchivedMessage struct {
 	// ID is the archive id, also the XEP-0359 stanza-id the owner sees:
 	// unique per owner, opaque to clients.
 	ID        string
 	Owner     string // bare JID whose archive this is
-	With      string // the other party's bare JID
+	With      string // the other party's JID, with the resource when known
 	Outgoing  bool   // sent by Owner
 	Time      time.Time
 	Stanza    []byte // the serialised message as delivered, in the clear here
@@ -360,9 +364,11 @@ type ArchiveQuery struct {
 	// a full JID only that one. "" for all.
 	With       string
 	Start, End time.Time // inclusive bounds; zero for none
-	// AfterID / BeforeID page forwards / backwards from an archive id
-	// (XEP-0059 after/before); Last asks for the last page (an empty
-	// <before/>).
+	// AfterID and BeforeID are exclusive bounds (XEP-0313 after-id and
+	// before-id, and XEP-0059 after/before ids). Only Last sets the
+	// direction: the page nearest the end of the range (RSM <before/>,
+	// empty or with an id); otherwise the page nearest its start. An
+	// unknown id is an error wrapping storage.ErrNotFound.
 	AfterID, BeforeID string
 	Last              bool
 	IDs               []string // only these ids (urn:xmpp:mam:2#extended)
@@ -381,7 +387,7 @@ type ArchivePage struct {
 
 // ArchivePrefs are XEP-0313 preferences.
 type ArchivePrefs struct {
-	Default string   // "always", "never" or "roster"
+	Default string   // "always", "never" or "roster"; "" when never set
 	Always  []string // bare JIDs always archived
 	Never   []string // bare JIDs never archived
 }

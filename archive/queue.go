@@ -1,0 +1,195 @@
+package archive
+
+import (
+	"context"
+	"time"
+
+	"sync"
+
+	"kontor.im/kontor/core/module"
+)
+
+// item is a message waiting to be stored.
+type item struct {
+	m    module.ArchivedMessage
+	id   [16]byte
+	seq  uint64
+	size int
+}
+
+// queue is the bounded FIFO between Append and the flusher. It is bounded
+// in messages and in bytes; the batch the flusher is storing no longer
+// counts, so at most maxItems+batch messages are held at once.
+//
+// It also tracks, per owner, the sequence number of the owner's latest
+// queued message, so that Query can wait until what its owner appended
+// before the query is stored (read your writes).
+//
+// Lock order: mu is a leaf.
+type queue struct {
+	mu       sync.Mutex
+	items    []item // items[head:] are queued
+	head     int
+	bytes    int
+	maxItems int
+	maxBytes int
+	closed   bool
+	seq      uint64            // the last sequence number given
+	flushed  uint64            // every item up to this one is stored (or given up)
+	latest   map[string]uint64 // owner → seq of its latest item not yet flushed
+	wake     chan struct{}     // capacity 1: tells the flusher there is work
+	space    chan struct{}     // closed (and replaced) when space frees up
+	progress chan struct{}     // closed (and replaced) when flushed advances
+}
+
+func newQueue(maxItems, maxBytes int) *queue {
+	return &queue{maxItems: maxItems, maxBytes: maxBytes, latest: map[string]uint64{},
+		wake: make(chan struct{}, 1), space: make(chan struct{}), progress: make(chan struct{})}
+}
+
+func (q *queue) lenLocked() int { return len(q.items) - q.head }
+
+// push adds an item. When the queue is full it waits for space if block,
+// else fails with ErrQueueFull.
+func (q *queue) push(ctx context.Context, it item, block bool) error {
+	q.mu.Lock()
+	for {
+		if q.closed {
+			q.mu.Unlock()
+			return ErrClosed
+		}
+		n := q.lenLocked()
+		if n < q.maxItems && (n == 0 || q.bytes+it.size <= q.maxBytes) {
+			break
+		}
+		if !block {
+			q.mu.Unlock()
+			return ErrQueueFull
+		}
+		space := q.space
+		q.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q.mu.Lock()
+	}
+	q.seq++
+	it.seq = q.seq
+	q.items = append(q.items, it)
+	q.bytes += it.size
+	q.latest[it.m.Owner] = it.seq
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// take waits for items and returns up to max of them: as soon as max are
+// queued, or delay after the first one arrived, or at once when the queue
+// is closed. It returns nil when the queue is closed and empty.
+func (q *queue) take(max int, delay time.Duration) []item {
+	q.mu.Lock()
+	for q.lenLocked() == 0 {
+		if q.closed {
+			q.mu.Unlock()
+			return nil
+		}
+		q.mu.Unlock()
+		<-q.wake
+		q.mu.Lock()
+	}
+	if q.lenLocked() < max && !q.closed {
+		timer := time.NewTimer(delay)
+		for q.lenLocked() < max && !q.closed {
+			q.mu.Unlock()
+			select {
+			case <-q.wake:
+				q.mu.Lock()
+				continue
+			case <-timer.C:
+			}
+			q.mu.Lock()
+			break
+		}
+		timer.Stop()
+	}
+	n := min(max, q.lenLocked())
+	out := make([]item, n)
+	copy(out, q.items[q.head:q.head+n])
+	clear(q.items[q.head : q.head+n]) // drop references to the content
+	q.head += n
+	for _, it := range out {
+		q.bytes -= it.size
+	}
+	if q.head > len(q.items)/2 {
+		q.items = append(q.items[:0], q.items[q.head:]...)
+		q.head = 0
+	}
+	close(q.space)
+	q.space = make(chan struct{})
+	q.mu.Unlock()
+	return out
+}
+
+// done records that a batch taken by take is stored (or given up).
+func (q *queue) done(batch []item) {
+	if len(batch) == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.flushed = batch[len(batch)-1].seq
+	for _, it := range batch {
+		if q.latest[it.m.Owner] <= q.flushed {
+			delete(q.latest, it.m.Owner)
+		}
+	}
+	close(q.progress)
+	q.progress = make(chan struct{})
+	q.mu.Unlock()
+}
+
+// waitOwner waits until every item of owner queued before the call is
+// flushed, or ctx ends.
+func (q *queue) waitOwner(ctx context.Context, owner string) error {
+	q.mu.Lock()
+	target, ok := q.latest[owner]
+	for ok && q.flushed < target {
+		ch := q.progress
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q.mu.Lock()
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+// close refuses new items and wakes everyone waiting; the flusher drains
+// what is queued.
+func (q *queue) close() {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.space)
+		q.space = make(chan struct{})
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// size returns the queued messages and bytes.
+func (q *queue) size() (int, int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lenLocked(), q.bytes
+}

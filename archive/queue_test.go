@@ -1,0 +1,272 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"kontor.im/kontor/core/module"
+	"kontor.im/kontor/core/storage"
+)
+
+// slowStore is a real store whose AppendArchive waits for a gate (a
+// database that has stalled) or fails a number of times first (a database
+// that is down); everything else goes straight to the database.
+type slowStore struct {
+	storage.ArchiveStore
+	gate    chan struct{} // closed: appends go through
+	entered chan struct{} // one token per AppendArchive call
+	fail    atomic.Int32  // AppendArchive calls that fail first
+}
+
+func newSlowStore(st storage.ArchiveStore) *slowStore {
+	return &slowStore{ArchiveStore: st, gate: make(chan struct{}), entered: make(chan struct{}, 1000)}
+}
+
+func (s *slowStore) AppendArchive(ctx context.Context, rows []storage.ArchiveRow, keep []storage.ArchiveKeepUntil) error {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	if s.fail.Add(-1) >= 0 {
+		return errors.New("connection refused")
+	}
+	select {
+	case <-s.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.ArchiveStore.AppendArchive(ctx, rows, keep)
+}
+
+func (s *slowStore) open() { close(s.gate) }
+
+func waitEntered(t *testing.T, s *slowStore) {
+	t.Helper()
+	select {
+	case <-s.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flusher never reached the database")
+	}
+}
+
+func numbered(owner string, n int) []module.ArchivedMessage {
+	var out []module.ArchivedMessage
+	for i := range n {
+		out = append(out, msg(owner, bob, true, t0.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("n", i)))
+	}
+	return out
+}
+
+func stored(t *testing.T, st storage.ArchiveStore, owner string) int {
+	t.Helper()
+	n, err := st.CountArchive(t.Context(), storage.ArchiveRowQuery{Owner: owner, MinID: idLowest, MaxID: idHighest}, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestQueueFull(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy FullPolicy
+	}{
+		{"refuse", Refuse},
+		{"block", Block},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := openBackend(t, "sqlite")
+			slow := newSlowStore(b.store())
+			a := newArchive(t, slow, testRing(t), func(c *Config) { c.QueueSize, c.BatchSize, c.WhenFull = 3, 1, tt.policy })
+			ms := numbered(alice, 6)
+			mustAppend(t, a, ms[0])
+			waitEntered(t, slow) // the flusher holds ms[0] and waits on the database
+			mustAppend(t, a, ms[1:4]...)
+
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			err := a.Append(ctx, ms[4])
+			switch tt.policy {
+			case Refuse:
+				if !errors.Is(err, ErrQueueFull) {
+					t.Fatalf("Append to a full queue = %v, want ErrQueueFull", err)
+				}
+				if d := time.Since(start); d > 50*time.Millisecond {
+					t.Errorf("refusing took %v", d)
+				}
+				if st := a.Stats(); st.Refused != 1 || st.Queued != 3 {
+					t.Errorf("stats = %+v", st)
+				}
+			case Block:
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("Append to a full queue = %v, want the caller's deadline", err)
+				}
+				// A blocked Append goes through once there is room.
+				done := make(chan error, 1)
+				go func() { done <- a.Append(context.Background(), ms[5]) }()
+				select {
+				case err := <-done:
+					t.Fatalf("Append returned %v while the queue is full", err)
+				case <-time.After(50 * time.Millisecond):
+				}
+				slow.open()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.policy == Refuse {
+				slow.open()
+			}
+			mustFlush(t, a)
+			want := map[FullPolicy]int{Refuse: 4, Block: 5}[tt.policy]
+			if n := stored(t, b.store(), alice); n != want {
+				t.Errorf("%d stored, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestQueueBytesBound(t *testing.T) {
+	b := openBackend(t, "sqlite")
+	slow := newSlowStore(b.store())
+	a := newArchive(t, slow, testRing(t), func(c *Config) { c.QueueBytes, c.BatchSize, c.WhenFull = 1200, 1, Refuse })
+	big := func(i int) module.ArchivedMessage {
+		m := msg(alice, bob, true, t0.Add(time.Duration(i)*time.Millisecond), "")
+		m.Stanza = make([]byte, 400)
+		return m
+	}
+	mustAppend(t, a, big(0))
+	waitEntered(t, slow)
+	mustAppend(t, a, big(1), big(2)) // 2 × (400 + 160 of metadata and overhead) < 1200
+	if err := a.Append(t.Context(), big(3)); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Append beyond the byte bound = %v, want ErrQueueFull", err)
+	}
+	slow.open()
+	mustFlush(t, a)
+	if n := stored(t, b.store(), alice); n != 3 {
+		t.Errorf("%d stored, want 3", n)
+	}
+}
+
+// TestStalledDatabaseDoesNotStallAppend: with the database stalled, Append
+// still returns at once for as long as the queue has room.
+func TestStalledDatabaseDoesNotStallAppend(t *testing.T) {
+	b := openBackend(t, "sqlite")
+	slow := newSlowStore(b.store())
+	a := newArchive(t, slow, testRing(t), func(c *Config) { c.QueueSize = 5000 })
+	ms := numbered(alice, 2000)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	var worst time.Duration
+	for _, m := range ms {
+		s := time.Now()
+		if err := a.Append(ctx, m); err != nil {
+			t.Fatalf("Append while the database is stalled: %v", err)
+		}
+		worst = max(worst, time.Since(s))
+	}
+	t.Logf("2000 appends with the database stalled: %v in all, the slowest %v", time.Since(start), worst)
+	if n := stored(t, b.store(), alice); n != 0 {
+		t.Fatalf("%d stored while the database was stalled", n)
+	}
+	slow.open()
+	mustFlush(t, a)
+	if n := stored(t, b.store(), alice); n != 2000 {
+		t.Errorf("%d stored, want 2000", n)
+	}
+}
+
+func TestRetriesWhileDatabaseFails(t *testing.T) {
+	b := openBackend(t, "sqlite")
+	slow := newSlowStore(b.store())
+	slow.open()
+	slow.fail.Store(2)
+	a := newArchive(t, slow, testRing(t), nil)
+	mustAppend(t, a, numbered(alice, 3)...)
+	mustFlush(t, a)
+	if n := stored(t, b.store(), alice); n != 3 {
+		t.Errorf("%d stored, want 3", n)
+	}
+	if st := a.Stats(); st.FlushFailures != 2 || st.Stored != 3 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestCloseStoresTheQueue(t *testing.T) {
+	b := openBackend(t, "sqlite")
+	a, err := New(Config{Store: b.store(), Keys: testRing(t), FlushInterval: time.Hour, BatchSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, a, numbered(alice, 25)...)
+	if err := a.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := stored(t, b.store(), alice); n != 25 {
+		t.Errorf("%d stored after Close, want 25", n)
+	}
+	if err := a.Append(t.Context(), numbered(bob, 1)[0]); !errors.Is(err, ErrClosed) {
+		t.Errorf("Append after Close = %v, want ErrClosed", err)
+	}
+	if err := a.Close(t.Context()); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}
+
+func TestCloseDeadlineCountsLosses(t *testing.T) {
+	b := openBackend(t, "sqlite")
+	slow := newSlowStore(b.store())
+	a, err := New(Config{Store: slow, Keys: testRing(t), FlushInterval: time.Millisecond, BatchSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, a, numbered(alice, 10)...)
+	waitEntered(t, slow)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	err = a.Close(ctx)
+	if err == nil {
+		t.Fatal("Close with the database stalled succeeded")
+	}
+	if st := a.Stats(); st.Lost != 10 || st.Stored != 0 {
+		t.Errorf("stats = %+v, want 10 lost", st)
+	}
+}
+
+func TestReadYourWrites(t *testing.T) {
+	forBackends(t, func(t *testing.T, b *backend) {
+		a := newArchive(t, b.store(), testRing(t), func(c *Config) { c.FlushInterval = 300 * time.Millisecond })
+		var wg sync.WaitGroup
+		for i := range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				owner := fmt.Sprintf("u%d@example.com", i)
+				m := msg(owner, bob, true, time.Now(), "just sent")
+				if err := a.Append(t.Context(), m); err != nil {
+					t.Error(err)
+					return
+				}
+				p, err := a.Query(t.Context(), module.ArchiveQuery{Owner: owner})
+				if err != nil || len(p.Messages) != 1 || p.Messages[0].ID != m.ID {
+					t.Errorf("%s: query right after Append: %v, %v", owner, ids(p.Messages), err)
+				}
+			}()
+		}
+		wg.Wait()
+	})
+}

@@ -1,0 +1,141 @@
+package kontor.access_test
+
+import data.kontor.access
+
+now := 1767225600
+
+base := {
+	"operator": {"id": "erika", "roles": ["dpo"]},
+	"action": "archive.export",
+	"subject": "bob@example.com",
+	"case_number": "C-17",
+	"purpose": "court order 4 O 123/25",
+	"subject_legal_hold": false,
+	"now": now,
+	"approvals": [],
+}
+
+approval(by, roles, at) := {"by": by, "roles": roles, "case_number": "C-17", "at": at}
+
+with_(patch) := object.union(base, patch)
+
+test_someone_elses_archive_needs_two_approvers if {
+	d := access.decision with input as base
+	not d.allow
+	d.reason == "approval_required"
+	d.approvals_needed == 2
+	d.roles_needed == ["dpo", "works_council"]
+}
+
+test_dpo_and_works_council_approve if {
+	d := access.decision with input as with_({"approvals": [
+		approval("dieter", ["dpo"], now - 3600),
+		approval("wanda", ["works_council"], now - 60),
+	]})
+	d.allow
+	d.reason == "approved"
+	d.obligations.case_number == "C-17"
+}
+
+test_requester_cannot_approve_own_request if {
+	d := access.decision with input as with_({"approvals": [
+		approval("erika", ["dpo"], now),
+		approval("wanda", ["works_council"], now),
+	]})
+	not d.allow
+	d.approvals_needed == 1
+	d.roles_needed == ["dpo"]
+}
+
+test_one_person_with_both_roles_is_not_two_approvers if {
+	d := access.decision with input as with_({"approvals": [approval("wanda", ["dpo", "works_council"], now)]})
+	not d.allow
+	d.approvals_needed == 1
+	d.roles_needed == []
+}
+
+test_approvals_expire_after_72_hours if {
+	d := access.decision with input as with_({"approvals": [
+		approval("dieter", ["dpo"], now - (73 * 3600)),
+		approval("wanda", ["works_council"], now),
+	]})
+	not d.allow
+	d.roles_needed == ["dpo"]
+}
+
+test_approvals_from_the_future_do_not_count if {
+	d := access.decision with input as with_({"approvals": [
+		approval("dieter", ["dpo"], now + 3600),
+		approval("wanda", ["works_council"], now),
+	]})
+	not d.allow
+}
+
+test_approval_for_another_case_does_not_count if {
+	other := object.union(approval("dieter", ["dpo"], now), {"case_number": "C-18"})
+	d := access.decision with input as with_({"approvals": [other, approval("wanda", ["works_council"], now)]})
+	not d.allow
+}
+
+test_approver_roles_must_match if {
+	d := access.decision with input as with_({"approvals": [
+		approval("max", ["admin"], now),
+		approval("wanda", ["works_council"], now),
+	]})
+	not d.allow
+}
+
+test_case_number_and_purpose_are_required if {
+	d := access.decision with input as with_({"purpose": "  "})
+	not d.allow
+	d.reason == "case_required"
+}
+
+test_role_is_required if {
+	d := access.decision with input as with_({"operator": {"id": "joe", "roles": ["helpdesk"]}})
+	not d.allow
+	d.reason == "role_missing"
+}
+
+test_own_archive_needs_no_approval if {
+	d := access.decision with input as with_({"subject": "erika", "operator": {"id": "erika", "roles": []}})
+	d.allow
+	d.reason == "own_data"
+}
+
+test_erasure_blocked_by_legal_hold if {
+	d := access.decision with input as with_({
+		"action": "archive.erase", "subject_legal_hold": true,
+		"approvals": [approval("max", ["admin"], now)],
+	})
+	not d.allow
+	d.reason == "legal_hold"
+}
+
+test_erasure_with_one_approval if {
+	d := access.decision with input as with_({"action": "archive.erase", "approvals": [approval("max", ["admin"], now)]})
+	d.allow
+}
+
+test_reports_need_a_role_only if {
+	d := access.decision with input as with_({"action": "report.view", "operator": {"id": "audrey", "roles": ["auditor"]}, "case_number": "", "purpose": ""})
+	d.allow
+	d.reason == "allowed"
+}
+
+test_legal_hold_set_without_approval if {
+	d := access.decision with input as with_({"action": "legal_hold.set", "operator": {"id": "lea", "roles": ["legal"]}})
+	d.allow
+}
+
+test_legal_hold_release_needs_an_approver if {
+	d := access.decision with input as with_({"action": "legal_hold.release", "operator": {"id": "lea", "roles": ["legal"]}})
+	not d.allow
+	d.approvals_needed == 1
+}
+
+test_unknown_action_is_refused if {
+	d := access.decision with input as with_({"action": "archive.peek"})
+	not d.allow
+	d.reason == "unknown_action"
+}
