@@ -292,6 +292,15 @@ func (s *Server) adminHandler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	s.ldapAdminRoutes(mux) // POST /ldap/sync[?full=1]
+	mux.HandleFunc("POST /policy/reload", func(w http.ResponseWriter, r *http.Request) {
+		// The new policy is built whole and swapped in atomically; a
+		// broken one is refused and the running one stays (DESIGN.md).
+		if err := s.policy.Reload(r.Context(), "admin-api"); err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		io.WriteString(w, "policy reloaded\n")
+	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprintf(w, "# HELP kontor_c2s_connections Open client connections.\n# TYPE kontor_c2s_connections gauge\nkontor_c2s_connections %d\n", s.c2s.ConnCount())
