@@ -86,6 +86,16 @@ type C2SConfig struct {
 	PingInterval        time.Duration `mapstructure:"ping_interval"`
 	PingTimeout         time.Duration `mapstructure:"ping_timeout"`
 	WriteTimeout        time.Duration `mapstructure:"write_timeout"`
+	// Stream management (XEP-0198): how long a session whose connection
+	// was lost can be resumed, and when the server asks for
+	// acknowledgements (after this many unacknowledged stanzas, or after
+	// this long without writing while some are unacknowledged).
+	SMResumeTimeout time.Duration `mapstructure:"sm_resume_timeout"`
+	SMAckEvery      int           `mapstructure:"sm_ack_every"`
+	SMAckIdle       time.Duration `mapstructure:"sm_ack_idle"`
+	// CSIMaxHeldPresences bounds the presence updates held for an inactive
+	// client (XEP-0352), latest per sender.
+	CSIMaxHeldPresences int `mapstructure:"csi_max_held_presences"`
 }
 
 type AuthConfig struct {
@@ -380,6 +390,9 @@ func (c *Config) validate() []string {
 		{"c2s.ping_interval", int64(c.C2S.PingInterval), int64(time.Second)},
 		{"c2s.ping_timeout", int64(c.C2S.PingTimeout), int64(time.Second)},
 		{"c2s.write_timeout", int64(c.C2S.WriteTimeout), int64(time.Second)},
+		{"c2s.sm_resume_timeout", int64(c.C2S.SMResumeTimeout), int64(time.Second)},
+		{"c2s.sm_ack_every", int64(c.C2S.SMAckEvery), 1},
+		{"c2s.csi_max_held_presences", int64(c.C2S.CSIMaxHeldPresences), 1},
 		{"auth.max_failures_per_ip", int64(c.Auth.MaxFailuresPerIP), 1},
 		{"auth.max_failures_per_account", int64(c.Auth.MaxFailuresPerAccount), 1},
 		{"auth.failure_window", int64(c.Auth.FailureWindow), int64(time.Second)},
@@ -393,6 +406,15 @@ func (c *Config) validate() []string {
 		if x.n < x.min {
 			add(x.path, "must be at least %v", formatMin(x.path, x.min))
 		}
+	}
+	if c.C2S.SMResumeTimeout > time.Hour {
+		add("c2s.sm_resume_timeout", "must be at most 1h (a detached session stays online and holds its queue)")
+	}
+	if c.C2S.SMAckEvery > c.C2S.QueueSize/2 && c.C2S.QueueSize >= 16 {
+		add("c2s.sm_ack_every", "must be at most half of queue_size (%d)", c.C2S.QueueSize/2)
+	}
+	if c.C2S.SMAckIdle < 100*time.Millisecond {
+		add("c2s.sm_ack_idle", "must be at least 100ms")
 	}
 	if c.Auth.AccountWatchInterval > 5*time.Second {
 		add("auth.account_watch_interval", "must be at most 5s (disabled users' sessions must close within 5 seconds)")

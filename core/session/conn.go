@@ -40,8 +40,10 @@ const (
 
 var shutdownErr = &stanza.StreamError{Condition: stanza.StreamSystemShutdown, Text: "the server is shutting down"}
 
-// conn is one client connection. Fields above mu belong to the reader
-// goroutine; the ones below are shared with the writer and other sessions.
+// conn is one transport: a client connection. Fields above sess belong to
+// the reader goroutine; sess, full and res are set before the writer
+// starts and not changed after; the ones below them are shared with the
+// writer and other goroutines, except those marked as the writer's own.
 type conn struct {
 	srv    *Server
 	log    *slog.Logger
@@ -54,25 +56,39 @@ type conn struct {
 	domain   string
 	host     *router.Host
 	account  jid.JID // bare, after SASL
-	full     jid.JID // after bind
+	full     jid.JID // after bind or resume
 	res      module.Resource
 	rd       *xmlstream.Reader
 	failures int
+	smIn     bool // stream management is on: count handled stanzas
 
+	sess     *session     // after bind or resume; set before the writer starts
 	lastRead atomic.Int64 // unix nanoseconds of the last byte read
 	bound    atomic.Bool  // the writer goroutine runs
 	ncMu     sync.Mutex   // guards nc against Close during negotiation
+	// lost is set when the connection failed (rather than being closed
+	// by either side on purpose): a resumable session detaches.
+	lost atomic.Bool
+	// replaced is set when a resumption took the session over.
+	replaced atomic.Bool
 
-	out       chan *stanza.Stanza
+	wake      chan struct{} // the writer has something to take
 	closeOnce sync.Once
 	closing   chan struct{}
 	closeErr  atomic.Pointer[stanza.StreamError]
-	wdone     chan struct{}
-	bw        *bufio.Writer // negotiation writes, then the writer's
+	// closeApp is an application-specific condition for the stream error.
+	closeApp atomic.Pointer[stanza.Element]
+	wdone    chan struct{}
+	bw       *bufio.Writer // negotiation writes, then the writer's
+
+	// The writer's own.
+	buf   []byte
+	spare []entry
+	smOut bool // <enabled/> or <resumed/> was taken: ping with <r/>
 }
 
 func (s *Server) newConn(nc net.Conn, direct bool) *conn {
-	c := &conn{srv: s, nc: nc, direct: direct, closing: make(chan struct{})}
+	c := &conn{srv: s, nc: nc, direct: direct, closing: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.remote = ap.Addr().Unmap()
 	}
@@ -92,8 +108,8 @@ func (t readTracker) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends the session with a stream error (nil: a clean close). It never
-// blocks. A bound session's writer sends the error and closes the
+// Close ends the transport with a stream error (nil: a clean close). It
+// never blocks. A bound transport's writer sends the error and closes the
 // connection; during negotiation, when the reader goroutine writes, the
 // pending read is interrupted and the reader sends it.
 func (c *conn) Close(err *stanza.StreamError) {
@@ -108,6 +124,21 @@ func (c *conn) Close(err *stanza.StreamError) {
 			c.ncMu.Unlock()
 		}
 	})
+}
+
+// closeWith ends the transport with a stream error that carries an
+// application-specific condition.
+func (c *conn) closeWith(err *stanza.StreamError, app *stanza.Element) {
+	c.closeApp.Store(app)
+	c.Close(err)
+}
+
+// signal wakes the writer.
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // closeRequested reports whether Close was called.
@@ -127,20 +158,14 @@ func (c *conn) setConn(nc net.Conn) {
 	c.ncMu.Unlock()
 }
 
-// Send queues a stanza for the client. A full queue means the client is not
-// reading: it is closed rather than buffered without bound.
-func (c *conn) Send(s *stanza.Stanza) {
-	select {
-	case <-c.closing:
-		return
-	default:
+// streamErrorElement renders a stream error with the application-specific
+// condition set by closeWith, if any.
+func (c *conn) streamErrorElement(se *stanza.StreamError) *stanza.Element {
+	el := se.Element()
+	if app := c.closeApp.Load(); app != nil {
+		el.Append(app)
 	}
-	select {
-	case c.out <- s:
-	default:
-		c.log.Warn("outbound queue full; closing session", "jid", c.full.String(), "queue", cap(c.out))
-		c.Close(&stanza.StreamError{Condition: stanza.StreamResourceConstraint, Text: "too many stanzas queued for this client"})
-	}
+	return el
 }
 
 func (c *conn) serve() {
@@ -217,7 +242,7 @@ func isTimeout(err error) bool {
 // negotiation, before the writer runs).
 func (c *conn) fail(se *stanza.StreamError) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	b := se.Element().AppendXML(nil, stanza.NSClient)
+	b := c.streamErrorElement(se).AppendXML(nil, stanza.NSClient)
 	b = append(b, "</stream:stream>"...)
 	_, _ = c.bw.Write(b)
 	_ = c.bw.Flush()
@@ -326,6 +351,8 @@ func (c *conn) negotiate() error {
 		default:
 			features.Append(stanza.New(nsBind, "bind"))
 			features.Append(stanza.New(nsSession, "session").Append(stanza.New(nsSession, "optional")))
+			features.Append(stanza.New(nsSM, "sm"))
+			features.Append(stanza.New(nsCSI, "csi"))
 			for _, f := range c.host.StreamFeatures() {
 				features.Append(f)
 			}
@@ -624,12 +651,34 @@ func (c *conn) register(el *stanza.Element) error {
 	return errReply(stanza.ErrBadRequest(""))
 }
 
-// bind waits for the resource binding request.
+// bind waits for the resource binding request, or a stream management
+// resumption that takes over a session instead.
 func (c *conn) bind() error {
 	for {
 		el, err := c.next()
 		if err != nil {
 			return err
+		}
+		switch el.Name.Space {
+		case nsSM:
+			switch el.Name.Local {
+			case "resume":
+				ok, err := c.resume(el)
+				if err != nil || ok {
+					return err
+				}
+			case "enable":
+				// XEP-0198 §3: only after binding.
+				if err := c.writeElem(smFailed(stanza.UnexpectedRequest, -1)); err != nil {
+					return err
+				}
+			default:
+				return &stanza.StreamError{Condition: stanza.StreamUnsupportedStanzaType, Text: "bind a resource first"}
+			}
+			continue
+		case nsCSI:
+			// A state before binding has nothing to apply to.
+			continue
 		}
 		s, perr := stanza.Parse(el)
 		if perr != nil || s.Kind != stanza.KindIQ || s.Type != "set" {
@@ -659,27 +708,31 @@ func (c *conn) bind() error {
 			continue
 		}
 		c.full = full
-		c.out = make(chan *stanza.Stanza, c.srv.cfg.QueueSize)
+		c.log = c.log.With("jid", full.String())
+		sess := newSession(c.srv, c, full)
 		ctx := context.Background()
-		r, err := c.srv.cfg.Router.Bind(ctx, full, c)
+		r, err := c.srv.cfg.Router.Bind(ctx, full, sess)
 		if err != nil {
 			return err
 		}
-		c.res = r
-		c.log = c.log.With("jid", full.String())
+		sess.mu.Lock()
+		sess.res = r
+		sess.mu.Unlock()
+		c.srv.addSession(sess)
+		c.sess, c.res = sess, r
 		result := stanza.New(stanza.NSClient, "iq").Set("type", "result").Set("id", s.ID).Append(
 			stanza.New(nsBind, "bind").Append(stanza.New(nsBind, "jid").AppendText(full.String())))
 		if err := c.writeElem(result); err != nil {
-			c.srv.cfg.Router.Unbind(ctx, r)
+			sess.transportEnded(c)
 			return err
 		}
 		return nil
 	}
 }
 
-// run serves a bound session until it ends.
+// run serves a bound session until the transport ends.
 func (c *conn) run() {
-	cfg := &c.srv.cfg
+	s := c.sess
 	ctx := context.Background()
 	c.wdone = make(chan struct{})
 	c.ncMu.Lock()
@@ -687,19 +740,21 @@ func (c *conn) run() {
 	c.ncMu.Unlock()
 	if c.closeRequested() {
 		// Closed while binding: end as a bound session does.
-		cfg.Router.Unbind(ctx, c.res)
 		if ce := c.closeErr.Load(); ce != nil {
 			c.fail(ce)
 		}
 		close(c.wdone)
+		s.transportEnded(c)
 		return
 	}
 	_ = c.nc.SetDeadline(time.Time{})
 	go c.writer()
+	// Write what was queued while binding or resuming.
+	c.signal()
 	defer func() {
-		cfg.Router.Unbind(ctx, c.res)
 		c.Close(nil)
 		<-c.wdone
+		s.transportEnded(c)
 	}()
 	for {
 		el, err := c.rd.Next()
@@ -715,15 +770,38 @@ func (c *conn) run() {
 				case <-c.closing:
 				default:
 					c.log.Debug("connection lost", "err", err)
+					c.lost.Store(true)
 					c.Close(nil)
 				}
 			}
 			return
 		}
-		if !c.handle(ctx, el) {
+		if !c.element(ctx, el) {
 			return
 		}
 	}
+}
+
+// element handles one top-level element of a bound stream; false ends the
+// transport.
+func (c *conn) element(ctx context.Context, el *stanza.Element) bool {
+	s := c.sess
+	s.handling.Lock()
+	defer s.handling.Unlock()
+	if c.replaced.Load() {
+		return false
+	}
+	switch el.Name.Space {
+	case nsSM:
+		return c.smElement(el)
+	case nsCSI:
+		return c.csiElement(el)
+	}
+	ok := c.handle(ctx, el)
+	if c.smIn {
+		s.inbound++
+	}
+	return ok
 }
 
 // handle processes one stanza; false ends the session. A panic while
@@ -749,7 +827,7 @@ func (c *conn) handle(ctx context.Context, el *stanza.Element) (ok bool) {
 			s.To = jid.JID{}
 			if r := stanza.ErrorReply(s, stErr); r != nil {
 				r.El.Set("from", "")
-				c.Send(r)
+				c.sess.Send(r)
 			}
 		}
 		return true
@@ -776,50 +854,42 @@ func (c *conn) ownIQ(s *stanza.Stanza) bool {
 	}
 	if s.Type == "set" && s.To.IsZero() {
 		if p := s.Payload(); p != nil && p.Name.Space == nsSession && p.Name.Local == "session" {
-			c.Send(stanza.NewIQ(jid.JID{}, c.full, "result", s.ID, nil))
+			c.sess.Send(stanza.NewIQ(jid.JID{}, c.full, "result", s.ID, nil))
 			return true
 		}
 	}
 	return false
 }
 
-// writer drains the queue, flushing when it is empty, and pings a silent
-// client.
+// writer drains the queue, flushing when it is empty, asks for
+// acknowledgements, and pings a silent client.
 func (c *conn) writer() {
 	cfg := &c.srv.cfg
 	defer close(c.wdone)
 	ticker := time.NewTicker(min(cfg.PingInterval, cfg.PingTimeout) / 2)
 	defer ticker.Stop()
+	idle := time.NewTimer(cfg.AckIdle)
+	idle.Stop()
+	defer idle.Stop()
 	var pingSent time.Time
-	var buf []byte
-	write := func(s *stanza.Stanza) bool {
-		buf = s.El.AppendXML(buf[:0], stanza.NSClient)
-		_ = c.nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-		if _, err := c.bw.Write(buf); err != nil {
-			c.log.Debug("write failed", "err", err)
-			c.nc.Close()
-			return false
-		}
-		return true
-	}
 	for {
 		select {
-		case s := <-c.out:
-			if !write(s) {
+		case <-c.wake:
+			pending, ok := c.writeQueued()
+			if !ok {
 				return
 			}
-			for n := len(c.out); n > 0; n-- {
-				if !write(<-c.out) {
-					return
-				}
+			if pending {
+				idle.Reset(cfg.AckIdle)
 			}
-			if err := c.bw.Flush(); err != nil {
-				c.log.Debug("write failed", "err", err)
-				c.nc.Close()
+		case <-idle.C:
+			sent, ok := c.requestAck(false)
+			if !ok {
 				return
 			}
-			if cap(buf) > 64<<10 {
-				buf = nil
+			if sent && pingSent.IsZero() {
+				// The answer also tells that the client is alive.
+				pingSent = time.Now()
 			}
 		case <-ticker.C:
 			last := time.Unix(0, c.lastRead.Load())
@@ -828,36 +898,153 @@ func (c *conn) writer() {
 				pingSent = time.Time{}
 			case !pingSent.IsZero() && time.Since(pingSent) > cfg.PingTimeout:
 				c.log.Info("client did not answer a ping; closing")
+				c.lost.Store(true)
 				c.Close(&stanza.StreamError{Condition: stanza.StreamConnectionTimeout, Text: "no answer to ping"})
 			case pingSent.IsZero() && time.Since(last) > cfg.PingInterval:
 				pingSent = time.Now()
+				if c.smOut {
+					if _, ok := c.requestAck(true); !ok {
+						return
+					}
+					break
+				}
 				ping := stanza.NewIQ(jid.MustParse(c.domain), c.full, "get", "ping-"+strconv.FormatInt(pingSent.UnixNano(), 36), stanza.New(nsPing, "ping"))
-				if !write(ping) || c.bw.Flush() != nil {
-					c.nc.Close()
+				if !c.write(ping.El) || !c.flush() {
 					return
 				}
 			}
 		case <-c.closing:
-			// Send what is queued, then the error and the closing tag.
-			for n := len(c.out); n > 0; n-- {
-				if !write(<-c.out) {
-					return
-				}
-			}
-			b := buf[:0]
-			if se := c.closeErr.Load(); se != nil {
-				b = se.Element().AppendXML(b, stanza.NSClient)
-			}
-			b = append(b, "</stream:stream>"...)
-			_ = c.nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-			_, _ = c.bw.Write(b)
-			_ = c.bw.Flush()
-			if tc, ok := c.nc.(*tls.Conn); ok {
-				_ = tc.CloseWrite()
-			}
-			// Give the client a moment to close its side, then cut.
-			_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+			c.closeStream()
 			return
 		}
 	}
+}
+
+// writeQueued writes everything queued and flushes. It reports whether
+// stanzas remain unacknowledged, and false when the connection failed.
+func (c *conn) writeQueued() (pending, ok bool) {
+	s := c.sess
+	every := c.srv.cfg.AckEvery
+	s.mu.Lock()
+	if s.t != c || (s.state != attached && s.sm) {
+		// Taken over, or ending: what is queued is not ours to write (an
+		// ending session reroutes it).
+		s.mu.Unlock()
+		return false, true
+	}
+	batch := s.queue
+	s.queue = c.spare
+	for _, e := range batch {
+		if e.at != 0 {
+			s.unacked.push(e)
+		}
+	}
+	c.smOut = s.sm
+	req := s.sm && !s.rOut && s.unacked.len() >= every
+	if req {
+		s.rOut = true
+	}
+	pending = s.unacked.len() > 0
+	s.mu.Unlock()
+	ok = true
+	for i := range batch {
+		if ok && !c.write(batch[i].s.El) {
+			ok = false
+		}
+		batch[i] = entry{}
+	}
+	if cap(batch) > 256 {
+		batch = nil
+	}
+	c.spare = batch[:0]
+	if !ok {
+		return pending, false
+	}
+	if req {
+		if _, err := c.bw.WriteString(smRequest); err != nil {
+			return pending, c.writeFailed(err)
+		}
+	}
+	return pending, c.flush()
+}
+
+// requestAck writes <r/> if stanzas are unacknowledged (or always, for a
+// ping). ok is false when the connection failed.
+func (c *conn) requestAck(ping bool) (sent, ok bool) {
+	s := c.sess
+	s.mu.Lock()
+	if s.t != c || !s.sm || (!ping && s.unacked.len() == 0) {
+		s.mu.Unlock()
+		return false, true
+	}
+	s.rOut = true
+	s.mu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	if _, err := c.bw.WriteString(smRequest); err != nil {
+		return false, c.writeFailed(err)
+	}
+	return true, c.flush()
+}
+
+// write serialises one element into the buffered writer.
+func (c *conn) write(el *stanza.Element) bool {
+	c.buf = el.AppendXML(c.buf[:0], stanza.NSClient)
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	if _, err := c.bw.Write(c.buf); err != nil {
+		return c.writeFailed(err)
+	}
+	if cap(c.buf) > 64<<10 {
+		c.buf = nil
+	}
+	return true
+}
+
+func (c *conn) flush() bool {
+	if err := c.bw.Flush(); err != nil {
+		return c.writeFailed(err)
+	}
+	return true
+}
+
+// writeFailed gives up on a connection the writer cannot write to.
+func (c *conn) writeFailed(err error) bool {
+	if !c.closeRequested() {
+		c.log.Debug("write failed", "err", err)
+		c.lost.Store(true)
+	}
+	c.nc.Close()
+	return false
+}
+
+// closeStream ends the stream on Close: what is queued (without stream
+// management: with it, the queue is kept for resumption or rerouting),
+// then the error and the closing tag.
+func (c *conn) closeStream() {
+	cfg := &c.srv.cfg
+	s := c.sess
+	s.mu.Lock()
+	var batch []entry
+	if s.t == c && !s.sm {
+		batch = s.queue
+		s.queue = nil
+	}
+	s.mu.Unlock()
+	for _, e := range batch {
+		if !c.write(e.s.El) {
+			return
+		}
+	}
+	var b []byte
+	if se := c.closeErr.Load(); se != nil {
+		b = c.streamErrorElement(se).AppendXML(b, stanza.NSClient)
+	}
+	b = append(b, "</stream:stream>"...)
+	_ = c.nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+	_, _ = c.bw.Write(b)
+	_ = c.bw.Flush()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		_ = tc.CloseWrite()
+	}
+	// Give the client a moment to close its side, then cut.
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
 }

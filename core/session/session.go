@@ -1,14 +1,105 @@
 // Package session serves client-to-server connections (RFC 6120): stream
 // negotiation and restarts, STARTTLS (or direct TLS, XEP-0368), SASL,
-// resource binding, and then the stanzas of one bound session.
+// resource binding, stream management (XEP-0198) and client state
+// indication (XEP-0352), and then the stanzas of one bound session.
 //
-// Each connection has two goroutines. The reader negotiates the stream and
-// then handles stanzas in the order they arrive (RFC 6120 §10.1), routing
-// each before reading the next. The writer drains a bounded queue and
-// flushes when the queue is empty, so a burst costs one write; it also sends
-// the server's pings when the client has been silent. Delivering to a session
-// only enqueues: a session whose queue is full (a client that stopped
-// reading) is closed with resource-constraint instead of growing memory.
+// # Transports and sessions
+//
+// Two types split what a connection is. A conn is a transport: one socket,
+// its stream negotiation, and, once bound, a reader and a writer goroutine.
+// A session is what the router knows as a bound resource (it implements
+// router.Conn): the outbound queue, the stream management counters, the
+// list of stanzas written but not yet acknowledged, and the client's state.
+// Without stream management a session lives and dies with its one
+// transport. With resumption enabled, a session whose transport is lost
+// stays bound (detached) for the resume timeout, and a new transport of
+// the same account can take it over with <resume/>.
+//
+// The reader of the attached transport handles stanzas in the order they
+// arrive (RFC 6120 §10.1), routing each before reading the next. The writer
+// drains the queue in batches and flushes when it is empty, so a burst costs
+// one write; it also pings the client when it has been silent (with <r/>
+// when stream management is on). Delivering to a session (Send) only
+// enqueues: a session whose queue is full (a client that stopped reading)
+// is closed with resource-constraint instead of growing memory; so is a
+// session whose client lets QueueSize stanzas go unacknowledged, and a
+// detached session that gathers QueueSize stanzas while its client is
+// away. A session holds at most QueueSize queued and twice QueueSize
+// unacknowledged stanzas (the writer moves a whole batch at once).
+//
+// # Stream management (XEP-0198 1.6, urn:xmpp:sm:3)
+//
+// <sm/> is offered after authentication; <enable/> is accepted after
+// binding (before it: <failed><unexpected-request/></failed>). From
+// <enabled/> on, the server counts the stanzas it handled (h, answered to
+// <r/> with <a/>) and keeps every stanza it writes until the client
+// acknowledges it. It asks for acknowledgements (<r/>) once AckEvery
+// stanzas are unacknowledged and no request is outstanding (also right
+// after an answer that leaves that many), and when stanzas are
+// unacknowledged and nothing was written for AckIdle. An
+// <a/> that acknowledges more than was sent (counts wrap at 2^32) ends the
+// stream with undefined-condition and <handled-count-too-high/>.
+//
+// With resume='true' the session gets an unguessable id and a resume
+// timeout (max: ResumeTimeout, or less if the client asked for less). When
+// its transport is lost (a read or write error, a cut connection, an
+// unanswered ping) the session detaches: it stays bound, keeps its
+// presence, and keeps queueing what is routed to it, within the same
+// bound. A client that authenticates as the same account and sends
+// <resume previd h/> instead of binding takes it over: the server drops
+// what h acknowledges, answers <resumed/> with its own h, and writes the
+// unacknowledged stanzas again, then the queue. A resume of an unknown,
+// expired or foreign id gets <failed><item-not-found/></failed> (with h
+// when the id was this account's and ended recently) and the client may
+// bind. A second resume of an attached session closes the older transport
+// with conflict. A clean close (</stream:stream>), a stream error, or a
+// Close from the router (a replaced resource, a disabled account, a full
+// queue, server shutdown) ends the session instead of detaching it.
+//
+// A session that ends with stream management on never drops what it
+// holds: after it is unbound, its unacknowledged and queued stanzas are
+// handled as stanzas to an unavailable resource (XEP-0198 §5). Messages of
+// type normal or chat are routed again, as the server, to the account's
+// bare JID, keeping their sender and gaining a XEP-0203 delay stamp (the
+// time they were queued) unless the server already stamped one: another
+// resource gets them, or offline storage. IQ requests are answered with
+// recipient-unavailable; presence, IQ results and errors, other message
+// types, carbon copies (XEP-0280: the original went to another resource)
+// and archive query results (XEP-0313: the client can query again) are
+// dropped. Stanzas routed to the session after it ended
+// (a race with the unbinding) are routed again the same way, from a
+// tracked goroutine. Resumption resends instead, so nothing is stored
+// twice. Server.Shutdown unbinds every session first (so that the
+// messages go to offline storage rather than to another closing session),
+// ends them, and returns after the rerouting, before the caller closes the
+// store.
+//
+// # Client state indication (XEP-0352 1.0.0, urn:xmpp:csi:0)
+//
+// <csi/> is offered after authentication. While the client is inactive,
+// availability presence (no type, or unavailable) routed to it is held,
+// latest per sender full JID; anything else (messages, IQs, subscription
+// presence) is delivered at once, after the held presences, so that the
+// client never sees a message before a presence that came earlier.
+// <active/> delivers what is held. At MaxHeldPresences distinct senders
+// the held presences are delivered as they are. A resumed session starts
+// active, as a new stream does.
+//
+// # Locks
+//
+// Lock order: session.handling, then session.mu, then Server.mu (which is
+// also taken alone). conn.ncMu may be taken under any of them. None is held
+// while calling the router (which calls Send and Close of sessions).
+// session.handling is held by a reader while it handles one element, so
+// that a takeover (resume) waits for the stanza in progress and reads an
+// exact h.
+//
+// # Memory
+//
+// An idle session holds no preallocated queue: the queue and the
+// unacknowledged list are slices that grow with use and are released when
+// they drain. What an idle bound TLS connection costs is measured by
+// TestIdleSessionMemory (see its log output).
 package session
 
 import (
@@ -22,8 +113,10 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/limit"
 	"kontor.im/kontor/core/router"
 	"kontor.im/kontor/core/sasl"
@@ -38,13 +131,15 @@ type Config struct {
 	TLS    *tls.Config
 	Logger *slog.Logger
 	Limits xmlstream.Limits
-	// QueueSize bounds a session's outbound queue (stanzas).
+	// QueueSize bounds the stanzas queued for a session, and (with stream
+	// management) those its client has not acknowledged.
 	QueueSize int
 	// HandshakeTimeout bounds the time from connect to a bound resource.
 	HandshakeTimeout time.Duration
 	// PingInterval: after this much silence from the client the server
-	// pings it (XEP-0199); PingTimeout later without an answer the
-	// connection is closed with connection-timeout.
+	// pings it (XEP-0199, or <r/> with stream management); PingTimeout
+	// later without an answer the connection is closed with
+	// connection-timeout.
 	PingInterval, PingTimeout time.Duration
 	// WriteTimeout bounds one write to a client.
 	WriteTimeout time.Duration
@@ -61,6 +156,20 @@ type Config struct {
 	// Registration, when set, answers in-band registration (XEP-0077)
 	// before authentication.
 	Registration Registrar
+
+	// ResumeTimeout is how long a session whose connection was lost stays
+	// resumable (XEP-0198); default 5 minutes.
+	ResumeTimeout time.Duration
+	// AckEvery: the server requests an acknowledgement once this many
+	// stanzas are unacknowledged (and no request is outstanding);
+	// default 5.
+	AckEvery int
+	// AckIdle: the server requests an acknowledgement when stanzas are
+	// unacknowledged and nothing was written for this long; default 5s.
+	AckIdle time.Duration
+	// MaxHeldPresences bounds the presences held for an inactive client
+	// (XEP-0352); default 100.
+	MaxHeldPresences int
 }
 
 // Registrar creates accounts in band before authentication (XEP-0077).
@@ -98,6 +207,18 @@ func (c *Config) defaults() {
 	if c.AuthGuard == nil {
 		c.AuthGuard = limit.NewAuth(limit.AuthConfig{})
 	}
+	if c.ResumeTimeout <= 0 {
+		c.ResumeTimeout = 5 * time.Minute
+	}
+	if c.AckEvery <= 0 {
+		c.AckEvery = 5
+	}
+	if c.AckIdle <= 0 {
+		c.AckIdle = 5 * time.Second
+	}
+	if c.MaxHeldPresences <= 0 {
+		c.MaxHeldPresences = 100
+	}
 }
 
 // Server accepts client connections on any number of listeners.
@@ -105,17 +226,31 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
+	// shutting is set when Shutdown starts: lost connections no longer
+	// detach their sessions.
+	shutting atomic.Bool
+	// tasks tracks every goroutine the server starts: connections,
+	// resume timers, rerouting.
+	tasks group
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   bool
-	wg        sync.WaitGroup
+	// sessions are the bound sessions, attached or detached.
+	sessions map[*session]struct{}
+	// resumable maps stream management ids to their sessions.
+	resumable map[string]*session
+	// tombs remember, for a resume timeout, the h of resumable sessions
+	// that ended, for <failed h/>.
+	tombs tombstones
 }
 
 // NewServer returns a server; nothing is started until Serve.
 func NewServer(cfg Config) *Server {
 	cfg.defaults()
-	return &Server{cfg: cfg, log: cfg.Logger, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+	return &Server{cfg: cfg, log: cfg.Logger, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
+		sessions: map[*session]struct{}{}, resumable: map[string]*session{}}
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -161,10 +296,10 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 			return ErrServerClosed
 		}
 		s.conns[c] = struct{}{}
-		s.wg.Add(1)
+		s.tasks.add()
 		s.mu.Unlock()
 		go func() {
-			defer s.wg.Done()
+			defer s.tasks.done()
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)
@@ -173,9 +308,13 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 	}
 }
 
-// Shutdown stops accepting, closes every connection with a system-shutdown
-// stream error, and waits for them to end or for ctx.
+// Shutdown stops accepting, unbinds every session (so that what is routed
+// to their accounts from now on goes to offline storage), closes every
+// connection with a system-shutdown stream error, ends detached sessions,
+// and waits until every session has ended and rerouted what its client had
+// not acknowledged, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutting.Store(true)
 	s.mu.Lock()
 	s.closing = true
 	for ln := range s.listeners {
@@ -185,19 +324,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
+	sessions := make([]*session, 0, len(s.sessions))
+	for x := range s.sessions {
+		sessions = append(sessions, x)
+	}
 	s.mu.Unlock()
+	for _, x := range sessions {
+		x.unbind(ctx)
+	}
+	for _, x := range sessions {
+		x.Close(shutdownErr)
+	}
 	for _, c := range conns {
 		c.Close(shutdownErr)
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.tasks.wait():
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
+			c.ncMu.Lock()
 			c.nc.Close()
+			c.ncMu.Unlock()
 		}
 		s.mu.Unlock()
 		return ctx.Err()
@@ -211,8 +360,137 @@ func (s *Server) ConnCount() int {
 	return len(s.conns)
 }
 
+// DetachedCount is the number of sessions waiting to be resumed.
+func (s *Server) DetachedCount() int {
+	s.mu.Lock()
+	list := make([]*session, 0, len(s.resumable))
+	for _, x := range s.resumable {
+		list = append(list, x)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, x := range list {
+		x.mu.Lock()
+		if x.state == detached {
+			n++
+		}
+		x.mu.Unlock()
+	}
+	return n
+}
+
+// addSession records a bound session.
+func (s *Server) addSession(x *session) {
+	s.mu.Lock()
+	s.sessions[x] = struct{}{}
+	s.mu.Unlock()
+}
+
+// forget removes an ended session from the tables; a resumable one leaves
+// a tombstone with its h.
+func (s *Server) forget(x *session, id string, h uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, x)
+	if id != "" {
+		delete(s.resumable, id)
+		s.tombs.add(id, tombstone{account: x.account, h: h, until: time.Now().Add(s.cfg.ResumeTimeout)})
+	}
+}
+
+// group counts running goroutines; unlike sync.WaitGroup it may gain
+// members at any time, also while someone waits for it to be idle.
+type group struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to zero; nil when nobody waits
+}
+
+func (g *group) add() {
+	g.mu.Lock()
+	g.n++
+	g.mu.Unlock()
+}
+
+func (g *group) done() {
+	g.mu.Lock()
+	g.n--
+	if g.n == 0 && g.idle != nil {
+		close(g.idle)
+		g.idle = nil
+	}
+	g.mu.Unlock()
+}
+
+// wait returns a channel closed when no member runs.
+func (g *group) wait() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	if g.idle == nil {
+		g.idle = make(chan struct{})
+	}
+	return g.idle
+}
+
+// tombstone is what remains of an ended resumable session.
+type tombstone struct {
+	account jid.JID
+	h       uint32
+	until   time.Time
+}
+
+// maxTombstones bounds the tombstones kept (the oldest go first).
+const maxTombstones = 10000
+
+// tombstones is a bounded, time-ordered table.
+type tombstones struct {
+	byID  map[string]tombstone
+	order []string // insertion order, which is expiry order
+}
+
+func (t *tombstones) add(id string, ts tombstone) {
+	if t.byID == nil {
+		t.byID = map[string]tombstone{}
+	}
+	now := time.Now()
+	for len(t.order) > 0 {
+		first := t.byID[t.order[0]]
+		if len(t.order) < maxTombstones && now.Before(first.until) {
+			break
+		}
+		delete(t.byID, t.order[0])
+		t.order[0] = ""
+		t.order = t.order[1:]
+	}
+	if len(t.order) == 0 {
+		t.order = nil // let the backing array go
+	}
+	t.byID[id] = ts
+	t.order = append(t.order, id)
+}
+
+func (t *tombstones) get(id string) (tombstone, bool) {
+	ts, ok := t.byID[id]
+	if !ok || time.Now().After(ts.until) {
+		return tombstone{}, false
+	}
+	return ts, true
+}
+
 func newStreamID() string {
 	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// newSMID returns an unguessable stream management id.
+func newSMID() string {
+	var b [18]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }

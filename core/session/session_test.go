@@ -33,7 +33,7 @@ type env struct {
 	addr   string
 }
 
-func selfSigned(t *testing.T) *tls.Config {
+func selfSigned(t testing.TB) *tls.Config {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "example.com"},

@@ -1,0 +1,231 @@
+package session
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"kontor.im/kontor/core/stanza"
+)
+
+// Namespaces of stream management (XEP-0198) and client state indication
+// (XEP-0352).
+const (
+	nsSM  = "urn:xmpp:sm:3"
+	nsCSI = "urn:xmpp:csi:0"
+)
+
+// smRequest is <r/>, written as is.
+const smRequest = "<r xmlns='" + nsSM + "'/>"
+
+// smFailed builds <failed/> with a stanza error condition, and h when h is
+// not negative.
+func smFailed(cond string, h int64) *stanza.Element {
+	f := stanza.New(nsSM, "failed")
+	if h >= 0 {
+		f.Set("h", strconv.FormatInt(h, 10))
+	}
+	return f.Append(stanza.New(stanza.NSStanzas, cond))
+}
+
+// parseH reads an h attribute: an unsigned 32-bit count.
+func parseH(v string) (uint32, error) {
+	n, err := strconv.ParseUint(v, 10, 32)
+	return uint32(n), err
+}
+
+// tooHigh is the stream error for an acknowledgement of more stanzas than
+// were sent (XEP-0198 §4), with its application-specific condition.
+func tooHigh(h, sent uint32) (*stanza.StreamError, *stanza.Element) {
+	return &stanza.StreamError{Condition: stanza.StreamUndefinedCondition,
+			Text: fmt.Sprintf("You acknowledged %d stanzas, but I only sent you %d so far.", h, sent)},
+		stanza.New(nsSM, "handled-count-too-high").Set("h", strconv.FormatUint(uint64(h), 10)).
+			Set("send-count", strconv.FormatUint(uint64(sent), 10))
+}
+
+// ackLocked applies the client's h: the stanzas it acknowledges are
+// dropped. Counts wrap at 2^32, so the number newly acknowledged is the
+// difference modulo 2^32, which must not exceed what is unacknowledged.
+// It returns the server's count of stanzas sent, and false for an h that
+// acknowledges more than that (nothing is changed then).
+func (s *session) ackLocked(h uint32) (sent uint32, ok bool) {
+	pending := uint32(s.unacked.len())
+	sent = s.acked + pending
+	n := h - s.acked
+	if n > pending {
+		return sent, false
+	}
+	s.unacked.drop(int(n))
+	s.acked = h
+	return sent, true
+}
+
+// smElement handles a stream management element on a bound stream (the
+// reader holds session.handling); false ends the transport.
+func (c *conn) smElement(el *stanza.Element) bool {
+	s := c.sess
+	switch el.Name.Local {
+	case "enable":
+		return c.enable(el)
+	case "r":
+		if !c.smIn {
+			return true
+		}
+		return s.pushNonza(c, stanza.New(nsSM, "a").Set("h", strconv.FormatUint(uint64(s.inbound), 10)))
+	case "a":
+		if !c.smIn {
+			return true
+		}
+		h, err := parseH(el.Get("h"))
+		if err != nil {
+			c.Close(&stanza.StreamError{Condition: stanza.StreamUndefinedCondition, Text: "the h attribute must be an unsigned 32-bit number"})
+			return false
+		}
+		s.mu.Lock()
+		sent, ok := s.ackLocked(h)
+		// Still AckEvery unacknowledged (written after the request that
+		// was answered): the writer asks again.
+		again := ok && s.unacked.len() >= c.srv.cfg.AckEvery
+		if ok {
+			s.rOut = false
+		}
+		s.mu.Unlock()
+		if again {
+			c.signal()
+		}
+		if !ok {
+			c.log.Info("client acknowledged more stanzas than were sent", "h", h, "sent", sent)
+			c.closeWith(tooHigh(h, sent))
+			return false
+		}
+		return true
+	case "resume":
+		return s.pushNonza(c, smFailed(stanza.UnexpectedRequest, -1))
+	}
+	// <enabled/>, <resumed/>, <failed/> are the server's to send.
+	c.Close(&stanza.StreamError{Condition: stanza.StreamUnsupportedStanzaType, Text: "unexpected stream management element"})
+	return false
+}
+
+// enable answers <enable/>.
+func (c *conn) enable(el *stanza.Element) bool {
+	s := c.sess
+	if c.smIn {
+		return s.pushNonza(c, smFailed(stanza.UnexpectedRequest, -1))
+	}
+	cfg := &c.srv.cfg
+	enabled := stanza.New(nsSM, "enabled")
+	var id string
+	maxResume := cfg.ResumeTimeout
+	if r := el.Get("resume"); r == "true" || r == "1" {
+		if v, err := strconv.ParseUint(el.Get("max"), 10, 32); err == nil && v > 0 && time.Duration(v)*time.Second < maxResume {
+			maxResume = time.Duration(v) * time.Second
+		}
+		id = newSMID()
+		secs := int64((maxResume + time.Second - 1) / time.Second)
+		enabled.Set("id", id).Set("resume", "true").Set("max", strconv.FormatInt(secs, 10))
+	}
+	var a after
+	s.mu.Lock()
+	if s.t != c || s.state != attached {
+		s.mu.Unlock()
+		return false
+	}
+	s.sm = true
+	s.smID = id
+	s.maxResume = maxResume
+	s.enqueueLocked(entry{s: &stanza.Stanza{El: enabled}}, &a)
+	if id != "" {
+		c.srv.mu.Lock()
+		c.srv.resumable[id] = s
+		c.srv.mu.Unlock()
+	}
+	s.mu.Unlock()
+	a.run(s)
+	c.smIn = true
+	c.log.Debug("stream management enabled", "resumable", id != "", "max", maxResume)
+	return true
+}
+
+// resume answers <resume/> during negotiation. It returns true when this
+// transport took the session over; false (and a nil error) when the client
+// got <failed/> and may bind instead.
+func (c *conn) resume(el *stanza.Element) (bool, error) {
+	prev := el.Get("previd")
+	h, herr := parseH(el.Get("h"))
+	if prev == "" || herr != nil {
+		return false, c.writeElem(smFailed(stanza.BadRequest, -1))
+	}
+	srv := c.srv
+	srv.mu.Lock()
+	s := srv.resumable[prev]
+	ts, tsOK := srv.tombs.get(prev)
+	srv.mu.Unlock()
+	if s == nil || s.account != c.account {
+		// h only for this account's own session that ended.
+		known := int64(-1)
+		if s == nil && tsOK && ts.account == c.account {
+			known = int64(ts.h)
+		}
+		c.log.Info("resumption refused: unknown or expired session")
+		return false, c.writeElem(smFailed(stanza.ItemNotFound, known))
+	}
+
+	// Wait for the stanza the old transport's reader may be handling, so
+	// that inbound is exact, and keep it from handling more.
+	s.handling.Lock()
+	s.mu.Lock()
+	if s.state != attached && s.state != detached {
+		s.mu.Unlock()
+		known := int64(s.inbound)
+		s.handling.Unlock()
+		c.log.Info("resumption refused: the session has ended")
+		return false, c.writeElem(smFailed(stanza.ItemNotFound, known))
+	}
+	if sent, ok := s.ackLocked(h); !ok {
+		s.mu.Unlock()
+		s.handling.Unlock()
+		c.log.Info("client acknowledged more stanzas than were sent", "h", h, "sent", sent)
+		se, app := tooHigh(h, sent)
+		c.closeApp.Store(app)
+		return false, se
+	}
+	old := s.t
+	if s.state == detached && s.timer.Stop() {
+		// The timer will not fire: its task slot is released here.
+		srv.tasks.done()
+	}
+	s.state = attached
+	s.t = c
+	s.rOut = false
+	resent := s.unacked.len()
+	q := make([]entry, 0, 1+resent+len(s.queue)+s.heldLive)
+	q = append(q, entry{s: &stanza.Stanza{El: stanza.New(nsSM, "resumed").
+		Set("h", strconv.FormatUint(uint64(s.inbound), 10)).Set("previd", prev)}})
+	q = append(q, s.unacked.all()...)
+	q = append(q, s.queue...)
+	s.unacked = fifo{}
+	// A new stream starts active (XEP-0352); what was held goes last, as
+	// it came after everything queued.
+	for _, e := range s.held {
+		if e.s != nil {
+			q = append(q, e)
+		}
+	}
+	s.held, s.heldIdx, s.heldLive, s.inactive = nil, nil, 0, false
+	s.queue = q
+	full, res := s.full, s.res
+	s.mu.Unlock()
+	if old != nil {
+		old.replaced.Store(true)
+	}
+	s.handling.Unlock()
+	if old != nil {
+		old.Close(&stanza.StreamError{Condition: stanza.StreamConflict, Text: "the session was resumed on another connection"})
+	}
+	c.sess, c.full, c.res = s, full, res
+	c.smIn = true
+	c.log = c.log.With("jid", full.String())
+	c.log.Info("session resumed", "resent", resent, "previous_connection_open", old != nil)
+	return true, nil
+}
