@@ -74,12 +74,14 @@ func startClients(tb testing.TB, addr, mode string) *clients {
 	return c
 }
 
-func (c *clients) expect(tb testing.TB, want string) {
+// expect reads a line that starts with want and returns the rest.
+func (c *clients) expect(tb testing.TB, want string) string {
 	tb.Helper()
 	line, err := c.out.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != want {
+	if err != nil || !strings.HasPrefix(line, want) {
 		tb.Fatalf("clients: want %s, got %q (%v)", want, line, err)
 	}
+	return strings.TrimSpace(strings.TrimPrefix(line, want))
 }
 
 // clientMain runs in the child. Modes:
@@ -118,17 +120,13 @@ func clientMain(addr, mode string) error {
 		if err != nil {
 			return err
 		}
-		// received counts what bob read; without stream management the
-		// window is on it. With stream management it is on what bob
-		// acknowledged: the server keeps what bob read but has not
-		// acknowledged yet, within a bound.
-		var received, acked atomic.Int64
-		window := &received
-		if sm {
-			window = &acked
-		}
+		// received counts what bob read: the window is on it, in both
+		// modes, so that the server sees the same traffic. With stream
+		// management, what bob read but has not acknowledged is also
+		// capped (the server keeps it, within a bound).
+		var received, acked, answers atomic.Int64
 		errs := make(chan error, 1)
-		go func() { errs <- bob.receive(&received, &acked) }()
+		go func() { errs <- bob.receive(&received, &acked, &answers) }()
 		fmt.Println("READY")
 		in := bufio.NewScanner(os.Stdin)
 		sent := int64(0)
@@ -143,7 +141,7 @@ func clientMain(addr, mode string) error {
 				sent++
 				if i%32 == 31 {
 					w.Flush()
-					for sent-window.Load() > inFlight {
+					for sent-received.Load() > inFlight || sm && sent-acked.Load() > 3*inFlight {
 						select {
 						case err := <-errs:
 							return err
@@ -162,7 +160,7 @@ func clientMain(addr, mode string) error {
 				}
 				time.Sleep(50 * time.Microsecond)
 			}
-			fmt.Println("DONE")
+			fmt.Println("DONE", answers.Swap(0))
 		}
 		return nil
 	}
@@ -228,7 +226,7 @@ func (c *loadClient) steps(steps []struct{ send, until string }) error {
 }
 
 // receive counts the messages that arrive and answers <r/> with <a h/>.
-func (c *loadClient) receive(received, acked *atomic.Int64) error {
+func (c *loadClient) receive(received, acked, answers *atomic.Int64) error {
 	buf := make([]byte, 64<<10)
 	var tail []byte
 	end, req := []byte("</message>"), []byte("<r xmlns='urn:xmpp:sm:3'/>")
@@ -249,6 +247,7 @@ func (c *loadClient) receive(received, acked *atomic.Int64) error {
 				return err
 			}
 			acked.Store(received.Load())
+			answers.Add(1)
 		}
 		// Keep a tail that cannot hold a whole marker, so nothing counts
 		// twice.
@@ -290,10 +289,11 @@ func BenchmarkMessageCPU(b *testing.B) {
 			cpu0 := cpuTime(b)
 			b.ResetTimer()
 			fmt.Fprintf(c.in, "GO %d\n", b.N)
-			c.expect(b, "DONE")
+			answers, _ := strconv.Atoi(c.expect(b, "DONE"))
 			b.StopTimer()
 			cpu := cpuTime(b) - cpu0
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "server-cpu-ns/msg")
+			b.ReportMetric(float64(answers)/float64(b.N), "acks/msg")
 		})
 	}
 }
