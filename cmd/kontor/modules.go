@@ -56,6 +56,8 @@ var coreSpecs = []struct {
 	{module.Spec{ID: "RFC 7622", Name: "XMPP Address Format (PRECIS)", Status: module.Complete}, "core/jid"},
 	{module.Spec{ID: "RFC 5802 / RFC 7677", Name: "SCRAM-SHA-1, SCRAM-SHA-256 (and -PLUS with tls-exporter, RFC 9266)", Status: module.Complete}, "core/sasl"},
 	{module.Spec{ID: "RFC 4616", Name: "SASL PLAIN (over TLS only)", Status: module.Complete}, "core/sasl"},
+	{module.Spec{ID: "XEP-0198", Name: "Stream Management (acks and resumption)", Version: "1.6", Status: module.Complete}, "core/session"},
+	{module.Spec{ID: "XEP-0352", Name: "Client State Indication", Version: "1.0.0", Status: module.Complete, Note: "availability presence held and deduplicated while inactive"}, "core/session"},
 	{module.Spec{ID: "XEP-0368", Name: "SRV records for XMPP over TLS (direct TLS listener)", Version: "1.1.0", Status: module.Complete}, "core/session"},
 	{module.Spec{ID: "XEP-0199", Name: "XMPP Ping (server pings silent clients)", Version: "2.0.1", Status: module.Complete}, "core/session"},
 	{module.Spec{ID: "XEP-0440", Name: "SASL Channel-Binding Type Capability", Version: "0.4.0", Status: module.Complete}, "core/session"},
