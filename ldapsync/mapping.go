@@ -262,17 +262,21 @@ func (m *mapper) mapUser(e *ldap.Entry, now time.Time) (userEntry, error) {
 		return ue, fmt.Errorf("ldapsync: %s: username %q is not a valid JID localpart: %w", e.DN, local, err)
 	}
 	ue.JID = j.String()
+	// LDAP strings are UTF-8 (RFC 4517), but a directory can hold anything:
+	// invalid bytes become U+FFFD here, once, so that what is stored (JSON)
+	// reads back the same and the next sync sees no change.
+	text := func(attr string) string { return strings.ToValidUTF8(e.GetEqualFoldAttributeValue(attr), "\uFFFD") }
 	a := attrs{
-		Username:    raw,
-		DisplayName: firstNonEmpty(e.GetEqualFoldAttributeValue(u.DisplayNameAttribute), e.GetEqualFoldAttributeValue("cn")),
-		Email:       e.GetEqualFoldAttributeValue(u.EmailAttribute),
-		Department:  e.GetEqualFoldAttributeValue(u.DepartmentAttribute),
-		Company:     e.GetEqualFoldAttributeValue(u.CompanyAttribute),
-		Phone:       e.GetEqualFoldAttributeValue(u.PhoneAttribute),
+		Username:    strings.ToValidUTF8(raw, "\uFFFD"),
+		DisplayName: firstNonEmpty(text(u.DisplayNameAttribute), text("cn")),
+		Email:       text(u.EmailAttribute),
+		Department:  text(u.DepartmentAttribute),
+		Company:     text(u.CompanyAttribute),
+		Phone:       text(u.PhoneAttribute),
 		Kind:        directory.Employee,
 	}
 	if a.DisplayName == "" {
-		a.DisplayName = raw
+		a.DisplayName = a.Username
 	}
 	if u.KindAttribute != "" {
 		for _, v := range e.GetEqualFoldAttributeValues(u.KindAttribute) {
@@ -286,7 +290,7 @@ func (m *mapper) mapUser(e *ldap.Entry, now time.Time) (userEntry, error) {
 	}
 	if u.SponsorAttribute != "" {
 		for _, s := range e.GetEqualFoldAttributeValues(u.SponsorAttribute) {
-			a.Sponsors = append(a.Sponsors, s)
+			a.Sponsors = append(a.Sponsors, strings.ToValidUTF8(s, "\uFFFD"))
 		}
 		slices.Sort(a.Sponsors)
 	}
@@ -328,8 +332,9 @@ func adDisabled(uac, computed int64, expires, now time.Time) string {
 }
 
 // fileTime converts a Windows FILETIME (100 ns since 1601, as in
-// accountExpires) to a time; 0 and the largest value mean never (zero
-// time).
+// accountExpires) to a time; 0, the largest value and anything after the
+// year 9999 (which no tool of Active Directory sets, and which neither
+// JSON nor SQL timestamps can hold) mean never (zero time).
 func fileTime(v int64) time.Time {
 	if v <= 0 || v == accountExpiresNever {
 		return time.Time{}
@@ -339,7 +344,11 @@ func fileTime(v int64) time.Time {
 		return time.Unix(0, 0).UTC() // before 1970: long expired
 	}
 	d := v - epochDiff
-	return time.Unix(d/1e7, (d%1e7)*100).UTC()
+	t := time.Unix(d/1e7, (d%1e7)*100).UTC()
+	if t.Year() > 9999 {
+		return time.Time{}
+	}
+	return t
 }
 
 func firstNonEmpty(v ...string) string {

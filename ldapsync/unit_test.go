@@ -263,6 +263,16 @@ func TestMapUser(t *testing.T) {
 					t.Errorf("Disabled = %q, Expires = %v", u.Attrs.Disabled, u.Attrs.Expires)
 				}
 			}, ""},
+		{"expires after the year 9999: never", m, adEntry("CN=a,DC=x", guid, map[string]string{"sAMAccountName": "a",
+			"userAccountControl": "512", "accountExpires": "9223372036854775806"}),
+			func(t *testing.T, u userEntry) {
+				if u.Attrs.Disabled != "" || !u.Attrs.Expires.IsZero() {
+					t.Errorf("Disabled = %q, Expires = %v", u.Attrs.Disabled, u.Attrs.Expires)
+				}
+				if decodeAttrs(u.Attrs.encode()).Username != "a" {
+					t.Error("attrs do not survive JSON")
+				}
+			}, ""},
 		{"a password that expired does not disable", m, adEntry("CN=a,DC=x", guid, map[string]string{"sAMAccountName": "a",
 			"userAccountControl": "512", "msDS-User-Account-Control-Computed": strconv.Itoa(uacPasswordExpired)}),
 			func(t *testing.T, u userEntry) {
