@@ -37,6 +37,12 @@ type Options struct {
 	Domain string        // default "example.com"
 	Store  storage.Store // default: a new SQLite file in t.TempDir()
 	Sealer module.Sealer // default: a test sealer (not for production)
+	// Archive is the message archive modules see (default none).
+	Archive module.Archive
+	// HTTPBaseURL is what module.Host's HTTPBaseURL returns (default ""):
+	// tests of HTTP handlers serve Server.Host.HTTPHandler() with
+	// net/http/httptest and pass its URL here.
+	HTTPBaseURL string
 }
 
 // New provisions the given modules (by ID, in order, with default options
@@ -58,7 +64,11 @@ func New(t testing.TB, opts Options, mods ...router.Enabled) *Server {
 	if opts.Sealer == nil {
 		opts.Sealer = xorSealer{}
 	}
-	r := router.New(router.Config{Store: opts.Store, Sealer: opts.Sealer})
+	cfg := router.Config{Store: opts.Store, Sealer: opts.Sealer, Archive: opts.Archive}
+	if opts.HTTPBaseURL != "" {
+		cfg.HTTPBaseURL = func(string) string { return opts.HTTPBaseURL }
+	}
+	r := router.New(cfg)
 	d := jid.MustParse(opts.Domain)
 	h, err := r.AddHost(d, mods)
 	if err != nil {

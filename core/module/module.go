@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -420,6 +421,18 @@ type Host interface {
 	// Go runs fn in a goroutine tracked by the host; ctx ends when the
 	// module stops, and the host waits for fn to return.
 	Go(name string, fn func(ctx context.Context))
+	// HandleHTTP registers h on the server's HTTPS listener (the "http"
+	// section of the configuration) under a path prefix ending in "/",
+	// e.g. "/upload/"; h sees the full path. With several hosts, a request
+	// goes to the host its Host header names (or the only host). It panics
+	// if the host already has a handler for pattern: a programming error.
+	// Handlers are registered even when the listener is off; they are then
+	// never called.
+	HandleHTTP(pattern string, h http.Handler)
+	// HTTPBaseURL is the public base URL of the HTTPS listener for this
+	// host, without a trailing slash ("https://chat.example.com:5443"), or
+	// "" when the listener is off.
+	HTTPBaseURL() string
 
 	// Route sends a stanza from the server or on a user's behalf through the
 	// normal path (Inbound hooks for local recipients).

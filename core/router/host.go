@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 
 	"kontor.im/kontor/core/jid"
@@ -25,6 +27,8 @@ type Host struct {
 	events   [module.NumEvents][]func(context.Context, module.Event)
 	disco    [2]module.Disco // ToHost, ToAccount
 	features []func() *stanza.Element
+	http     *http.ServeMux // nil until a module calls HandleHTTP
+	httpPats map[string]bool
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -109,6 +113,15 @@ func (h *Host) StreamFeatures() []*stanza.Element {
 		}
 	}
 	return out
+}
+
+// HTTPHandler returns the handler for what the host's modules serve on
+// the HTTPS listener, or nil when none serves anything.
+func (h *Host) HTTPHandler() http.Handler {
+	if h.http == nil {
+		return nil
+	}
+	return h.http
 }
 
 // DiscoInfo merges what modules declared for the host or an account.
@@ -230,4 +243,25 @@ func (v *hostView) Go(name string, fn func(ctx context.Context)) {
 		}()
 		fn(v.ctx)
 	}()
+}
+
+func (v *hostView) HandleHTTP(pattern string, fn http.Handler) {
+	if !strings.HasPrefix(pattern, "/") || !strings.HasSuffix(pattern, "/") {
+		panic(fmt.Sprintf("module %s: HTTP pattern %q must start and end with /", v.id, pattern))
+	}
+	if v.httpPats[pattern] {
+		panic(fmt.Sprintf("module %s: HTTP handler for %s registered twice", v.id, pattern))
+	}
+	if v.http == nil {
+		v.http, v.httpPats = http.NewServeMux(), map[string]bool{}
+	}
+	v.httpPats[pattern] = true
+	v.http.Handle(pattern, fn)
+}
+
+func (v *hostView) HTTPBaseURL() string {
+	if v.r.httpURL == nil {
+		return ""
+	}
+	return strings.TrimSuffix(v.r.httpURL(v.domain.String()), "/")
 }

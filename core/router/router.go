@@ -61,6 +61,9 @@ type Config struct {
 	// Archive is the message archive, nil when archiving is off.
 	Archive module.Archive
 	Remote  Remote
+	// HTTPBaseURL gives a host's public HTTPS base URL (module.Host's
+	// HTTPBaseURL); nil when the HTTPS listener is off.
+	HTTPBaseURL func(domain string) string
 }
 
 // Router is the session table and the routing rules of a server.
@@ -70,6 +73,7 @@ type Router struct {
 	sealer  module.Sealer
 	archive module.Archive
 	remote  Remote
+	httpURL func(string) string
 
 	hosts map[string]*Host // set before Start, read-only after
 
@@ -91,6 +95,7 @@ func New(cfg Config) *Router {
 		sealer:   cfg.Sealer,
 		archive:  cfg.Archive,
 		remote:   cfg.Remote,
+		httpURL:  cfg.HTTPBaseURL,
 		hosts:    map[string]*Host{},
 		accounts: map[string][]*resource{},
 	}
