@@ -6,6 +6,7 @@ import (
 	_ "kontor.im/kontor/core/mod/blocking"
 	_ "kontor.im/kontor/core/mod/carbons"
 	_ "kontor.im/kontor/core/mod/disco"
+	_ "kontor.im/kontor/core/mod/extdisco"
 	_ "kontor.im/kontor/core/mod/gate"
 	_ "kontor.im/kontor/core/mod/last"
 	_ "kontor.im/kontor/core/mod/mam"
