@@ -15,6 +15,7 @@ import (
 	_ "kontor.im/kontor/core/mod/ping"
 	_ "kontor.im/kontor/core/mod/presence"
 	_ "kontor.im/kontor/core/mod/private"
+	_ "kontor.im/kontor/core/mod/push"
 	_ "kontor.im/kontor/core/mod/register"
 	_ "kontor.im/kontor/core/mod/roster"
 	_ "kontor.im/kontor/core/mod/time"

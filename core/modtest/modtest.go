@@ -132,6 +132,7 @@ type Client struct {
 	signal chan struct{}
 	closed *stanza.StreamError
 	isDone bool
+	asleep bool
 }
 
 // Connect binds a resource for full (e.g. "alice@example.com/phone"); the
@@ -177,6 +178,22 @@ func (c *Client) Closed() (bool, *stanza.StreamError) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.isDone, c.closed
+}
+
+// Hibernate makes the session look as if it had lost its connection and
+// waited to be resumed (module.Hibernating), or, with false, resumed: it
+// still takes stanzas either way.
+func (c *Client) Hibernate(on bool) {
+	c.mu.Lock()
+	c.asleep = on
+	c.mu.Unlock()
+}
+
+// Hibernating implements module.Hibernating.
+func (c *Client) Hibernating() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asleep
 }
 
 // Disconnect ends the session as a dropped connection would.

@@ -271,6 +271,15 @@ type Resource interface {
 	Close(err *stanza.StreamError)
 }
 
+// Hibernating is implemented by every Resource: Hibernating reports
+// whether the session has lost its connection and waits to be resumed
+// (XEP-0198). Such a resource still takes stanzas (they wait in its queue
+// and reach the client when it resumes), but its user does not see them
+// now: push notifications (XEP-0357) go out for it.
+type Hibernating interface {
+	Hibernating() bool
+}
+
 // EventKind names what happened to a session or account.
 type EventKind uint8
 

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
 )
 
@@ -28,6 +29,16 @@ func (x *resource) String() string              { return x.jid.String() }
 func (x *resource) Presence() *stanza.Stanza    { x.mu.Lock(); defer x.mu.Unlock(); return x.presence }
 func (x *resource) Priority() int               { x.mu.Lock(); defer x.mu.Unlock(); return x.priority }
 func (x *resource) Value(key any) any           { x.mu.Lock(); defer x.mu.Unlock(); return x.values[key] }
+
+var _ module.Hibernating = (*resource)(nil)
+
+// Hibernating reports whether the session waits to be resumed: its Conn
+// says so when it implements module.Hibernating.
+func (x *resource) Hibernating() bool {
+	h, ok := x.conn.(module.Hibernating)
+	return ok && h.Hibernating()
+}
+
 func (x *resource) availability() (int, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -1,0 +1,13 @@
+package sqlite_test
+
+import (
+	"testing"
+
+	"kontor.im/kontor/core/storage/storagetest"
+)
+
+// TestPushConformance runs the XEP-0357 registration suite (its own
+// migration track, "push") on the sqlite backend.
+func TestPushConformance(t *testing.T) {
+	storagetest.RunPush(t, opener())
+}
