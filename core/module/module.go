@@ -222,6 +222,13 @@ type Packet struct {
 	// Targets are the resources the router chose for delivery (Inbound,
 	// from the Deliver phase on).
 	Targets []Resource
+	// Redelivery is set when the server routes again a message it had
+	// already routed to this account: a session ended before its client
+	// acknowledged it (XEP-0198), and the message goes to the account's
+	// other resources or to offline storage. What the first pass added
+	// (the archive's stanza-id, a delay stamp) is the server's own, and
+	// the message is already archived: hooks must not treat it as new.
+	Redelivery bool
 }
 
 // HookFunc is a hook. A stanza.Error result is returned to the sender as an

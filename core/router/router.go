@@ -300,6 +300,14 @@ func (r *Router) Route(ctx context.Context, s *stanza.Stanza) {
 	r.dispatch(ctx, p)
 }
 
+// Redeliver routes again a message the server had already routed to a
+// local account (module.Packet.Redelivery): one a session held when it
+// ended, unacknowledged by its client.
+func (r *Router) Redeliver(ctx context.Context, s *stanza.Stanza) {
+	p := &module.Packet{Stanza: s, Target: r.target(s, nil), Redelivery: true}
+	r.dispatch(ctx, p)
+}
+
 // target classifies the recipient. A stanza without 'to' from a client is
 // addressed to the client's own account (RFC 6120 §10.3).
 func (r *Router) target(s *stanza.Stanza, origin module.Resource) module.Target {

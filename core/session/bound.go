@@ -391,7 +391,7 @@ func (s *session) reroute(ctx context.Context, list []entry) {
 				m.El.Nodes = append(m.El.Nodes[:n:n], stanza.Node{Elem: d})
 			}
 			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			r.Route(rctx, m)
+			r.Redeliver(rctx, m)
 			cancel()
 			messages++
 		case stanza.KindIQ:

@@ -125,6 +125,11 @@ func (m *Module) stamp(ctx context.Context, p *module.Packet) (module.Verdict, e
 	}
 	own := owner.String()
 	forged := hasStanzaIDBy(s, own)
+	if forged && p.Redelivery {
+		// The server's own stanza-id from the first pass: the message is
+		// in the archive under it already (module.Packet.Redelivery).
+		return module.Continue, nil
+	}
 	archive, _ := classify(s)
 	if archive {
 		peer := s.From

@@ -216,6 +216,49 @@ func TestStanzaIDOffline(t *testing.T) {
 	}
 }
 
+// TestRedeliveryArchivedOnce: a message a session held unacknowledged
+// when it ended is routed again (Router.Redeliver) to the account's other
+// resources or to offline storage. It keeps the id it has in the archive
+// and is not archived a second time; the same stanza routed by anyone else
+// is a forgery and is re-stamped.
+func TestRedeliveryArchivedOnce(t *testing.T) {
+	ts := newServer(t, serverOptions{offline: true})
+	a := ts.connect(alice + "/home")
+	phone := ts.connect(bob + "/phone")
+	a.send(`<message to='bob@example.com' type='chat'><body>do not lose me</body></message>`)
+	got := messages(phone.received())
+	if len(got) != 1 {
+		t.Fatalf("bob's phone received %s", dump(got))
+	}
+	archived := ts.archivedIDs(bob)
+	if len(archived) != 1 {
+		t.Fatalf("bob's archive: %v", archived)
+	}
+	// The phone's session ends unacknowledged; the session redelivers the
+	// message to bob's bare JID, as core/session does.
+	ts.r.Unbind(context.Background(), phone.res)
+	again := got[0].Readdress(got[0].From, jid.MustParse(bob))
+	ts.r.Redeliver(context.Background(), again)
+	if ids := ts.archivedIDs(bob); len(ids) != 1 || ids[0] != archived[0] {
+		t.Fatalf("after redelivery bob's archive has %v, want [%s]", ids, archived[0])
+	}
+	laptop := ts.connect(bob + "/laptop") // gets it from offline storage
+	later := messages(laptop.received())
+	if len(later) != 1 {
+		t.Fatalf("bob's laptop received %s", dump(later))
+	}
+	if ids := stanzaIDs(later[0].El, bob); len(ids) != 1 || ids[0] != archived[0] {
+		t.Fatalf("the redelivered copy has stanza-ids %v, want [%s]", ids, archived[0])
+	}
+
+	// Routed as new (not a redelivery), the same stanza-id is a forgery.
+	ts.r.Route(context.Background(), got[0].Readdress(got[0].From, jid.MustParse(bob+"/laptop")))
+	ids := ts.archivedIDs(bob)
+	if len(ids) != 2 || ids[0] != archived[0] {
+		t.Fatalf("bob's archive has %v, want the first id and a new one", ids)
+	}
+}
+
 func TestForgedIDRemovedWhenNotArchived(t *testing.T) {
 	tests := []struct {
 		name string
