@@ -113,8 +113,12 @@ func (r room) item() *stanza.Element {
 }
 
 // changed keeps the private XML bookmarks in step with a change of the
-// bookmarks node. Failures are logged: the PEP change stands.
+// bookmarks node, and the vCard's photo with the avatar (avatars.go). Failures are logged: the PEP change stands.
 func (m *Module) changed(ctx context.Context, owner jid.JID, node string) {
+	if m.opts.AvatarConversion && node == NodeAvatarMetadata {
+		m.avatarPublished(ctx, owner)
+		return
+	}
 	if !m.opts.BookmarksCompat || node != NodeBookmarks {
 		return
 	}

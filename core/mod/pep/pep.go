@@ -123,6 +123,8 @@ func init() {
 			{ID: "XEP-0223", Name: "Persistent Storage of Private Data via PubSub", Version: "1.1", Status: module.Complete},
 			{ID: "XEP-0402", Name: "PEP Native Bookmarks", Version: "1.2.0", Status: module.Complete,
 				Note: "with urn:xmpp:bookmarks:1#compat (kept in step with XEP-0048 private XML)"},
+			{ID: "XEP-0398", Name: "User Avatar to vCard-Based Avatars Conversion", Version: "0.2.1", Status: module.Complete,
+				Note: "both directions, and the hash in every available presence (XEP-0153); needs the vcard module"},
 		},
 		Requires: []string{"presence"},
 		Default:  true,
@@ -149,6 +151,10 @@ type Options struct {
 	// BookmarksCompat keeps XEP-0402 bookmarks and XEP-0048 bookmarks in
 	// private XML in step.
 	BookmarksCompat bool `mapstructure:"bookmarks_compat"`
+	// AvatarConversion keeps XEP-0084 avatars and the vCard's photo
+	// (XEP-0153) in step and puts the avatar's hash into presences
+	// (XEP-0398). The vCard photo is readable by anyone.
+	AvatarConversion bool `mapstructure:"avatar_conversion"`
 }
 
 // DefaultOptions returns the defaults: 256 items per node, 256 nodes and
@@ -156,7 +162,7 @@ type Options struct {
 // cached capabilities, 1024 tracked resources per account.
 func DefaultOptions() Options {
 	return Options{MaxItems: 256, MaxNodes: 256, MaxPayloadBytes: 128 << 10, QuotaBytes: 4 << 20,
-		CapsCacheSize: 4096, MaxTracked: 1024, BookmarksCompat: true}
+		CapsCacheSize: 4096, MaxTracked: 1024, BookmarksCompat: true, AvatarConversion: true}
 }
 
 // Validate checks the bounds.
@@ -189,6 +195,7 @@ type Module struct {
 	tracked *tracker
 	caps    *capsCache
 	pending *pendingQueries
+	avatars *avatarHashes
 
 	// msgPrefix and msgSeq make the ids of notification messages.
 	msgPrefix string
@@ -264,6 +271,10 @@ func (m *Module) Provision(h module.Host) error {
 	features := append([]string(nil), Features...)
 	if m.opts.BookmarksCompat {
 		features = append(features, FeatureBookmarksCompat)
+	}
+	if m.opts.AvatarConversion {
+		m.provisionAvatars(h)
+		features = append(features, FeatureVCardConversion)
 	}
 	h.AddDisco(module.ToAccount, module.Disco{
 		Identities: []module.Identity{{Category: "pubsub", Type: "pep"}},

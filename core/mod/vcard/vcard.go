@@ -27,10 +27,10 @@
 // XEP-0060 uses for a payload that is too big (policy-violation is meant for
 // content the service prohibits).
 //
-// Out of scope: XEP-0153 (vCard-based avatars), which is about the photo
-// hash that clients put in their presence; the server has nothing to do for
-// it beyond storing the vCard. The server's own vCard (a get to the domain)
-// is not offered.
+// XEP-0153 (vCard-based avatars) needs nothing of this module beyond
+// storing the vCard: the pep module keeps the PHOTO and the XEP-0084
+// avatar in step and puts the photo's hash into presences (XEP-0398). The
+// server's own vCard (a get to the domain) is not offered.
 package vcard
 
 import (
@@ -64,7 +64,7 @@ func init() {
 		ID:          "vcard",
 		Description: "vCards (vcard-temp): each user's public profile, stored on the server",
 		Specs: []module.Spec{{ID: "XEP-0054", Name: "vcard-temp", Version: "1.3.0", Status: module.Complete,
-			Note: "XEP-0153 (vCard-based avatars) is left to clients; no vCard for the server itself"}},
+			Note: "no vCard for the server itself; the pep module keeps the PHOTO and the XEP-0084 avatar in step (XEP-0398)"}},
 		Default: true,
 		New:     func() module.Module { return &Module{opts: Options{MaxBytes: DefaultMaxBytes}} },
 	})
