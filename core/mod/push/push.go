@@ -244,6 +244,19 @@ func owner(iq *module.IQ) (jid.JID, error) {
 	return own, nil
 }
 
+// request reads an enable or disable: the account, the element and the
+// app server's address.
+func request(iq *module.IQ) (own jid.JID, el *stanza.Element, service jid.JID, err error) {
+	if own, err = owner(iq); err != nil {
+		return own, nil, service, err
+	}
+	el = iq.Payload()
+	if service, err = jid.Parse(el.Get("jid")); err != nil || el.Get("jid") == "" {
+		return own, el, service, stanza.ErrBadRequest(el.Name.Local + " needs the app server's address in 'jid'")
+	}
+	return own, el, service, nil
+}
+
 // sealID binds sealed options to the registration they belong to.
 func sealID(service, node string) []byte {
 	return []byte("push\x00" + service + "\x00" + node)
@@ -251,14 +264,9 @@ func sealID(service, node string) []byte {
 
 // enable handles XEP-0357 §5 enable.
 func (m *Module) enable(ctx context.Context, iq *module.IQ) (*stanza.Element, error) {
-	own, err := owner(iq)
+	own, el, service, err := request(iq)
 	if err != nil {
 		return nil, err
-	}
-	el := iq.Payload()
-	service, err := jid.Parse(el.Get("jid"))
-	if err != nil || el.Get("jid") == "" {
-		return nil, stanza.ErrBadRequest("enable needs the app server's address in 'jid'")
 	}
 	node := el.Get("node")
 	if node == "" || len(node) > maxNodeBytes || !utf8.ValidString(node) {
@@ -301,14 +309,9 @@ func (m *Module) enable(ctx context.Context, iq *module.IQ) (*stanza.Element, er
 
 // disable handles XEP-0357 §6 disable.
 func (m *Module) disable(ctx context.Context, iq *module.IQ) (*stanza.Element, error) {
-	own, err := owner(iq)
+	own, el, service, err := request(iq)
 	if err != nil {
 		return nil, err
-	}
-	el := iq.Payload()
-	service, err := jid.Parse(el.Get("jid"))
-	if err != nil || el.Get("jid") == "" {
-		return nil, stanza.ErrBadRequest("disable needs the app server's address in 'jid'")
 	}
 	_, err = m.store.DisablePush(ctx, own.String(), service.String(), el.Get("node"))
 	return nil, err
