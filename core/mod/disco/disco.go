@@ -77,8 +77,8 @@ func init() {
 		Description: "Service discovery of the server and its accounts, contact addresses and the server's entity capabilities",
 		Specs: []module.Spec{
 			{ID: "XEP-0030", Name: "Service Discovery", Version: "2.5.0", Status: module.Complete},
-			{ID: "XEP-0115", Name: "Entity Capabilities", Version: "1.6.0", Status: module.Partial,
-				Note: "the server's own capabilities only (stream feature and caps node); clients' caps are not cached or optimised by the server"},
+			{ID: "XEP-0115", Name: "Entity Capabilities (the server's own)", Version: "1.6.0", Status: module.Complete,
+				Note: "stream feature and caps node; clients' caps are verified and cached by the pep module"},
 			{ID: "XEP-0128", Name: "Service Discovery Extensions", Version: "1.0.1", Status: module.Complete},
 			{ID: "XEP-0157", Name: "Contact Addresses for XMPP Services", Version: "1.1.1", Status: module.Complete},
 		},
