@@ -307,8 +307,7 @@ func (s *Server) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		fmt.Fprintf(w, "# HELP kontor_c2s_connections Open client connections.\n# TYPE kontor_c2s_connections gauge\nkontor_c2s_connections %d\n", s.c2s.ConnCount())
-		fmt.Fprintf(w, "# HELP kontor_sessions Bound client sessions.\n# TYPE kontor_sessions gauge\nkontor_sessions %d\n", s.router.SessionCount())
+		s.writeMetrics(w)
 	})
 	return mux
 }

@@ -1,0 +1,45 @@
+package main
+
+// The admin listener's GET /metrics: Prometheus text format (version
+// 0.0.4), written by hand from the counters the parts keep, so that the
+// server needs no metrics library.
+
+import (
+	"fmt"
+	"io"
+)
+
+// metric is one sample with its help text and type.
+type metric struct {
+	name, help, typ string
+	value           float64
+}
+
+// writeMetrics writes every metric the server has.
+func (s *Server) writeMetrics(w io.Writer) {
+	ms := []metric{
+		{"kontor_c2s_connections", "Open client connections.", "gauge", float64(s.c2s.ConnCount())},
+		{"kontor_sessions", "Bound client sessions (attached or waiting to be resumed).", "gauge", float64(s.router.SessionCount())},
+		{"kontor_sessions_detached", "Sessions that lost their connection and wait to be resumed (XEP-0198).", "gauge", float64(s.c2s.DetachedCount())},
+	}
+	if s.archive != nil {
+		st := s.archive.Stats()
+		ms = append(ms,
+			metric{"kontor_archive_queue_messages", "Messages waiting to be written to the archive.", "gauge", float64(st.Queued)},
+			metric{"kontor_archive_queue_bytes", "Bytes of messages waiting to be written to the archive.", "gauge", float64(st.QueuedBytes)},
+			metric{"kontor_archive_appended_total", "Messages the archive accepted.", "counter", float64(st.Appended)},
+			metric{"kontor_archive_stored_total", "Messages written to the archive's store.", "counter", float64(st.Stored)},
+			metric{"kontor_archive_refused_total", "Messages refused because the archive queue was full.", "counter", float64(st.Refused)},
+			metric{"kontor_archive_expired_on_arrival_total", "Messages already past their retention when stored (dropped).", "counter", float64(st.ExpiredOnArrival)},
+			metric{"kontor_archive_lost_total", "Messages given up at shutdown (should stay 0).", "counter", float64(st.Lost)},
+			metric{"kontor_archive_flush_failures_total", "Failed attempts to write a batch (retried).", "counter", float64(st.FlushFailures)},
+			metric{"kontor_archive_unreadable_total", "Archived rows a query could not open (skipped).", "counter", float64(st.Unreadable)},
+			metric{"kontor_archive_purged_total", "Messages deleted by the retention purge.", "counter", float64(st.Purged)},
+			metric{"kontor_archive_destroyed_keys_total", "Data keys destroyed by the purge (crypto-shredding).", "counter", float64(st.DestroyedKeys)},
+			metric{"kontor_archive_cached_keys", "Data keys held open in memory.", "gauge", float64(st.CachedKeys)},
+		)
+	}
+	for _, m := range ms {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", m.name, m.help, m.name, m.typ, m.name, m.value)
+	}
+}
