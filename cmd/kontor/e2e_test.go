@@ -806,6 +806,12 @@ func TestE2EAuthBackoff(t *testing.T) {
 				if got := ts.rawAuth(t, "direct_tls", sasl.ScramSha256, "bob", "password-2"); got != "failure/temporary-auth-failure" {
 					t.Errorf("the right password right after 3 wrong ones (max_failures_per_account 3, backoff 1s): %s, want failure/temporary-auth-failure (RFC 6120 §6.5.13)", got)
 				}
+				// A wrong one gets the same answer during the back-off:
+				// the answer must not tell which guess was right.
+				if got := ts.rawAuth(t, "direct_tls", wrong, "bob", "another-guess"); got != "failure/temporary-auth-failure" {
+					t.Errorf("a wrong password during the back-off: %s, want the answer the right one gets", got)
+				}
+				lastFailure = time.Now()
 				// Another account is not affected.
 				ts.dial(t, "alice", "password-1").barrier(t)
 

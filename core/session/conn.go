@@ -493,7 +493,7 @@ func (c *conn) saslExchange(auth *stanza.Element) (bool, error) {
 	cfg := &c.srv.cfg
 	if w := cfg.AuthGuard.Wait(c.remote, ""); w > 0 {
 		c.log.Info("authentication refused: too many failures from this address", "retry_in", w.Round(time.Second))
-		return false, c.writeElem(saslFailure("temporary-auth-failure", fmt.Sprintf("too many failed attempts; try again in %d seconds", int(w.Seconds()+1))))
+		return false, c.writeElem(backoffFailure(w))
 	}
 	cb := c.channelBinding()
 	offered := c.offered(cb)
@@ -569,10 +569,26 @@ func (c *conn) saslFail(err error, username string) error {
 	// client that falls back from -PLUS fails twice before it succeeds):
 	// counting them per account would lock out users of such clients.
 	if errors.Is(err, sasl.ErrBadPassword) || errors.Is(err, sasl.ErrUnknownUser) {
+		// While the account is in back-off, a wrong password gets the same
+		// answer as the right one (saslSuccess): otherwise the answer
+		// would tell a guesser with many addresses which guess was right.
+		w := time.Duration(0)
+		if account != "" {
+			w = c.srv.cfg.AuthGuard.Wait(c.remote, account)
+		}
 		c.srv.cfg.AuthGuard.Fail(c.remote, account)
+		if w > 0 {
+			c.log.Info("authentication refused: account in back-off", "account", account, "retry_in", w.Round(time.Second))
+			return c.writeElem(backoffFailure(w))
+		}
 	}
 	c.log.Info("authentication failed", "condition", f.Condition, "account", account)
 	return c.writeElem(saslFailure(f.Condition, f.Text))
+}
+
+// backoffFailure is the answer to any attempt while back-off lasts.
+func backoffFailure(w time.Duration) *stanza.Element {
+	return saslFailure("temporary-auth-failure", fmt.Sprintf("too many failed attempts; try again in %d seconds", int(w.Seconds()+1)))
 }
 
 func (c *conn) saslSuccess(srv *sasl.Server, additional []byte) (bool, error) {
@@ -584,7 +600,7 @@ func (c *conn) saslSuccess(srv *sasl.Server, additional []byte) (bool, error) {
 		// The password was right, but this account is under back-off
 		// after failures: refuse anyway, or guessing would still pay off.
 		c.log.Info("authentication refused: account in back-off", "account", account.String(), "retry_in", w.Round(time.Second))
-		return false, c.writeElem(saslFailure("temporary-auth-failure", fmt.Sprintf("too many failed attempts; try again in %d seconds", int(w.Seconds()+1))))
+		return false, c.writeElem(backoffFailure(w))
 	}
 	if az := srv.Authzid(); az != "" {
 		if j, err := jid.Parse(az); err != nil || j.Bare() != account {
