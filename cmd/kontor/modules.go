@@ -54,6 +54,7 @@ var coreSpecs = []struct {
 		Note: "client-to-server only; server-to-server federation is not implemented (remote domains get remote-server-not-found)"}, "core/session, core/xmlstream, core/router"},
 	{module.Spec{ID: "RFC 6121", Name: "XMPP IM: server rules for processing stanzas (§8)", Status: module.Complete}, "core/router"},
 	{module.Spec{ID: "RFC 7622", Name: "XMPP Address Format (PRECIS)", Status: module.Complete}, "core/jid"},
+	{module.Spec{ID: "RFC 7590", Name: "Use of TLS in XMPP: TLS 1.2 or later only, certificate names checked by clients", Status: module.Complete}, "core/session"},
 	{module.Spec{ID: "RFC 5802 / RFC 7677", Name: "SCRAM-SHA-1, SCRAM-SHA-256 (and -PLUS with tls-exporter, RFC 9266)", Status: module.Complete}, "core/sasl"},
 	{module.Spec{ID: "RFC 4616", Name: "SASL PLAIN (over TLS only)", Status: module.Complete}, "core/sasl"},
 	{module.Spec{ID: "XEP-0198", Name: "Stream Management (acks and resumption)", Version: "1.6", Status: module.Complete}, "core/session"},

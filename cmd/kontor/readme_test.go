@@ -53,3 +53,9 @@ func TestReadmeProtocols(t *testing.T) {
 func TestReadmeConfig(t *testing.T) {
 	readmeSection(t, "config", "```yaml\n"+defaultYAML+"```\n")
 }
+
+func TestReadmeCompliance(t *testing.T) {
+	var b bytes.Buffer
+	writeCompliance(&b)
+	readmeSection(t, "compliance", b.String())
+}

@@ -123,6 +123,8 @@ func init() {
 			{ID: "XEP-0223", Name: "Persistent Storage of Private Data via PubSub", Version: "1.1", Status: module.Complete},
 			{ID: "XEP-0402", Name: "PEP Native Bookmarks", Version: "1.2.0", Status: module.Complete,
 				Note: "with urn:xmpp:bookmarks:1#compat (kept in step with XEP-0048 private XML)"},
+			{ID: "XEP-0048", Name: "Bookmarks (in private XML, kept in step with XEP-0402)", Version: "1.2", Status: module.Complete},
+			{ID: "XEP-0153", Name: "vCard-Based Avatars (the photo hash in presences)", Version: "1.1.1", Status: module.Complete},
 			{ID: "XEP-0398", Name: "User Avatar to vCard-Based Avatars Conversion", Version: "0.2.1", Status: module.Complete,
 				Note: "both directions, and the hash in every available presence (XEP-0153); needs the vcard module"},
 		},
