@@ -52,6 +52,7 @@ import (
 
 	"kontor.im/kontor/core/rosterstate"
 
+	"kontor.im/kontor/core/caps"
 	"kontor.im/kontor/core/dataform"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
@@ -255,7 +256,7 @@ func (d *disco) normalise(t module.Target) Info {
 			info.Identities = append(info.Identities, x)
 		}
 	}
-	slices.SortFunc(info.Identities, compareIdentity)
+	slices.SortFunc(info.Identities, caps.CompareIdentity)
 	for _, f := range md.Features {
 		if f != "" && !slices.Contains(info.Features, f) {
 			info.Features = append(info.Features, f)

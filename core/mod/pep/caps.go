@@ -1,22 +1,14 @@
 package pep
 
 import (
-	"cmp"
 	"container/list"
 	"crypto/rand"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/base64"
 	"encoding/hex"
-	"errors"
-	"hash"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"kontor.im/kontor/core/dataform"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/stanza"
 )
@@ -49,135 +41,6 @@ func parseCaps(p *stanza.Element) (capsKey, bool) {
 		return capsKey{}, false
 	}
 	return k, true
-}
-
-// capsHash returns the hash function named by a caps 'hash' attribute
-// (the IANA names XEP-0115 §5.1 uses), or nil for one this server cannot
-// compute (such caps cannot be verified and are not used, see notify.go).
-func capsHash(name string) hash.Hash {
-	switch name {
-	case "sha-1":
-		return sha1.New() // XEP-0115's mandatory algorithm; it names a feature set, it protects no secret
-	case "sha-224":
-		return sha256.New224()
-	case "sha-256":
-		return sha256.New()
-	case "sha-384":
-		return sha512.New384()
-	case "sha-512":
-		return sha512.New()
-	}
-	return nil
-}
-
-// errIllFormed marks a disco#info answer XEP-0115 §5.4 calls ill-formed.
-var errIllFormed = errors.New("pep: ill-formed disco#info")
-
-type capsIdentity struct{ category, typ, lang, name string }
-
-// capsVer computes the XEP-0115 §5.1 verification string of a disco#info
-// <query/> with h. It is the algorithm of core/mod/disco's Info.Ver (which
-// this module may not import: modules do not import each other), and
-// tests check that the two agree. Ill-formed answers (§5.4: a duplicate
-// identity, feature or FORM_TYPE, a FORM_TYPE with several values) give an
-// error; forms without a hidden FORM_TYPE are left out.
-func capsVer(q *stanza.Element, h hash.Hash) (string, error) {
-	var (
-		ids      []capsIdentity
-		features []string
-		forms    []dataform.Form
-		err      error
-	)
-	q.Children(func(c *stanza.Element) bool {
-		switch {
-		case c.Name.Space == nsDiscoInfo && c.Name.Local == "identity":
-			id := capsIdentity{c.Get("category"), c.Get("type"), c.Lang(), c.Get("name")}
-			if id.category == "" || id.typ == "" {
-				err = errors.New("an identity needs a category and a type")
-				return false
-			}
-			ids = append(ids, id)
-		case c.Name.Space == nsDiscoInfo && c.Name.Local == "feature":
-			v := c.Get("var")
-			if v == "" {
-				err = errors.New("a feature needs a var")
-				return false
-			}
-			features = append(features, v)
-		case c.Name.Space == dataform.NS && c.Name.Local == "x":
-			var f dataform.Form
-			if f, err = dataform.Parse(c); err != nil {
-				return false
-			}
-			if f.FormType() != "" {
-				forms = append(forms, f)
-			}
-		}
-		return true
-	})
-	if err != nil {
-		return "", errors.Join(errIllFormed, err)
-	}
-	slices.SortFunc(ids, func(a, b capsIdentity) int {
-		return cmp.Or(strings.Compare(a.category, b.category), strings.Compare(a.typ, b.typ),
-			strings.Compare(a.lang, b.lang), strings.Compare(a.name, b.name))
-	})
-	slices.Sort(features)
-	slices.SortFunc(forms, func(a, b dataform.Form) int { return strings.Compare(a.FormType(), b.FormType()) })
-	for k := 1; k < len(ids); k++ {
-		if ids[k] == ids[k-1] {
-			return "", errIllFormed
-		}
-	}
-	for k := 1; k < len(features); k++ {
-		if features[k] == features[k-1] {
-			return "", errIllFormed
-		}
-	}
-	for k := range forms {
-		if k > 0 && forms[k].FormType() == forms[k-1].FormType() {
-			return "", errIllFormed
-		}
-		fld, _ := forms[k].Field(dataform.FormTypeVar)
-		for _, v := range fld.Values {
-			if v != forms[k].FormType() {
-				return "", errIllFormed
-			}
-		}
-	}
-
-	var s strings.Builder
-	add := func(parts ...string) {
-		for k, p := range parts {
-			if k > 0 {
-				s.WriteByte('/')
-			}
-			s.WriteString(p)
-		}
-		s.WriteByte('<')
-	}
-	for _, id := range ids {
-		add(id.category, id.typ, id.lang, id.name)
-	}
-	for _, f := range features {
-		add(f)
-	}
-	for _, f := range forms {
-		add(f.FormType())
-		fields := slices.DeleteFunc(slices.Clone(f.Fields), func(x dataform.Field) bool { return x.Var == dataform.FormTypeVar })
-		slices.SortStableFunc(fields, func(a, b dataform.Field) int { return strings.Compare(a.Var, b.Var) })
-		for _, fld := range fields {
-			add(fld.Var)
-			values := slices.Clone(fld.Values)
-			slices.Sort(values)
-			for _, v := range values {
-				add(v)
-			}
-		}
-	}
-	h.Reset()
-	h.Write([]byte(s.String()))
-	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
 }
 
 // notifyNodes returns the nodes of the +notify features of a disco#info

@@ -1,13 +1,11 @@
 package pep
 
 import (
-	"crypto/sha1"
 	"errors"
 	"testing"
 	"unicode/utf8"
 
 	"kontor.im/kontor/core/dataform"
-	"kontor.im/kontor/core/mod/disco"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/xmlstream"
 )
@@ -108,28 +106,6 @@ func FuzzPublishOptions(f *testing.F) {
 		err = Preconditions(c, &form, max)
 		if notPrecondition != (err != nil) {
 			t.Fatalf("Preconditions on the node the options created: %v (a field that is no precondition: %v)", err, notPrecondition)
-		}
-	})
-}
-
-// FuzzCapsVer checks capsVer against core/mod/disco's Info.Ver: the same
-// verification string, or both refuse.
-func FuzzCapsVer(f *testing.F) {
-	f.Add(simpleInfo)
-	f.Add(complexInfo)
-	f.Fuzz(func(t *testing.T, data string) {
-		el, err := xmlstream.ParseElement([]byte(data), xmlstream.Limits{MaxStanzaBytes: 64 << 10})
-		if err != nil || el.Name.Space != nsDiscoInfo || el.Name.Local != "query" {
-			return
-		}
-		got, err := capsVer(el, sha1.New())
-		var want string
-		info, werr := disco.ParseInfo(el)
-		if werr == nil {
-			want, werr = info.Ver()
-		}
-		if (err == nil) != (werr == nil) || got != want {
-			t.Fatalf("capsVer = %q, %v; disco = %q, %v", got, err, want, werr)
 		}
 	})
 }

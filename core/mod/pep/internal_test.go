@@ -1,14 +1,12 @@
 package pep
 
 import (
-	"crypto/sha1"
 	"slices"
 	"testing"
 	"time"
 
 	"kontor.im/kontor/core/dataform"
-	"kontor.im/kontor/core/jid"
-	"kontor.im/kontor/core/mod/disco" // tests only: the reference ver implementation
+	"kontor.im/kontor/core/jid" // tests only: the reference ver implementation
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/xmlstream"
 )
@@ -20,74 +18,6 @@ func element(t testing.TB, s string) *stanza.Element {
 		t.Fatalf("parse %q: %v", s, err)
 	}
 	return el
-}
-
-// The examples of XEP-0115 §5.2 and §5.3.
-const (
-	simpleInfo = `<query xmlns='http://jabber.org/protocol/disco#info' node='http://code.google.com/p/exodus#QgayPKawpkPSDYmwT/WM94uAlu0='>
-<identity category='client' name='Exodus 0.9.1' type='pc'/>
-<feature var='http://jabber.org/protocol/caps'/>
-<feature var='http://jabber.org/protocol/disco#info'/>
-<feature var='http://jabber.org/protocol/disco#items'/>
-<feature var='http://jabber.org/protocol/muc'/>
-</query>`
-	complexInfo = `<query xmlns='http://jabber.org/protocol/disco#info' node='http://psi-im.org#q07IKJEyjvHSyhy//CH0CxmKi8w='>
-<identity xml:lang='en' category='client' name='Psi 0.11' type='pc'/>
-<identity xml:lang='el' category='client' name='Ψ 0.11' type='pc'/>
-<feature var='http://jabber.org/protocol/caps'/>
-<feature var='http://jabber.org/protocol/disco#info'/>
-<feature var='http://jabber.org/protocol/disco#items'/>
-<feature var='http://jabber.org/protocol/muc'/>
-<x xmlns='jabber:x:data' type='result'>
-<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:dataforms:softwareinfo</value></field>
-<field var='ip_version' type='text-multi'><value>ipv4</value><value>ipv6</value></field>
-<field var='os'><value>Mac</value></field>
-<field var='os_version'><value>10.5.1</value></field>
-<field var='software'><value>Psi</value></field>
-<field var='software_version'><value>0.11</value></field>
-</x>
-</query>`
-)
-
-func TestCapsVer(t *testing.T) {
-	tests := []struct {
-		name, info, ver string
-	}{
-		{"XEP-0115 §5.2", simpleInfo, "QgayPKawpkPSDYmwT/WM94uAlu0="},
-		{"XEP-0115 §5.3", complexInfo, "q07IKJEyjvHSyhy//CH0CxmKi8w="},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			q := element(t, tt.info)
-			got, err := capsVer(q, sha1.New())
-			if err != nil || got != tt.ver {
-				t.Errorf("capsVer = %q, %v; want %q", got, err, tt.ver)
-			}
-			info, err := disco.ParseInfo(q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ref, err := info.Ver(); err != nil || ref != got {
-				t.Errorf("disco.Info.Ver = %q, %v; capsVer = %q", ref, err, got)
-			}
-		})
-	}
-	ill := []struct{ name, info string }{
-		{"duplicate feature", `<query xmlns='http://jabber.org/protocol/disco#info'><feature var='a'/><feature var='a'/></query>`},
-		{"duplicate identity", `<query xmlns='http://jabber.org/protocol/disco#info'><identity category='c' type='t'/><identity category='c' type='t'/></query>`},
-		{"identity without type", `<query xmlns='http://jabber.org/protocol/disco#info'><identity category='c'/></query>`},
-		{"feature without var", `<query xmlns='http://jabber.org/protocol/disco#info'><feature/></query>`},
-		{"two forms of a type", `<query xmlns='http://jabber.org/protocol/disco#info'>` +
-			`<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'><value>u</value></field></x>` +
-			`<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'><value>u</value></field></x></query>`},
-	}
-	for _, tt := range ill {
-		t.Run("ill-formed: "+tt.name, func(t *testing.T) {
-			if v, err := capsVer(element(t, tt.info), sha1.New()); err == nil {
-				t.Errorf("capsVer = %q, want an error", v)
-			}
-		})
-	}
 }
 
 func TestNotifyNodes(t *testing.T) {
@@ -223,37 +153,5 @@ func TestConfigFormRoundTrip(t *testing.T) {
 	want.RosterGroups = []string{"A", "B"}
 	if !configEqual(got, want) || got.NotifyRetract != want.NotifyRetract || got.NotifyDelete != want.NotifyDelete {
 		t.Errorf("submitting the form back gives %+v, want %+v", got, want)
-	}
-}
-
-func BenchmarkCapsVer(b *testing.B) {
-	q := element(b, complexInfo)
-	h := sha1.New()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := capsVer(q, h); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func TestCapsHash(t *testing.T) {
-	tests := []struct {
-		name string
-		size int // bytes; 0 for unsupported
-	}{
-		{"sha-1", 20}, {"sha-224", 28}, {"sha-256", 32}, {"sha-384", 48}, {"sha-512", 64},
-		{"md5", 0}, {"", 0}, {"SHA-1", 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := capsHash(tt.name)
-			switch {
-			case tt.size == 0 && h != nil:
-				t.Errorf("capsHash(%q) is supported", tt.name)
-			case tt.size > 0 && (h == nil || h.Size() != tt.size):
-				t.Errorf("capsHash(%q) = %v", tt.name, h)
-			}
-		})
 	}
 }

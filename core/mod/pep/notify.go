@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 
+	"kontor.im/kontor/core/caps"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
@@ -191,11 +192,15 @@ func (m *Module) verifiedInterest(ctx context.Context, s *stanza.Stanza, key cap
 	if s.Type != "result" || info == nil || info.Name.Space != nsDiscoInfo || info.Name.Local != "query" {
 		return nil, false
 	}
-	h := capsHash(key.hash)
+	h := caps.Hash(key.hash)
 	if h == nil {
 		return nil, false
 	}
-	ver, err := capsVer(info, h)
+	parsed, err := caps.ParseInfo(info)
+	var ver string
+	if err == nil {
+		ver, err = parsed.VerWith(h)
+	}
 	if err != nil || ver != key.ver {
 		m.log.DebugContext(ctx, "entity capabilities do not verify", "from", s.From.String(), "hash", key.hash)
 		return nil, false

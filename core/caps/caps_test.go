@@ -1,4 +1,4 @@
-package disco
+package caps
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"kontor.im/kontor/core/xmlstream"
 )
 
-func parseQuery(t *testing.T, text string) *stanza.Element {
+func parseQuery(t testing.TB, text string) *stanza.Element {
 	t.Helper()
 	rd := xmlstream.NewReader(strings.NewReader("<stream:stream xmlns='jabber:client' xmlns:stream='"+stanza.NSStream+"'>"+text), xmlstream.Limits{})
 	if _, err := rd.Header(); err != nil {
@@ -162,35 +162,89 @@ func TestParseInfoErrors(t *testing.T) {
 	}
 }
 
-func TestOptionsValidate(t *testing.T) {
-	many := make([]string, maxAddresses+1)
-	for i := range many {
-		many[i] = "mailto:a@example.com"
-	}
+func TestHash(t *testing.T) {
 	tests := []struct {
-		name    string
-		c       ContactAddresses
-		wantErr string
+		name string
+		size int // bytes; 0 for unsupported
 	}{
-		{"none", ContactAddresses{}, ""},
-		{"good", ContactAddresses{Abuse: []string{"mailto:abuse@example.com", "xmpp:abuse@example.com"}, Status: []string{"https://status.example.com"}, Support: []string{"https://example.com/support"}}, ""},
-		{"relative", ContactAddresses{Admin: []string{"admin@example.com"}}, "contact_addresses.admin[0]"},
-		{"empty", ContactAddresses{Sales: []string{""}}, "contact_addresses.sales[0]"},
-		{"scheme only", ContactAddresses{Security: []string{"https:"}}, "not an absolute URI"},
-		{"space", ContactAddresses{Feedback: []string{"mailto:a@example.com b"}}, "white space"},
-		{"too long", ContactAddresses{Abuse: []string{"mailto:" + strings.Repeat("a", maxAddressSize)}}, "1 to 1024 bytes"},
-		{"too many", ContactAddresses{Abuse: many}, "more than 16"},
+		{"sha-1", 20}, {"sha-224", 28}, {"sha-256", 32}, {"sha-384", 48}, {"sha-512", 64},
+		{"md5", 0}, {"", 0}, {"SHA-1", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := Options{ContactAddresses: tt.c}
-			err := o.Validate()
+			h := Hash(tt.name)
 			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("Validate: %v", err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "disco: ")):
-				t.Errorf("Validate = %v, want %q", err, tt.wantErr)
+			case tt.size == 0 && h != nil:
+				t.Errorf("Hash(%q) is supported", tt.name)
+			case tt.size > 0 && (h == nil || h.Size() != tt.size):
+				t.Errorf("Hash(%q) = %v", tt.name, h)
 			}
 		})
 	}
+}
+
+// TestVerWith: the §5.3 example with SHA-256 gives the hash of the same
+// string, and a hash is reused between calls.
+func TestVerWith(t *testing.T) {
+	info, err := ParseInfo(parseQuery(t, complexExample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Hash("sha-256")
+	a, err := info.VerWith(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := info.VerWith(h)
+	if a != b || len(a) != 44 {
+		t.Errorf("VerWith(sha-256) = %q, then %q", a, b)
+	}
+	if v, _ := info.Ver(); v != "q07IKJEyjvHSyhy//CH0CxmKi8w=" {
+		t.Errorf("Ver = %q", v)
+	}
+}
+
+func BenchmarkVer(b *testing.B) {
+	q := parseQuery(b, complexExample)
+	h := Hash("sha-1")
+	b.ReportAllocs()
+	for b.Loop() {
+		info, err := ParseInfo(q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := info.VerWith(h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzVer: whatever a client sends, ParseInfo and Ver do not panic, and
+// an info that parses renders to a query that parses to the same
+// verification string.
+func FuzzVer(f *testing.F) {
+	f.Add(simpleExample)
+	f.Add(complexExample)
+	f.Fuzz(func(t *testing.T, data string) {
+		el, err := xmlstream.ParseElement([]byte(data), xmlstream.Limits{MaxStanzaBytes: 64 << 10})
+		if err != nil {
+			return
+		}
+		info, err := ParseInfo(el)
+		if err != nil {
+			if !errors.Is(err, ErrIllFormed) {
+				t.Fatalf("ParseInfo error %v does not wrap ErrIllFormed", err)
+			}
+			return
+		}
+		ver, verr := info.Ver()
+		again, err := ParseInfo(info.Element())
+		if err != nil {
+			t.Fatalf("the rendered info does not parse: %v\n%s", err, info.Element())
+		}
+		ver2, verr2 := again.Ver()
+		if ver != ver2 || (verr == nil) != (verr2 == nil) {
+			t.Fatalf("Ver %q (%v), after a round trip %q (%v)", ver, verr, ver2, verr2)
+		}
+	})
 }
