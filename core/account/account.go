@@ -146,10 +146,22 @@ type Closer interface {
 	CloseAccount(bare jid.JID) int
 }
 
+// How long the account change log is kept, and how often Watch prunes it.
+// Variables so that tests can shorten them.
+var (
+	ChangeLogKeep          = 24 * time.Hour
+	ChangeLogPruneInterval = time.Hour
+)
+
 // Watch follows the account change log from its current end and closes the
 // sessions of accounts that are disabled or deleted, checking every
 // interval, until ctx ends. It is how `kontor user disable` reaches a
 // running server (and every node of a cluster sharing one database).
+//
+// It also prunes the log: changes older than ChangeLogKeep are deleted
+// every ChangeLogPruneInterval, since the log names accounts (personal
+// data, also of deleted accounts) and every server reads it within
+// seconds.
 func Watch(ctx context.Context, st storage.Accounts, closer Closer, interval time.Duration, log *slog.Logger) error {
 	seq, err := st.LastAccountChange(ctx)
 	if err != nil {
@@ -157,10 +169,21 @@ func Watch(ctx context.Context, st storage.Accounts, closer Closer, interval tim
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	prune := time.NewTicker(ChangeLogPruneInterval)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-prune.C:
+			if n, err := st.PruneAccountChanges(ctx, time.Now().Add(-ChangeLogKeep)); err != nil {
+				if ctx.Err() == nil {
+					log.Warn("pruning the account change log failed", "err", err)
+				}
+			} else if n > 0 {
+				log.Debug("account change log pruned", "changes", n)
+			}
+			continue
 		case <-t.C:
 		}
 		for {

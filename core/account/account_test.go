@@ -169,3 +169,58 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("Watch = %v", err)
 	}
 }
+
+// TestWatchPrunes: the watcher deletes changes older than ChangeLogKeep,
+// and follows the log as before afterwards.
+func TestWatchPrunes(t *testing.T) {
+	keep, every := account.ChangeLogKeep, account.ChangeLogPruneInterval
+	account.ChangeLogKeep, account.ChangeLogPruneInterval = 50*time.Millisecond, 20*time.Millisecond
+	t.Cleanup(func() { account.ChangeLogKeep, account.ChangeLogPruneInterval = keep, every })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, u := range []string{"alice", "bob"} {
+		if err := account.Create(ctx, st, jid.MustParse(u+"@example.com"), "long password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.DeleteAccount(ctx, "bob@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	c := &closer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- account.Watch(ctx, st, c, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		left, err := st.AccountChanges(ctx, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the change log still holds %+v", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := st.SetDisabled(ctx, "alice@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	for len(c.list()) < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := c.list(); len(got) != 1 || got[0] != "alice@example.com" {
+		t.Errorf("closed %v after the log was pruned, want alice", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -113,6 +113,11 @@ type Accounts interface {
 	// LastAccountChange returns the highest Seq (0 when the log is empty), so a
 	// starting server can begin watching from now.
 	LastAccountChange(ctx context.Context) (int64, error)
+	// PruneAccountChanges deletes the changes recorded before before and
+	// returns how many. The log names accounts (personal data) and is
+	// needed only until every running server has read it; Seq keeps
+	// increasing after a prune (it is never reused).
+	PruneAccountChanges(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Subscription is the subscription part of a roster item's state (RFC 6121

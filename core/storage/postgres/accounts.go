@@ -257,6 +257,16 @@ func (s *Store) LastAccountChange(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
+// PruneAccountChanges deletes changes older than before (the identity
+// column keeps Seq from being reused).
+func (s *Store) PruneAccountChanges(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM account_changes WHERE at < $1`, micros(before))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: prune account changes: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // lockAccountChanges serialises account mutations until the transaction
 // ends: taken first in every transaction that appends to account_changes.
 func lockAccountChanges(ctx context.Context, tx pgx.Tx) error {

@@ -236,6 +236,24 @@ func (s *Store) LastAccountChange(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
+// PruneAccountChanges deletes changes older than before (AUTOINCREMENT
+// keeps Seq from being reused).
+func (s *Store) PruneAccountChanges(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM account_changes WHERE at < $1`, micros(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune account changes: %w", err)
+	}
+	return n, nil
+}
+
 func accountExists(ctx context.Context, tx *sql.Tx, jid string) error {
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE jid = $1`, jid).Scan(&one)

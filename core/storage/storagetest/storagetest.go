@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	}{
 		{"Accounts", testAccounts},
 		{"AccountChanges", testAccountChanges},
+		{"PruneAccountChanges", testPruneAccountChanges},
 		{"AccountChangesWatcher", testAccountChangesWatcher},
 		{"DeleteAccount", testDeleteAccount},
 		{"Roster", testRoster},
@@ -417,6 +418,40 @@ func testAccountChanges(t *testing.T, h *harness) {
 				}
 			}
 		})
+	}
+}
+
+func testPruneAccountChanges(t *testing.T, h *harness) {
+	s := h.store(t)
+	ctx := t.Context()
+	ok(t, s.CreateAccount(ctx, storage.Account{JID: alice}))
+	ok(t, s.CreateAccount(ctx, storage.Account{JID: zoe}))
+	time.Sleep(5 * time.Millisecond)
+	cut := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	ok(t, s.DeleteAccount(ctx, zoe))
+	last, err := s.LastAccountChange(ctx)
+	ok(t, err)
+
+	n, err := s.PruneAccountChanges(ctx, cut)
+	ok(t, err)
+	if n != 2 {
+		t.Errorf("pruned %d changes, want the 2 before the cut", n)
+	}
+	left, err := s.AccountChanges(ctx, 0, 0)
+	ok(t, err)
+	if len(left) != 1 || left[0].JID != zoe || left[0].Kind != storage.AccountDeleted || left[0].Seq != last {
+		t.Errorf("left %+v, want zoe's deletion (seq %d)", left, last)
+	}
+	// Pruning everything does not make Seq start again: a watcher that
+	// saw seq 'last' sees what comes next.
+	_, err = s.PruneAccountChanges(ctx, time.Now().Add(time.Second))
+	ok(t, err)
+	ok(t, s.SetDisabled(ctx, alice, true))
+	next, err := s.AccountChanges(ctx, last, 0)
+	ok(t, err)
+	if len(next) != 1 || next[0].JID != alice || next[0].Seq <= last {
+		t.Errorf("after pruning all: %+v, want alice's change with a Seq above %d", next, last)
 	}
 }
 
