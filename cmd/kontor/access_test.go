@@ -1,0 +1,353 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kontor.im/kontor/core/audit"
+	"kontor.im/kontor/core/gate"
+	"kontor.im/kontor/core/mod/offline"
+	"kontor.im/kontor/core/seal"
+	"kontor.im/kontor/core/storage"
+)
+
+// accessEnv is an auditEnv with operators: an admin made by the bootstrap,
+// and the tokens of everyone added.
+type accessEnv struct {
+	*auditEnv
+	cfg    Config
+	tokens map[string]string
+}
+
+func newAccessEnv(t *testing.T, backend string) *accessEnv {
+	t.Helper()
+	x := &accessEnv{auditEnv: newAuditEnv(t, backend), tokens: map[string]string{}}
+	cfg, err := loadConfig(configFlags{file: x.cfgFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.cfg = cfg
+	// The bootstrap: root (these tests run as root) adds the first admin.
+	x.tokens["ada"] = tokenFrom(t, x.must(t, "", "operator", "add", "ada", "--role", "admin", "--display-name", "Ada Admin"))
+	for name, role := range map[string]string{"erika": "dpo", "dora": "dpo", "max": "works_council", "aud": "auditor"} {
+		x.tokens[name] = tokenFrom(t, x.must(t, "", x.as(t, "ada", "operator", "add", name, "--role", role)...))
+	}
+	return x
+}
+
+// tokenFrom takes the token from the output of operator add or token.
+func tokenFrom(t *testing.T, out string) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	tok := lines[len(lines)-1]
+	if !strings.HasPrefix(tok, tokenPrefix) {
+		t.Fatalf("no token in:\n%s", out)
+	}
+	return tok
+}
+
+// tokenFile writes op's token to a file and returns its path.
+func (x *accessEnv) tokenFile(t *testing.T, op string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), op+".token")
+	if err := os.WriteFile(path, []byte(x.tokens[op]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// as returns args with the flags that authenticate op.
+func (x *accessEnv) as(t *testing.T, op string, args ...string) []string {
+	t.Helper()
+	return append(args, "--operator", op, "--operator-token-file", x.tokenFile(t, op))
+}
+
+// authorize calls authorizeAction the way a command does, with op's token
+// and flags (case, purpose, request), on its own store.
+func (x *accessEnv) authorize(t *testing.T, cfg Config, op string, flags map[string]string, action, subject string) (operatorGrant, error) {
+	t.Helper()
+	cmd := &cobra.Command{Use: "probe"}
+	addAccessFlags(cmd)
+	cmd.SetContext(t.Context())
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	if op != "" {
+		flags["operator"] = op
+		flags["operator-token-file"] = x.tokenFile(t, op)
+	}
+	for k, v := range flags {
+		if err := cmd.Flags().Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := openStore(t.Context(), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	return authorizeAction(t.Context(), &cfg, st, cmd, action, subject)
+}
+
+func (x *accessEnv) store(t *testing.T) storage.Store {
+	t.Helper()
+	st, err := openStore(t.Context(), &x.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// auditEntries returns the trail's entries with this action.
+func (x *accessEnv) auditEntries(t *testing.T, action string) []audit.Entry {
+	t.Helper()
+	as, err := auditStoreOf(x.store(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := audit.New(as).Query(t.Context(), audit.Query{Action: action, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []audit.Entry
+	for _, e := range es {
+		if e.Action == action {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestAuthorizeAction(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			x := newAccessEnv(t, backend)
+			cfg := x.cfg
+			const bob = "bob@localhost"
+			caseFlags := func() map[string]string {
+				return map[string]string{"case": "C-17", "purpose": "Art. 15 request of Bob"}
+			}
+
+			t.Run("allowed", func(t *testing.T) {
+				g, err := x.authorize(t, cfg, "aud", map[string]string{}, gate.AccessReportView, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g.Operator.ID != "aud" || !g.Decision.Allow || g.Request != "" || g.Operator.Roles[0] != "auditor" {
+					t.Errorf("grant = %+v", g)
+				}
+			})
+			t.Run("denied for the wrong role", func(t *testing.T) {
+				_, err := x.authorize(t, cfg, "aud", caseFlags(), gate.AccessArchiveExport, bob)
+				if !errors.Is(err, errAccessDenied) || !strings.Contains(err.Error(), "role_missing") {
+					t.Errorf("err = %v, want role_missing", err)
+				}
+			})
+			t.Run("wrong token", func(t *testing.T) {
+				saved := x.tokens["erika"]
+				x.tokens["erika"] = x.tokens["dora"]
+				_, err := x.authorize(t, cfg, "erika", caseFlags(), gate.AccessReportView, "")
+				x.tokens["erika"] = saved
+				if !errors.Is(err, errAccessDenied) || !strings.Contains(err.Error(), "not authenticated") {
+					t.Errorf("err = %v, want not authenticated", err)
+				}
+				if _, err := x.authorize(t, cfg, "nobody", caseFlags(), gate.AccessReportView, ""); !errors.Is(err, errAccessDenied) {
+					t.Errorf("unknown operator: err = %v", err)
+				}
+				if es := x.auditEntries(t, "operator.auth_failed"); len(es) < 2 || es[0].Subject != "erika" {
+					t.Errorf("auth failures in the audit trail: %+v", es)
+				}
+			})
+			t.Run("disabled feature", func(t *testing.T) {
+				off := cfg
+				off.WorksCouncil.ArchiveView = false
+				_, err := x.authorize(t, off, "erika", caseFlags(), gate.AccessArchiveView, bob)
+				if !errors.Is(err, errAccessDenied) || !strings.Contains(err.Error(), "works_council.archive_view") {
+					t.Errorf("err = %v, want the switch named", err)
+				}
+				off = cfg
+				off.WorksCouncil.PersonReports = false
+				if _, err := x.authorize(t, off, "aud", map[string]string{}, gate.AccessReportView, bob); !errors.Is(err, errAccessDenied) {
+					t.Errorf("person report with person_reports off: err = %v", err)
+				}
+				if _, err := x.authorize(t, off, "aud", map[string]string{}, gate.AccessReportView, ""); err != nil {
+					t.Errorf("aggregate report with person_reports off: %v", err)
+				}
+				if es := x.auditEntries(t, "access.disabled"); len(es) != 2 || es[0].Actor != "erika" {
+					t.Errorf("access.disabled entries: %+v", es)
+				}
+			})
+
+			var reqID string
+			t.Run("needs approval: a request is recorded", func(t *testing.T) {
+				_, err := x.authorize(t, cfg, "erika", caseFlags(), gate.AccessArchiveExport, bob)
+				var are *approvalRequiredError
+				if !errors.As(err, &are) || !are.New || are.ApprovalsNeeded != 2 || strings.Join(are.RolesNeeded, ",") != "dpo,works_council" {
+					t.Fatalf("err = %v, want a new request needing dpo and works_council", err)
+				}
+				if !errors.Is(err, errAccessDenied) || !strings.Contains(err.Error(), are.RequestID) {
+					t.Errorf("the error does not name the request: %v", err)
+				}
+				reqID = are.RequestID
+				out := x.must(t, "", x.as(t, "max", "request", "list")...)
+				if !strings.Contains(out, reqID) || !strings.Contains(out, "pending") {
+					t.Errorf("request list:\n%s", out)
+				}
+			})
+			t.Run("not without the approvals", func(t *testing.T) {
+				f := caseFlags()
+				f["request"] = reqID
+				_, err := x.authorize(t, cfg, "erika", f, gate.AccessArchiveExport, bob)
+				var are *approvalRequiredError
+				if !errors.As(err, &are) || are.New || are.RequestID != reqID {
+					t.Errorf("err = %v, want still pending %s", err, reqID)
+				}
+			})
+			t.Run("the requester cannot approve", func(t *testing.T) {
+				_, _, err := x.run(t, "", x.as(t, "erika", "request", "approve", reqID)...)
+				if err == nil || !strings.Contains(err.Error(), "cannot approve") {
+					t.Errorf("self-approval: %v", err)
+				}
+			})
+			t.Run("an approval the policy would not count is refused", func(t *testing.T) {
+				_, _, err := x.run(t, "", x.as(t, "aud", "request", "approve", reqID)...)
+				if err == nil || !strings.Contains(err.Error(), "would not count") {
+					t.Errorf("approval by an auditor: %v", err)
+				}
+			})
+			t.Run("approved by two others, it proceeds once", func(t *testing.T) {
+				x.must(t, "", x.as(t, "dora", "request", "approve", reqID, "--comment", "checked the court order")...)
+				// One of two approvals is not enough.
+				f := caseFlags()
+				f["request"] = reqID
+				if _, err := x.authorize(t, cfg, "erika", f, gate.AccessArchiveExport, bob); err == nil {
+					t.Fatal("ran with one of two approvals")
+				}
+				out := x.must(t, "", x.as(t, "max", "request", "approve", reqID)...)
+				if !strings.Contains(out, "by max (works_council)") || !strings.Contains(out, "checked the court order") {
+					t.Errorf("approve output:\n%s", out)
+				}
+				if _, _, err := x.run(t, "", x.as(t, "max", "request", "approve", reqID)...); err == nil {
+					t.Error("max approved twice")
+				}
+				if _, err := x.authorize(t, cfg, "dora", map[string]string{"request": reqID}, gate.AccessArchiveExport, bob); err == nil {
+					t.Error("someone other than the requester used the request")
+				}
+				g, err := x.authorize(t, cfg, "erika", map[string]string{"request": reqID}, gate.AccessArchiveExport, bob)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g.Request != reqID || g.CaseNumber != "C-17" || g.Purpose != "Art. 15 request of Bob" || g.Decision.Reason != "approved" {
+					t.Errorf("grant = %+v", g)
+				}
+				_, err = x.authorize(t, cfg, "erika", map[string]string{"request": reqID}, gate.AccessArchiveExport, bob)
+				if err == nil || !strings.Contains(err.Error(), "used") {
+					t.Errorf("second use: %v", err)
+				}
+				uses := x.auditEntries(t, "access.request.use")
+				if len(uses) != 1 || uses[0].Actor != "erika" || uses[0].Details["approvers"] != "dora,max" || uses[0].Details["requester"] != "erika" {
+					t.Errorf("access.request.use entries: %+v", uses)
+				}
+				approvals := x.auditEntries(t, "access.request.approve")
+				if len(approvals) != 2 || approvals[0].Actor != "dora" || approvals[1].Actor != "max" || approvals[0].Details["requester"] != "erika" {
+					t.Errorf("approval entries: %+v", approvals)
+				}
+				var allowed bool
+				for _, e := range x.auditEntries(t, "policy.access") {
+					if e.Actor == "erika" && e.Details["allow"] == "true" && e.Details["request"] == reqID && e.Details["approvers"] == "dora,max" {
+						allowed = true
+					}
+					if e.Actor == "root" {
+						t.Errorf("an access decision names root: %+v", e)
+					}
+				}
+				if !allowed {
+					t.Error("no policy.access entry for the approved export naming erika, the request and the approvers")
+				}
+			})
+			t.Run("denied requests cannot run", func(t *testing.T) {
+				_, err := x.authorize(t, cfg, "erika", map[string]string{"case": "C-18", "purpose": "p"}, gate.AccessArchiveView, bob)
+				var are *approvalRequiredError
+				if !errors.As(err, &are) {
+					t.Fatal(err)
+				}
+				x.must(t, "", x.as(t, "max", "request", "deny", are.RequestID, "--comment", "no grounds")...)
+				if _, _, err := x.run(t, "", x.as(t, "dora", "request", "approve", are.RequestID)...); err == nil || !strings.Contains(err.Error(), "is denied") {
+					t.Errorf("approval of a denied request: %v", err)
+				}
+				_, err = x.authorize(t, cfg, "erika", map[string]string{"request": are.RequestID}, gate.AccessArchiveView, bob)
+				if err == nil || !strings.Contains(err.Error(), "denied") {
+					t.Errorf("a denied request ran: %v", err)
+				}
+			})
+			t.Run("expired approval", func(t *testing.T) {
+				st := x.store(t)
+				ops, _ := operatorStoreOf(st)
+				now := time.Now()
+				r := storage.AccessRequest{ID: "r-expired", Action: gate.AccessArchiveExport, Subject: bob, CaseNumber: "C-19", Purpose: "p",
+					Requester: "erika", Created: now.Add(-80 * time.Hour), Expires: now.Add(time.Hour)}
+				if err := ops.CreateAccessRequest(t.Context(), r); err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range []storage.RequestVote{{By: "dora", Roles: []string{"dpo"}, Approve: true, At: now.Add(-73 * time.Hour)},
+					{By: "max", Roles: []string{"works_council"}, Approve: true, At: now.Add(-time.Hour)}} {
+					if err := ops.VoteAccessRequest(t.Context(), r.ID, v); err != nil {
+						t.Fatal(err)
+					}
+				}
+				_, err := x.authorize(t, cfg, "erika", map[string]string{"request": r.ID}, gate.AccessArchiveExport, bob)
+				var are *approvalRequiredError
+				if !errors.As(err, &are) || are.ApprovalsNeeded != 1 || strings.Join(are.RolesNeeded, ",") != "dpo" {
+					t.Errorf("err = %v, want dora's 73-hour-old approval to have expired", err)
+				}
+			})
+			t.Run("notification of the person concerned", func(t *testing.T) {
+				on := cfg
+				on.WorksCouncil.NotifySubject = true
+				_, err := x.authorize(t, on, "erika", map[string]string{"case": "C-20", "purpose": "audit of Bob's orders"}, gate.AccessArchiveView, bob)
+				var are *approvalRequiredError
+				if !errors.As(err, &are) {
+					t.Fatal(err)
+				}
+				x.must(t, "", x.as(t, "dora", "request", "approve", are.RequestID)...)
+				x.must(t, "", x.as(t, "max", "request", "approve", are.RequestID)...)
+				if _, err := x.authorize(t, on, "erika", map[string]string{"request": are.RequestID}, gate.AccessArchiveView, bob); err != nil {
+					t.Fatal(err)
+				}
+				st := x.store(t)
+				msgs, err := st.OfflineMessages(t.Context(), bob, 0)
+				if err != nil || len(msgs) != 1 {
+					t.Fatalf("offline messages for bob: %d, %v", len(msgs), err)
+				}
+				key, err := seal.LoadOrCreateKey(on.Seal.KeyFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sealer, _ := seal.New(key)
+				m := msgs[0]
+				plain, err := sealer.Open(bob, offline.AssociatedData(m.From, m.Stamp), m.Sealed)
+				if err != nil {
+					t.Fatalf("the notice does not open as an offline message: %v", err)
+				}
+				for _, want := range []string{"erika", "read your message archive", "C-20", "dora, max", "from='localhost'"} {
+					if !strings.Contains(string(plain), want) {
+						t.Errorf("notice %s lacks %q", plain, want)
+					}
+				}
+				if strings.Contains(string(m.Sealed), "erika") {
+					t.Error("the stored notice is not sealed")
+				}
+				if es := x.auditEntries(t, "access.notify"); len(es) != 1 || es[0].Subject != bob {
+					t.Errorf("access.notify entries: %+v", es)
+				}
+			})
+		})
+	}
+}
