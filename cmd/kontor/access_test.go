@@ -351,3 +351,153 @@ func TestAuthorizeAction(t *testing.T) {
 		})
 	}
 }
+
+// TestOperatorIdentity: the OS user mapping, root's exclusion from it, the
+// bootstrap by root only, and the audit trail naming the operator rather
+// than the OS user. Not parallel: it replaces osIdentity.
+func TestOperatorIdentity(t *testing.T) {
+	x := newAuditEnv(t, "sqlite")
+	saved := osIdentity
+	t.Cleanup(func() { osIdentity = saved })
+
+	osIdentity = func() (int, string, error) { return 1000, "eve", nil }
+	if _, _, err := x.run(t, "", "operator", "add", "eve", "--role", "admin"); err == nil || !strings.Contains(err.Error(), "root") {
+		t.Errorf("bootstrap by a non-root user: %v", err)
+	}
+	osIdentity = saved
+	out := x.must(t, "", "operator", "add", "ada", "--role", "admin")
+	tok := tokenFrom(t, out)
+	if _, _, err := x.run(t, "", "operator", "add", "bob", "--role", "dpo"); err == nil {
+		t.Error("a second operator was added without authentication")
+	}
+	tokFile := filepath.Join(t.TempDir(), "t")
+	os.WriteFile(tokFile, []byte(tok), 0o600)
+	x.must(t, "", "operator", "add", "erika", "--role", "dpo", "--operator", "ada", "--operator-token-file", tokFile)
+
+	cfg, err := loadConfig(configFlags{file: x.cfgFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Operators.OSUsers = []string{"erika-os=erika"}
+	st, err := openStore(t.Context(), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	probe := func() *cobra.Command {
+		c := &cobra.Command{Use: "probe"}
+		addAccessFlags(c)
+		c.SetContext(t.Context())
+		c.SetErr(io.Discard)
+		return c
+	}
+	osIdentity = func() (int, string, error) { return 1001, "erika-os", nil }
+	g, err := authorizeAction(t.Context(), &cfg, st, probe(), gate.AccessReportView, "")
+	if err != nil || g.Operator.ID != "erika" {
+		t.Errorf("mapped OS user: %+v, %v", g, err)
+	}
+	osIdentity = func() (int, string, error) { return 1002, "mallory", nil }
+	if _, err := authorizeAction(t.Context(), &cfg, st, probe(), gate.AccessReportView, ""); !errors.Is(err, errAccessDenied) {
+		t.Errorf("unmapped OS user: %v", err)
+	}
+	osIdentity = func() (int, string, error) { return 0, "root", nil }
+	if _, err := authorizeAction(t.Context(), &cfg, st, probe(), gate.AccessReportView, ""); err == nil || !strings.Contains(err.Error(), "root is not an operator") {
+		t.Errorf("root without --operator: %v", err)
+	}
+	bad := cfg
+	bad.Operators.OSUsers = []string{"root=ada", "nonsense"}
+	if p := bad.Operators.validate(); len(p) != 2 {
+		t.Errorf("validate(root=ada, nonsense) = %q", p)
+	}
+
+	// auditFromCLI names the operator authenticated for the command.
+	osIdentity = func() (int, string, error) { return 1001, "erika-os", nil }
+	c := probe()
+	if _, err := authenticateOperator(t.Context(), &cfg, st, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := auditFromCLI(t.Context(), &cfg, st, c, audit.Entry{Action: "gdpr.export", Subject: "bob@localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	osIdentity = saved
+	var es []audit.Entry
+	for _, action := range []string{"gdpr.export", "operator.bootstrap", "operator.add"} {
+		got := x.newAccessQuery(t, st, action)
+		if len(got) != 1 {
+			t.Fatalf("%d %s entries", len(got), action)
+		}
+		es = append(es, got[0])
+	}
+	if es[0].Actor != "erika" || es[0].Details["os_user"] == "" || es[0].Details["authenticated_by"] != "os_user:erika-os" {
+		t.Errorf("gdpr.export entry: %+v", es[0])
+	}
+	if es[1].Subject != "ada" || es[1].Actor == "ada" {
+		t.Errorf("bootstrap entry (the OS user adds ada): %+v", es[1])
+	}
+	if es[2].Actor != "ada" || es[2].Subject != "erika" {
+		t.Errorf("operator.add entry: %+v", es[2])
+	}
+}
+
+func (e *auditEnv) newAccessQuery(t *testing.T, st storage.Store, action string) []audit.Entry {
+	t.Helper()
+	as, err := auditStoreOf(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := audit.New(as).Query(t.Context(), audit.Query{Action: action, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestOperatorCommands: list, disable (never the last admin, never
+// oneself), enable and token renewal.
+func TestOperatorCommands(t *testing.T) {
+	x := newAccessEnv(t, "sqlite")
+	out := x.must(t, "", x.as(t, "aud", "operator", "list")...)
+	for _, want := range []string{"ada", "Ada Admin", "erika", "works_council", "active"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("operator list lacks %q:\n%s", want, out)
+		}
+	}
+	if _, _, err := x.run(t, "", "operator", "list"); err == nil {
+		t.Error("operator list without authentication")
+	}
+	if _, _, err := x.run(t, "", x.as(t, "ada", "operator", "disable", "ada")...); err == nil {
+		t.Error("ada disabled herself")
+	}
+	if _, _, err := x.run(t, "", x.as(t, "erika", "operator", "disable", "max")...); err == nil || !strings.Contains(err.Error(), "role_missing") {
+		t.Errorf("a dpo disabled an operator: %v", err)
+	}
+	x.must(t, "", x.as(t, "ada", "operator", "disable", "max")...)
+	if _, _, err := x.run(t, "", x.as(t, "max", "request", "list")...); err == nil || !strings.Contains(err.Error(), "disabled") {
+		t.Errorf("a disabled operator authenticated: %v", err)
+	}
+	x.must(t, "", x.as(t, "ada", "operator", "enable", "max")...)
+	x.must(t, "", x.as(t, "max", "request", "list")...)
+
+	old := x.tokens["erika"]
+	x.tokens["erika"] = tokenFrom(t, x.must(t, "", x.as(t, "erika", "operator", "token", "erika")...))
+	x.must(t, "", x.as(t, "erika", "request", "list")...)
+	saved := x.tokens["erika"]
+	x.tokens["erika"] = old
+	if _, _, err := x.run(t, "", x.as(t, "erika", "request", "list")...); err == nil {
+		t.Error("the old token still works after renewal")
+	}
+	x.tokens["erika"] = saved
+	if _, _, err := x.run(t, "", x.as(t, "erika", "operator", "token", "max")...); err == nil {
+		t.Error("a dpo renewed someone else's token")
+	}
+	// The last enabled admin cannot be disabled: a second admin tries.
+	x.tokens["ben"] = tokenFrom(t, x.must(t, "", x.as(t, "ada", "operator", "add", "ben", "--role", "admin")...))
+	x.must(t, "", x.as(t, "ben", "operator", "disable", "ada")...)
+	x.must(t, "", x.as(t, "ben", "operator", "enable", "ada")...)
+	x.must(t, "", x.as(t, "ada", "operator", "disable", "ben")...)
+	st := x.store(t)
+	ops, _ := operatorStoreOf(st)
+	if err := keepsAnAdmin(t.Context(), ops, "ada"); err == nil {
+		t.Error("keepsAnAdmin allows disabling the last enabled admin")
+	}
+}
