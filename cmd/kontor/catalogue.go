@@ -198,4 +198,3 @@ func writeCatalogueHTML(w io.Writer, fs []catalogueFeature, revision string) err
 		NoLiveMirroring string
 	}{fs, revision, noLiveMirroring})
 }
-
