@@ -47,6 +47,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kontor.im/kontor/archive"
 	"kontor.im/kontor/core/audit"
 	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
@@ -501,6 +502,15 @@ func authorizeAction(ctx context.Context, cfg *Config, st storage.Store, cmd *co
 		CaseNumber: caseNumber, Purpose: purpose, Now: now}
 	if req != nil {
 		in.Approvals = approvalsOf(*req)
+	}
+	// A legal hold on the subject (the policy refuses erasure under one),
+	// from the store when it keeps holds (archive.HoldChecker).
+	if hc, ok := st.(archive.HoldChecker); ok && subject != "" {
+		held, err := hc.Held(ctx, subject)
+		if err != nil {
+			return operatorGrant{}, fmt.Errorf("access: legal hold of %s: %w", subject, err)
+		}
+		in.SubjectLegalHold = held
 	}
 	d := e.Access(ctx, in)
 	grant := operatorGrant{Operator: in.Operator, Decision: d, CaseNumber: caseNumber, Purpose: purpose}

@@ -501,3 +501,43 @@ func TestOperatorCommands(t *testing.T) {
 		t.Error("keepsAnAdmin allows disabling the last enabled admin")
 	}
 }
+
+// FuzzOSUsers: every entry of operators.os_users is either mapped or
+// reported, never both; root and empty names are never mapped.
+func FuzzOSUsers(f *testing.F) {
+	for _, s := range []string{"erika=erika", "root=ada", "a=b\x00c=d", "=x", "x=", " eve = eve ", "a=b=c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		entries := strings.Split(s, "\x00")
+		m, problems := OperatorsConfig{OSUsers: entries}.osUsers()
+		if len(m)+len(problems) != len(entries) {
+			t.Fatalf("%q: %d mapped, %d problems", entries, len(m), len(problems))
+		}
+		for k, v := range m {
+			if k == "" || v == "" || k == "root" {
+				t.Fatalf("%q maps %q to %q", entries, k, v)
+			}
+		}
+	})
+}
+
+func TestOperatorsConfigLimits(t *testing.T) {
+	c := defaultConfig().Operators
+	if c.RequestTTL != 72*time.Hour || len(c.OSUsers) != 0 {
+		t.Errorf("defaults: %+v", c)
+	}
+	for _, tt := range []struct {
+		ttl time.Duration
+		ok  bool
+	}{{time.Minute, true}, {time.Minute - time.Second, false}, {90 * 24 * time.Hour, true}, {90*24*time.Hour + time.Second, false}} {
+		c.RequestTTL = tt.ttl
+		if p := c.validate(); (len(p) == 0) != tt.ok {
+			t.Errorf("request_ttl %v: %q", tt.ttl, p)
+		}
+	}
+	w := defaultConfig().WorksCouncil
+	if !w.ArchiveView || !w.ArchiveExport || !w.PersonReports || w.NotifySubject {
+		t.Errorf("works_council defaults: %+v", w)
+	}
+}
