@@ -14,8 +14,8 @@ package main
 // How the CLI knows who runs it (in this order):
 //
 //  1. --operator NAME with the operator's secret token from
-//     --operator-token-file FILE ("-": standard input) or the environment
-//     variable KONTOR_OPERATOR_TOKEN. Tokens are 256-bit random strings shown
+//     --operator-token-file FILE ("-": standard input), the environment
+//     variable KONTOR_OPERATOR_TOKEN, or a prompt on a terminal. Tokens are 256-bit random strings shown
 //     once (`kontor operator add`, `kontor operator token`); the store keeps
 //     their SHA-256 only, and the comparison is constant-time.
 //  2. Without --operator: operators.os_users maps the operating system user
@@ -257,8 +257,8 @@ func operatorFrom(ctx context.Context) (cliOperator, bool) {
 	return o, ok
 }
 
-// readOperatorToken returns the token from --operator-token-file or
-// KONTOR_OPERATOR_TOKEN.
+// readOperatorToken returns the token from --operator-token-file,
+// KONTOR_OPERATOR_TOKEN, or a prompt (without echo) on a terminal.
 func readOperatorToken(cmd *cobra.Command) (string, error) {
 	if path := flagString(cmd, "operator-token-file"); path != "" {
 		var data []byte
@@ -276,7 +276,11 @@ func readOperatorToken(cmd *cobra.Command) (string, error) {
 	if t := os.Getenv("KONTOR_OPERATOR_TOKEN"); t != "" {
 		return strings.TrimSpace(t), nil
 	}
-	return "", errors.New("operator token: set KONTOR_OPERATOR_TOKEN or give --operator-token-file")
+	if f, ok := cmd.InOrStdin().(*os.File); ok && isTerminal(f) {
+		t, err := promptNoEcho(f, cmd.ErrOrStderr(), "Operator token: ")
+		return strings.TrimSpace(t), err
+	}
+	return "", errors.New("operator token: set KONTOR_OPERATOR_TOKEN, give --operator-token-file, or run on a terminal to be asked")
 }
 
 // authenticateOperator identifies the operator running cmd (see the file's

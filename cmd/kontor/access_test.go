@@ -487,6 +487,14 @@ func TestOperatorCommands(t *testing.T) {
 		t.Error("the old token still works after renewal")
 	}
 	x.tokens["erika"] = saved
+	// The other token sources: standard input and the environment.
+	x.must(t, saved+"\n", "request", "list", "--operator", "erika", "--operator-token-file", "-")
+	t.Setenv("KONTOR_OPERATOR_TOKEN", saved)
+	x.must(t, "", "request", "list", "--operator", "erika")
+	t.Setenv("KONTOR_OPERATOR_TOKEN", old)
+	if _, _, err := x.run(t, "", "request", "list", "--operator", "erika"); err == nil {
+		t.Error("an old token from the environment was accepted")
+	}
 	if _, _, err := x.run(t, "", x.as(t, "erika", "operator", "token", "max")...); err == nil {
 		t.Error("a dpo renewed someone else's token")
 	}
