@@ -99,7 +99,8 @@
 //
 //	input:  {"operator": {"id", "roles": [...]},
 //	         "action": "archive.view" | "archive.export" | "archive.erase" |
-//	                   "report.view" | "legal_hold.set" | "legal_hold.release",
+//	                   "report.view" | "legal_hold.set" | "legal_hold.release" |
+//	                   "admin.policy_reload" | "admin.ldap_sync" | "operator.manage",
 //	         "subject": "<bare JID>", "case_number", "purpose",
 //	         "subject_legal_hold": bool, "now": <Unix seconds>,
 //	         "approvals": [{"by", "roles": [...], "case_number", "at": <Unix seconds>}]}

@@ -10,7 +10,117 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"kontor.im/kontor/core/audit"
+	"kontor.im/kontor/core/storage"
 )
+
+// addTestOperator adds an operator with roles to st and returns their token.
+func addTestOperator(t *testing.T, st storage.Store, name string, roles ...string) string {
+	t.Helper()
+	ops, err := operatorStoreOf(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, hash := newOperatorToken()
+	if err := ops.CreateOperator(t.Context(), storage.Operator{ID: name, Roles: roles, TokenHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+// adminPost posts to the admin API with a bearer token ("" for none).
+func adminPost(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestAdminAPIOperators: the mutating endpoints want an operator's token
+// and the admin role (the access policy's admin.* actions); the audit trail
+// names the caller; /healthz and /metrics stay open.
+func TestAdminAPIOperators(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.C2S.StartTLSAddr = "127.0.0.1:0"
+	cfg.C2S.DirectTLSAddr = ""
+	cfg.Admin.Addr = "127.0.0.1:0"
+	cfg.resolvePaths()
+	srv, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	base := "http://" + srv.Addrs["admin"].String()
+	admin := addTestOperator(t, srv.store, "ada", "admin")
+	dpo := addTestOperator(t, srv.store, "erika", "dpo")
+	gone := addTestOperator(t, srv.store, "gone", "admin")
+	ops, _ := operatorStoreOf(srv.store)
+	if err := ops.SetOperatorDisabled(t.Context(), "gone", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, path, token string
+		want              int
+	}{
+		{"no token", "/policy/reload", "", http.StatusUnauthorized},
+		{"unknown token", "/policy/reload", tokenPrefix + "AAAA", http.StatusUnauthorized},
+		{"disabled operator", "/policy/reload", gone, http.StatusUnauthorized},
+		{"not an admin", "/policy/reload", dpo, http.StatusForbidden},
+		{"admin", "/policy/reload", admin, http.StatusOK},
+		{"ldap sync without a token", "/ldap/sync", "", http.StatusUnauthorized},
+		{"ldap sync by a dpo", "/ldap/sync", dpo, http.StatusForbidden},
+		{"ldap sync by an admin (sync is off)", "/ldap/sync", admin, http.StatusNotFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, body := adminPost(t, base+tt.path, tt.token); code != tt.want {
+				t.Errorf("POST %s: %d %s, want %d", tt.path, code, body, tt.want)
+			}
+		})
+	}
+	for _, path := range []string{"/healthz", "/metrics"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s without a token: %d", path, resp.StatusCode)
+		}
+	}
+	es, err := srv.audit.Query(t.Context(), audit.Query{Action: "policy.access", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var byAda, byErika int
+	for _, e := range es {
+		switch {
+		case e.Actor == "ada" && e.Details["allow"] == "true":
+			byAda++
+		case e.Actor == "erika" && e.Details["allow"] == "false":
+			byErika++
+		}
+	}
+	if byAda != 2 || byErika != 2 {
+		t.Errorf("audit: %d allowed calls by ada (want 2), %d refused by erika (want 2): %+v", byAda, byErika, es)
+	}
+}
 
 // TestAdminPolicyReload: POST /policy/reload swaps in a changed policy
 // directory and refuses a broken one, keeping the running policy.
@@ -33,15 +143,10 @@ func TestAdminPolicyReload(t *testing.T) {
 		srv.Shutdown(ctx)
 	}()
 	url := "http://" + srv.Addrs["admin"].String() + "/policy/reload"
+	token := addTestOperator(t, srv.store, "ada", "admin")
 	post := func() (int, string) {
 		t.Helper()
-		resp, err := http.Post(url, "text/plain", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return adminPost(t, url, token)
 	}
 	if code, body := post(); code != http.StatusOK {
 		t.Fatalf("reload of a good policy: %d %s", code, body)

@@ -111,7 +111,8 @@ func osActor(getenv func(string) string, current func() (*user.User, error)) str
 }
 
 // auditFromCLI appends e on behalf of the operator running a command (filling
-// Actor and a few details about where it ran) and saves the head. A failure
+// Actor and a few details about where it ran) and saves the head. The actor
+// is the operator authenticated for cmd (see access.go), else the OS user. A failure
 // to save the head is a warning on stderr: the entry is written.
 func auditFromCLI(ctx context.Context, cfg *Config, st storage.Store, cmd *cobra.Command, e audit.Entry) error {
 	as, err := auditStoreOf(st)
@@ -121,6 +122,17 @@ func auditFromCLI(ctx context.Context, cfg *Config, st storage.Store, cmd *cobra
 	tr := audit.New(as, audit.WithAnchor(cfg.Audit.anchorPath(cfg.DataDir), cfg.Audit.AnchorInterval))
 	e.Actor = osActor(os.Getenv, user.Current)
 	details := map[string]string{"command": cmd.CommandPath(), "os_uid": strconv.Itoa(os.Getuid())}
+	// An operator authenticated for this command (authorizeAction,
+	// authenticateOperator) is the actor; the OS user stays in the details.
+	op, ok := operatorFrom(cmd.Context())
+	if !ok {
+		op, ok = operatorFrom(ctx)
+	}
+	if ok {
+		details["os_user"] = e.Actor
+		details["authenticated_by"] = op.How
+		e.Actor = op.ID
+	}
 	if h, err := os.Hostname(); err == nil && h != "" {
 		details["host"] = h
 	}

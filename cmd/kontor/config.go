@@ -50,6 +50,12 @@ type Config struct {
 	Policy PolicyConfig `mapstructure:"policy"`
 	// LDAP configures directory sync and login (cmd/kontor/ldap.go).
 	LDAP ldapsync.Config `mapstructure:"ldap"`
+	// Operators configures how the CLI knows its operator and dual control
+	// (cmd/kontor/access.go).
+	Operators OperatorsConfig `mapstructure:"operators"`
+	// WorksCouncil switches monitoring-capable features on and off
+	// (cmd/kontor/access.go, `kontor catalogue`).
+	WorksCouncil WorksCouncilConfig `mapstructure:"works_council"`
 	// Modules lists the enabled modules and holds each one's options.
 	Modules ModulesConfig `mapstructure:"modules"`
 	// ShutdownTimeout bounds a graceful stop.
@@ -426,6 +432,7 @@ func (c *Config) validate() []string {
 	p = append(p, c.Archive.validate(c.DataDir)...)
 	p = append(p, c.Policy.validate(c)...)
 	p = append(p, c.LDAP.Validate(c.Domains)...)
+	p = append(p, c.Operators.validate()...)
 	p = append(p, c.validateModules()...)
 	return p
 }

@@ -28,6 +28,7 @@ import (
 
 	"kontor.im/kontor/core/audit"
 	"kontor.im/kontor/core/directory"
+	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/limit"
 	"kontor.im/kontor/core/rosterstate"
@@ -132,9 +133,10 @@ func (p rosterPusher) PushRosterRemoval(owner, contact string, ver int64) {
 //	POST /ldap/sync?full=1   a full one
 //
 // The sync runs in the server's scheduler; the answer (202) does not wait
-// for it. The audit trail records it.
+// for it. The audit trail records it. The caller is an operator with a
+// bearer token whom the access policy allows admin.ldap_sync.
 func (s *Server) ldapAdminRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /ldap/sync", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /ldap/sync", s.adminOperator(gate.AccessAdminLDAPSync, func(w http.ResponseWriter, r *http.Request) {
 		if s.ldap == nil {
 			http.Error(w, "directory sync is not enabled (ldap.enabled)", http.StatusNotFound)
 			return
@@ -143,7 +145,7 @@ func (s *Server) ldapAdminRoutes(mux *http.ServeMux) {
 		s.ldap.syncer.Trigger(full == "1" || full == "true")
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, "sync requested\n")
-	})
+	}))
 }
 
 // cliAudit writes a CLI sync's summary to the audit trail with the

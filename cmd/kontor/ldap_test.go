@@ -239,6 +239,13 @@ func TestLDAPEndToEnd(t *testing.T) {
 			ts.srv.ldapAdminRoutes(mux)
 			rec := httptest.NewRecorder()
 			mux.ServeHTTP(rec, httptest.NewRequest("POST", "/ldap/sync?full=1", nil))
+			if rec.Code != http.StatusUnauthorized {
+				t.Errorf("POST /ldap/sync without a token: %d %s", rec.Code, rec.Body)
+			}
+			req := httptest.NewRequest("POST", "/ldap/sync?full=1", nil)
+			req.Header.Set("Authorization", "Bearer "+addTestOperator(t, ts.srv.store, "ldap-admin", "admin"))
+			rec = httptest.NewRecorder()
+			mux.ServeHTTP(rec, req)
 			if rec.Code != http.StatusAccepted {
 				t.Errorf("POST /ldap/sync: %d %s", rec.Code, rec.Body)
 			}

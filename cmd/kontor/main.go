@@ -5,6 +5,9 @@
 //	kontor user passwd|disable|enable|delete JID, kontor user list
 //	kontor config check          report every problem in the configuration
 //	kontor modules [--markdown]  list the modules and the protocols they implement
+//	kontor operator add|list|disable|enable|token   operators (admin, dpo, auditor, works_council, legal)
+//	kontor request list|show|approve|deny           access requests (dual control)
+//	kontor catalogue [--format md|html]             monitoring-capable features, for the works agreement
 //
 // Configuration comes from kontor.yaml (or --config), KONTOR_* environment
 // variables and flags, in that order of precedence from low to high; see

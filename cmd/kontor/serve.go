@@ -284,6 +284,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// adminHandler serves the admin listener. /healthz and /metrics are open
+// (load balancers and Prometheus scrape them; they reveal counts, never
+// names); every mutating endpoint wants an operator's token as a bearer
+// token and is an access-policy action (see adminOperator).
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -296,7 +300,7 @@ func (s *Server) adminHandler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	s.ldapAdminRoutes(mux) // POST /ldap/sync[?full=1]
-	mux.HandleFunc("POST /policy/reload", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /policy/reload", s.adminOperator(gate.AccessAdminPolicyReload, func(w http.ResponseWriter, r *http.Request) {
 		// The new policy is built whole and swapped in atomically; a
 		// broken one is refused and the running one stays (DESIGN.md).
 		if err := s.policy.Reload(r.Context(), "admin-api"); err != nil {
@@ -304,7 +308,7 @@ func (s *Server) adminHandler() http.Handler {
 			return
 		}
 		io.WriteString(w, "policy reloaded\n")
-	})
+	}))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		s.writeMetrics(w)

@@ -202,6 +202,11 @@ const (
 	AccessReportView       = "report.view"        // view a DPO report
 	AccessLegalHoldSet     = "legal_hold.set"     // place a legal hold
 	AccessLegalHoldRelease = "legal_hold.release" // release one
+	// Calls of the admin API and management of operators (admins only in
+	// the default policy).
+	AccessAdminPolicyReload = "admin.policy_reload" // POST /policy/reload
+	AccessAdminLDAPSync     = "admin.ldap_sync"     // POST /ldap/sync
+	AccessOperatorManage    = "operator.manage"     // kontor operator add|disable|token
 )
 
 // AccessInput asks whether Operator may run Action on Subject.

@@ -3,7 +3,8 @@
 # Input (version 1):
 #   {"operator": {"id": "erika", "roles": ["dpo"]},
 #    "action": "archive.view" | "archive.export" | "archive.erase" |
-#              "report.view" | "legal_hold.set" | "legal_hold.release",
+#              "report.view" | "legal_hold.set" | "legal_hold.release" |
+#              "admin.policy_reload" | "admin.ldap_sync" | "operator.manage",
 #    "subject": "bob@example.com",      # whose data; "" for reports
 #    "case_number": "C-2025-017", "purpose": "…",
 #    "subject_legal_hold": false,
@@ -54,6 +55,19 @@ requirements := {
 	},
 	"report.view": {
 		"roles": {"dpo", "auditor", "admin"}, "case": false, "approvers": 0,
+		"approver_roles": set(), "eligible": set(),
+	},
+	# Calls of the admin API and the management of operators: admins only.
+	"admin.policy_reload": {
+		"roles": {"admin"}, "case": false, "approvers": 0,
+		"approver_roles": set(), "eligible": set(),
+	},
+	"admin.ldap_sync": {
+		"roles": {"admin"}, "case": false, "approvers": 0,
+		"approver_roles": set(), "eligible": set(),
+	},
+	"operator.manage": {
+		"roles": {"admin"}, "case": false, "approvers": 0,
 		"approver_roles": set(), "eligible": set(),
 	},
 }

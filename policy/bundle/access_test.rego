@@ -139,3 +139,17 @@ test_unknown_action_is_refused if {
 	not d.allow
 	d.reason == "unknown_action"
 }
+
+test_admin_api_needs_the_admin_role if {
+	d := access.decision with input as with_({"action": "admin.policy_reload", "subject": "", "case_number": "", "purpose": "", "operator": {"id": "erika", "roles": ["dpo"]}})
+	not d.allow
+	d.reason == "role_missing"
+}
+
+test_admin_may_reload_policy_sync_and_manage_operators if {
+	every action in ["admin.policy_reload", "admin.ldap_sync", "operator.manage"] {
+		d := access.decision with input as with_({"action": action, "subject": "", "case_number": "", "purpose": "", "operator": {"id": "root-admin", "roles": ["admin"]}})
+		d.allow
+		d.reason == "allowed"
+	}
+}

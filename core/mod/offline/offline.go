@@ -309,6 +309,12 @@ func (m *Module) take(ctx context.Context, p *module.Packet) (module.Verdict, er
 	return module.Done, nil
 }
 
+// AssociatedData is what an offline message's sealed stanza is bound to
+// besides its owner: the sender and the stamp of the stored row. Whoever
+// stores an offline message without this module (the server's own notices,
+// written by the CLI) seals it with these bytes so that delivery opens it.
+func AssociatedData(from string, stamp time.Time) []byte { return associatedData(from, stamp) }
+
 // associatedData is what a stored message's seal binds besides the owner:
 // the row's clear metadata.
 func associatedData(from string, stamp time.Time) []byte {
