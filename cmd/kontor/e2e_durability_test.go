@@ -11,6 +11,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,7 +132,9 @@ func (c *recipient) archive(t *testing.T) map[string]int {
 // online and one that is offline, restarts it, and counts: every message
 // the server acknowledged (<a h/>) is in the sender's and the recipient's
 // archive, every one to the offline recipient is delivered from offline
-// storage at its next login, and no message is delivered or archived twice.
+// storage at its next login, and no message is delivered or archived twice,
+// also not after one sender per round lost its connection, resumed its
+// session (XEP-0198) and sent again what the server had not handled.
 func TestE2EKillDurability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills the server binary several times")
@@ -148,7 +151,7 @@ func TestE2EKillDurability(t *testing.T) {
 
 	const rounds = 3
 	acked := map[string]string{} // id → recipient
-	var sentTotal, unackedTotal int
+	var sentTotal, unackedTotal, resent int
 	live := map[string]int{} // body → times the online recipient got it live
 	for round := range rounds {
 		if round > 0 {
@@ -161,29 +164,53 @@ func TestE2EKillDurability(t *testing.T) {
 		}
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		for _, s := range ss {
+		next := make([]int, len(ss)) // each sender's next message number
+		load := func(k int, stop chan struct{}, wg *sync.WaitGroup) {
+			s := ss[k]
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := 0; ; i++ {
+				for ; ; next[k]++ {
 					select {
 					case <-stop:
 						return
 					default:
 					}
 					to := bare(online)
-					if i%2 == 1 {
+					if next[k]%2 == 1 {
 						to = bare(away)
 					}
-					if err := s.send(to, fmt.Sprintf("%s-%d-%d", s.name, round, i), 5); err != nil {
+					if err := s.send(to, fmt.Sprintf("%s-%d-%d", s.name, round, next[k]), 5); err != nil {
 						return // the server is gone
 					}
 					time.Sleep(3 * time.Millisecond)
 				}
 			}()
 		}
+		stop0 := make(chan struct{})
+		var wg0 sync.WaitGroup
+		load(0, stop0, &wg0)
+		for k := 1; k < len(ss); k++ {
+			load(k, stop, &wg)
+		}
+		// s0 loses its connection under load and resumes: what it sends
+		// again must not arrive twice.
+		time.Sleep(300 * time.Millisecond)
+		close(stop0)
+		wg0.Wait()
+		resent += ss[0].cutAndResume(t, p.ts, password, func() {
+			for range 20 {
+				to := bare(online)
+				if next[0]%2 == 1 {
+					to = bare(away)
+				}
+				_ = ss[0].send(to, fmt.Sprintf("%s-%d-%d", ss[0].name, round, next[0]), 1000)
+				next[0]++
+			}
+		})
+		load(0, stop, &wg)
 		// Under load for a while, different each round, then SIGKILL.
-		time.Sleep(time.Duration(600+250*round) * time.Millisecond)
+		time.Sleep(time.Duration(400+250*round) * time.Millisecond)
 		p.kill()
 		close(stop)
 		wg.Wait()
@@ -192,8 +219,10 @@ func TestE2EKillDurability(t *testing.T) {
 			if len(errs) > 0 {
 				t.Errorf("%s got error stanzas: %v", s.name, errs[:min(3, len(errs))])
 			}
-			for i, id := range a {
-				if i%2 == 1 {
+			for _, id := range a {
+				var n int
+				fmt.Sscanf(id[strings.LastIndexByte(id, '-')+1:], "%d", &n)
+				if n%2 == 1 {
 					acked[id] = away
 				} else {
 					acked[id] = online
@@ -294,9 +323,10 @@ func TestE2EKillDurability(t *testing.T) {
 			report("%s was delivered %d times live", id, n)
 		}
 	}
-	t.Logf("%d rounds with SIGKILL: %d messages sent, %d acknowledged (%d to the offline recipient), %d not acknowledged; "+
-		"%d delivered live before a kill; acknowledged and missing: %d archive copies, %d offline deliveries",
-		rounds, sentTotal, len(acked), wantAway, unackedTotal, len(live), lostArchive, lostOffline)
+	t.Logf("%d rounds with SIGKILL and a resumption each: %d messages sent, %d acknowledged (%d to the offline recipient), "+
+		"%d not acknowledged, %d sent again after a resumption; %d delivered live before a kill; "+
+		"acknowledged and missing: %d archive copies, %d offline deliveries",
+		rounds, sentTotal, len(acked), wantAway, unackedTotal, resent, len(live), lostArchive, lostOffline)
 	if len(problems) > 0 {
 		t.Errorf("the durability promise is broken:\n  %s", joinLines(problems))
 	}

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/sasl"
+
 	"kontor.im/kontor/archive/keyring"
 	"kontor.im/kontor/core/account"
 	kjid "kontor.im/kontor/core/jid"
@@ -246,11 +248,14 @@ func (p *procServer) addUsers(t *testing.T, password string, users ...string) {
 type smSender struct {
 	name string
 	r    *rawClient
+	tcp  net.Conn // under TLS, to cut
+	smID string   // for resumption
 
 	wmu sync.Mutex // serialises writes
 
 	mu       sync.Mutex
 	sent     []string // message ids, in the order sent since <enable/>
+	to       []string // their recipients
 	acked    uint32   // the server's latest h
 	received uint32   // stanzas received since <enabled/>
 	errors   []string // error stanzas received
@@ -263,15 +268,76 @@ type smSender struct {
 func dialSMSender(t *testing.T, ts *testServer, user, password, res string) *smSender {
 	t.Helper()
 	r := ts.rawDial(t, "starttls")
+	tcp := r.conn
 	r.login(user, password, res, "")
-	r.mustWrite("<enable xmlns='urn:xmpp:sm:3'/>")
-	if n := r.mustNext("enable"); !n.is(nsSM, "enabled") {
+	r.mustWrite("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	n := r.mustNext("enable")
+	if !n.is(nsSM, "enabled") || n.attr("id") == "" {
 		t.Fatalf("%s: enable: %s", user, n)
 	}
 	_ = r.conn.SetReadDeadline(time.Time{})
-	s := &smSender{name: user, r: r, done: make(chan struct{})}
-	go s.read()
+	s := &smSender{name: user, r: r, tcp: tcp, smID: n.attr("id"), done: make(chan struct{})}
+	go s.read(r, s.done)
 	return s
+}
+
+// cutAndResume sends a burst and at once drops the TCP connection without
+// closing the stream (the caller stopped the sending goroutine), waits
+// for the reader to see it, resumes the session on a new connection
+// (XEP-0198 §5) and sends again what the server's <resumed h/> says it did
+// not handle. It returns how many messages were sent again.
+func (s *smSender) cutAndResume(t *testing.T, ts *testServer, password string, burst func()) int {
+	t.Helper()
+	burst() // some of it may be handled, some not when the cut comes
+	s.tcp.Close()
+	<-s.done
+	r := ts.rawDial(t, "starttls")
+	tcp := r.conn
+	r.open()
+	if err := r.startTLS(ts.tlsConfig()); err != nil {
+		t.Fatalf("%s: TLS handshake: %v", s.name, err)
+	}
+	f := r.open()
+	if res := r.auth(sasl.ScramSha256, s.name, password, mechanisms(f)); !res.is(nsSASLFeature, "success") {
+		t.Fatalf("%s: authentication: %s", s.name, res)
+	}
+	r.dec = xml.NewDecoder(r.conn)
+	r.open()
+	s.mu.Lock()
+	h := s.received
+	s.mu.Unlock()
+	r.mustWrite(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='%d'/>", s.smID, h))
+	n := r.mustNext("resume")
+	if !n.is(nsSM, "resumed") {
+		t.Fatalf("%s: resume: %s", s.name, n)
+	}
+	handled, err := strconv.ParseUint(n.attr("h"), 10, 32)
+	if err != nil {
+		t.Fatalf("%s: resumed without a valid h: %s", s.name, n)
+	}
+	_ = r.conn.SetReadDeadline(time.Time{})
+	s.mu.Lock()
+	if int(handled) > len(s.sent) {
+		s.mu.Unlock()
+		t.Fatalf("%s: resumed with h=%d, but only %d messages were sent", s.name, handled, len(s.sent))
+	}
+	s.acked = uint32(handled)
+	again := append([]string(nil), s.sent[handled:]...)
+	s.mu.Unlock()
+	s.wmu.Lock()
+	s.r, s.tcp = r, tcp
+	s.wmu.Unlock()
+	s.done = make(chan struct{})
+	go s.read(r, s.done)
+	var b strings.Builder
+	for _, id := range again {
+		b.WriteString(s.message(id))
+	}
+	b.WriteString("<r xmlns='urn:xmpp:sm:3'/>")
+	if err := s.write(b.String()); err != nil {
+		t.Fatalf("%s: sending again after resumption: %v", s.name, err)
+	}
+	return len(again)
 }
 
 func (s *smSender) write(x string) error {
@@ -282,11 +348,11 @@ func (s *smSender) write(x string) error {
 	return err
 }
 
-// read handles what the server sends until the connection ends.
-func (s *smSender) read() {
-	defer close(s.done)
+// read handles what the server sends on r until the connection ends.
+func (s *smSender) read(r *rawClient, done chan struct{}) {
+	defer close(done)
 	for {
-		tok, err := s.r.dec.Token()
+		tok, err := r.dec.Token()
 		if err != nil {
 			s.mu.Lock()
 			s.ended = err
@@ -298,7 +364,7 @@ func (s *smSender) read() {
 			continue
 		}
 		var n xmlNode
-		if err := s.r.dec.DecodeElement(&n, &start); err != nil {
+		if err := r.dec.DecodeElement(&n, &start); err != nil {
 			s.mu.Lock()
 			s.ended = err
 			s.mu.Unlock()
@@ -333,13 +399,29 @@ func (s *smSender) read() {
 func (s *smSender) send(to, id string, ackEvery int) error {
 	s.mu.Lock()
 	s.sent = append(s.sent, id)
+	s.to = append(s.to, to)
 	n := len(s.sent)
 	s.mu.Unlock()
-	x := fmt.Sprintf("<message to='%s' id='%s' type='chat'><body>%s</body></message>", to, id, id)
+	x := s.message(id)
 	if n%ackEvery == 0 {
 		x += "<r xmlns='urn:xmpp:sm:3'/>"
 	}
 	return s.write(x)
+}
+
+// message is the message with this id, to the recipient it was first sent
+// to.
+func (s *smSender) message(id string) string {
+	s.mu.Lock()
+	to := ""
+	for i := len(s.sent) - 1; i >= 0; i-- {
+		if s.sent[i] == id {
+			to = s.to[i]
+			break
+		}
+	}
+	s.mu.Unlock()
+	return fmt.Sprintf("<message to='%s' id='%s' type='chat'><body>%s</body></message>", to, id, id)
 }
 
 // result waits for the reader to end and returns the ids the server
