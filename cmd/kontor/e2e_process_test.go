@@ -66,7 +66,8 @@ type procServer struct {
 // newProcServer writes a configuration (PostgreSQL from pgtest, the
 // archive with a new key outside the data directory, loopback ports
 // chosen now), with c2sExtra (indented lines) added to the c2s section and
-// extra YAML appended, and builds the binary.
+// extra YAML appended (the archive section comes last: indented lines at
+// the start of extra add to it), and builds the binary.
 func newProcServer(t *testing.T, c2sExtra, extra string) *procServer {
 	t.Helper()
 	p := &procServer{t: t, bin: buildKontor(t), dir: t.TempDir(), dsn: pgtest.DSN(t), logs: &syncBuffer{},
