@@ -214,6 +214,7 @@ type Archive struct {
 	keys  *keyManager
 	q     *queue
 	now   func() time.Time
+	prefs prefsCache
 
 	startOnce sync.Once
 	closeOnce sync.Once

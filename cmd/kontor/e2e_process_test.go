@@ -70,7 +70,13 @@ type procServer struct {
 // the start of extra add to it), and builds the binary.
 func newProcServer(t *testing.T, c2sExtra, extra string) *procServer {
 	t.Helper()
-	p := &procServer{t: t, bin: buildKontor(t), dir: t.TempDir(), dsn: pgtest.DSN(t), logs: &syncBuffer{},
+	return newProcServerOn(t, pgtest.DSN(t), c2sExtra, extra)
+}
+
+// newProcServerOn is newProcServer on the database dsn.
+func newProcServerOn(t *testing.T, dsn, c2sExtra, extra string) *procServer {
+	t.Helper()
+	p := &procServer{t: t, bin: buildKontor(t), dir: t.TempDir(), dsn: dsn, logs: &syncBuffer{},
 		addrs: map[string]string{}}
 	kek := filepath.Join(t.TempDir(), "archive.kek")
 	if _, err := keyring.CreateFile(kek, time.Now()); err != nil {

@@ -334,12 +334,18 @@ func (m *Module) append(ctx context.Context, msg module.ArchivedMessage) {
 
 // wants decides by the owner's preferences whether a message with peer
 // (the 'to' of an outgoing, the 'from' of an incoming message) goes into
-// the owner's archive. An error is logged and archives nothing.
+// the owner's archive. When the database is unreachable (an error), the
+// module's default decides, and a roster default archives: an outage must
+// not lose messages (the archive keeps them queued until it is back).
 func (m *Module) wants(ctx context.Context, owner, peer jid.JID) bool {
 	prefs, err := m.archive.Prefs(ctx, owner.String())
 	if err != nil {
-		m.log.ErrorContext(ctx, "archiving preferences unavailable; message not archived", "owner", owner.String(), "err", err)
-		return false
+		// The database is unreachable and the archive has no copy of
+		// the owner's preferences: the configured default decides, so
+		// that an outage does not lose what is normally archived.
+		m.log.WarnContext(ctx, "archiving preferences unavailable; the default decides", "owner", owner.String(),
+			"default", m.opts.Default, "err", err)
+		prefs = module.ArchivePrefs{}
 	}
 	def, listed := decide(prefs, m.opts.Default, peer)
 	switch {
@@ -353,8 +359,9 @@ func (m *Module) wants(ctx context.Context, owner, peer jid.JID) bool {
 		case errors.Is(err, storage.ErrNotFound):
 			return false
 		}
-		m.log.ErrorContext(ctx, "roster unavailable for the archiving preference; message not archived", "owner", owner.String(), "err", err)
-		return false
+		// Archive rather than lose it while the database is unreachable.
+		m.log.WarnContext(ctx, "roster unavailable for the archiving preference; message archived", "owner", owner.String(), "err", err)
+		return true
 	}
 	return def == Always
 }
