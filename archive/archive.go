@@ -350,6 +350,19 @@ func (a *Archive) Close(ctx context.Context) error {
 // too (they are counted as lost and logged).
 func (a *Archive) Stored() <-chan struct{} { return a.q.barrier() }
 
+// Accepting returns ErrQueueFull when the queue is full and WhenFull is
+// Refuse, nil otherwise. The MAM module asks before a message is
+// delivered, so that a message the archive would have to drop is refused
+// to its sender (resource-constraint) instead; while the database is
+// unreachable, the queue is the memory budget for what must be stored.
+func (a *Archive) Accepting() error {
+	if a.cfg.WhenFull == Refuse && a.q.full() {
+		a.stats.refused.Add(1)
+		return ErrQueueFull
+	}
+	return nil
+}
+
 // NewID returns a new archive ID (see the package documentation).
 func (a *Archive) NewID() string { return NewID() }
 

@@ -228,6 +228,14 @@ func (q *queue) close() {
 	}
 }
 
+// full reports whether the queue has no room for another item.
+func (q *queue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.lenLocked()
+	return n >= q.maxItems || (n > 0 && q.bytes >= q.maxBytes)
+}
+
 // size returns the queued messages and bytes.
 func (q *queue) size() (int, int) {
 	q.mu.Lock()

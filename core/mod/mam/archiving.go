@@ -136,6 +136,11 @@ func (m *Module) stamp(ctx context.Context, p *module.Packet) (module.Verdict, e
 	if !archive && !forged {
 		return module.Continue, nil
 	}
+	if archive {
+		if err := m.accepting(); err != nil {
+			return module.Drop, err
+		}
+	}
 	id := ""
 	if archive {
 		id = m.ids.next()
@@ -268,6 +273,9 @@ func (m *Module) reserve(ctx context.Context, p *module.Packet) (module.Verdict,
 	if s.To.Bare() == owner || !m.wants(ctx, owner, s.To) {
 		return module.Continue, nil
 	}
+	if err := m.accepting(); err != nil {
+		return module.Drop, err
+	}
 	p.Origin.SetValue(reservationKey{}, &reservation{p: p, id: m.ids.next(), at: m.stampTime()})
 	return module.Continue, nil
 }
@@ -322,6 +330,17 @@ func (m *Module) archiveOutgoing(ctx context.Context, p *module.Packet) (module.
 		Stanza: el.AppendXML(make([]byte, 0, serialSize), ""), Encrypted: encrypted,
 	})
 	return module.Continue, nil
+}
+
+// accepting asks an archive that can refuse (a full ingest queue with
+// when_full refuse, typically while the database is unreachable) whether
+// it takes another message; a refusal, a stanza error, goes back to the
+// sender instead of the message being delivered but not archived.
+func (m *Module) accepting() error {
+	if a, ok := m.archive.(interface{ Accepting() error }); ok {
+		return a.Accepting()
+	}
+	return nil
 }
 
 // append hands a message to the archive. A failure is logged here, with
