@@ -310,3 +310,39 @@ func TestStoredBarrier(t *testing.T) {
 		t.Error("Stored after everything was stored is not nil")
 	}
 }
+
+// TestAccepting: with Refuse, Accepting says ErrQueueFull exactly while
+// the queue is full (the database stalled), so that the MAM module refuses
+// a message before delivering it; with Block it never refuses.
+func TestAccepting(t *testing.T) {
+	b := openBackend(t, "sqlite")
+	slow := newSlowStore(b.store())
+	ring := testRing(t)
+	a := newArchive(t, slow, ring, func(c *Config) { c.QueueSize = 100; c.BatchSize = 10; c.WhenFull = Refuse })
+	if err := a.Accepting(); err != nil {
+		t.Fatalf("Accepting on an empty queue: %v", err)
+	}
+	ms := numbered(alice, 200)
+	var appended int
+	for _, m := range ms {
+		if err := a.Append(t.Context(), m); err != nil {
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+		appended++
+	}
+	if err := a.Accepting(); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Accepting with a full queue (%d appended) = %v, want ErrQueueFull", appended, err)
+	}
+	slow.open()
+	mustFlush(t, a)
+	if err := a.Accepting(); err != nil {
+		t.Fatalf("Accepting after the queue drained: %v", err)
+	}
+	blocking := newArchive(t, b.store(), ring, func(c *Config) { c.QueueSize = 100 })
+	if err := blocking.Accepting(); err != nil {
+		t.Fatalf("Accepting with Block: %v", err)
+	}
+}
