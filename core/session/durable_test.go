@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -95,20 +96,12 @@ func TestSMAckWaitsForStorage(t *testing.T) {
 	alice.cut()
 	again := dialX(t, e, "alice")
 	again.auth("alice")
-	done := make(chan node, 1)
-	go func() { done <- again.resume(id, 0) }()
-	select {
-	case n := <-done:
-		t.Fatalf("resumed before the storage barrier was reached: %s", n)
-	case <-time.After(200 * time.Millisecond):
+	again.send(fmt.Sprintf("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>", id))
+	if n, err := again.next(200 * time.Millisecond); err == nil {
+		t.Fatalf("answered <resume/> before the storage barrier was reached: %s", n)
 	}
 	b.flush()
-	select {
-	case n := <-done:
-		if !n.is(nsSM, "resumed") || n.attr("h") != "3" {
-			t.Fatalf("resume: %s, want <resumed h='3'/>", n)
-		}
-	case <-time.After(wait):
-		t.Fatal("no answer to <resume/> after the barrier was reached")
+	if n := again.must(); !n.is(nsSM, "resumed") || n.attr("h") != "3" {
+		t.Fatalf("resume: %s, want <resumed h='3'/>", n)
 	}
 }
