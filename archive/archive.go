@@ -40,7 +40,10 @@
 // blocks (WhenFull Block: loses nothing) or fails with ErrQueueFull
 // (Refuse). Close stores what is queued. Query waits (briefly) until the
 // messages its owner appended before it are stored, so a client reads its
-// own writes.
+// own writes. Stored is a barrier: it tells when everything appended so far
+// is stored, and the server's stream management acknowledges a client's
+// messages only then (group commit: the barrier also makes the flusher
+// store a partial batch at once).
 //
 // # Retention
 //
@@ -211,6 +214,7 @@ type Archive struct {
 	keys  *keyManager
 	q     *queue
 	now   func() time.Time
+	prefs prefsCache
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -334,6 +338,29 @@ func (a *Archive) Close(ctx context.Context) error {
 		}
 	})
 	return err
+}
+
+// Stored returns a channel that is closed once every message appended
+// before the call is stored, or nil when all of them are stored already. It
+// makes the flusher store what is queued at once instead of waiting for a
+// batch to fill. Stream management acknowledges a client's stanzas only
+// after this (see core/session), so that a message the server has
+// acknowledged is in the archive even if the process is killed right after.
+// Messages given up at a shutdown that ran out of time count as reached
+// too (they are counted as lost and logged).
+func (a *Archive) Stored() <-chan struct{} { return a.q.barrier() }
+
+// Accepting returns ErrQueueFull when the queue is full and WhenFull is
+// Refuse, nil otherwise. The MAM module asks before a message is
+// delivered, so that a message the archive would have to drop is refused
+// to its sender (resource-constraint) instead; while the database is
+// unreachable, the queue is the memory budget for what must be stored.
+func (a *Archive) Accepting() error {
+	if a.cfg.WhenFull == Refuse && a.q.full() {
+		a.stats.refused.Add(1)
+		return ErrQueueFull
+	}
+	return nil
 }
 
 // NewID returns a new archive ID (see the package documentation).

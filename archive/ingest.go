@@ -29,6 +29,10 @@ type prepared struct {
 	keepUntil time.Time // of its data key: the end of its month plus its class's keep
 }
 
+// maxRetryBackoff bounds the wait between two attempts to store a batch:
+// once the database is back, the queue drains within this.
+const maxRetryBackoff = 3 * time.Second
+
 // storeBatch stores a batch, retrying with back-off until it is stored or
 // ctx ends (then the batch is counted lost and logged, without content).
 func (a *Archive) storeBatch(ctx context.Context, batch []item) {
@@ -51,7 +55,7 @@ func (a *Archive) storeBatch(ctx context.Context, batch []item) {
 		case <-time.After(backoff):
 		case <-ctx.Done():
 		}
-		backoff = min(2*backoff, 30*time.Second)
+		backoff = min(2*backoff, maxRetryBackoff)
 	}
 }
 

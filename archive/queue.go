@@ -38,8 +38,13 @@ type queue struct {
 	flushed  uint64            // every item up to this one is stored (or given up)
 	latest   map[string]uint64 // owner → seq of its latest item not yet flushed
 	wake     chan struct{}     // capacity 1: tells the flusher there is work
-	space    chan struct{}     // closed (and replaced) when space frees up
-	progress chan struct{}     // closed (and replaced) when flushed advances
+	// hurry tells the flusher not to wait for a batch to fill: someone
+	// waits for what is queued to be stored (a barrier).
+	hurry bool
+	// waiters are the barriers not yet reached, in target order.
+	waiters  []barrierWaiter
+	space    chan struct{} // closed (and replaced) when space frees up
+	progress chan struct{} // closed (and replaced) when flushed advances
 }
 
 func newQueue(maxItems, maxBytes int) *queue {
@@ -102,9 +107,9 @@ func (q *queue) take(max int, delay time.Duration) []item {
 		<-q.wake
 		q.mu.Lock()
 	}
-	if q.lenLocked() < max && !q.closed {
+	if q.lenLocked() < max && !q.closed && !q.hurry {
 		timer := time.NewTimer(delay)
-		for q.lenLocked() < max && !q.closed {
+		for q.lenLocked() < max && !q.closed && !q.hurry {
 			q.mu.Unlock()
 			select {
 			case <-q.wake:
@@ -118,6 +123,11 @@ func (q *queue) take(max int, delay time.Duration) []item {
 		timer.Stop()
 	}
 	n := min(max, q.lenLocked())
+	if n == q.lenLocked() {
+		// Everything queued is in this batch; a barrier set from now on
+		// waits for later items.
+		q.hurry = false
+	}
 	out := make([]item, n)
 	copy(out, q.items[q.head:q.head+n])
 	clear(q.items[q.head : q.head+n]) // drop references to the content
@@ -149,7 +159,38 @@ func (q *queue) done(batch []item) {
 	}
 	close(q.progress)
 	q.progress = make(chan struct{})
+	i := 0
+	for ; i < len(q.waiters) && q.waiters[i].target <= q.flushed; i++ {
+		close(q.waiters[i].ch)
+	}
+	q.waiters = append(q.waiters[:0], q.waiters[i:]...)
 	q.mu.Unlock()
+}
+
+// barrierWaiter is a barrier: ch is closed once flushed reaches target.
+type barrierWaiter struct {
+	target uint64
+	ch     chan struct{}
+}
+
+// barrier returns a channel closed once every item queued before the call
+// is flushed, or nil when all of them are. It tells the flusher to store
+// what is queued without waiting for a batch to fill.
+func (q *queue) barrier() <-chan struct{} {
+	q.mu.Lock()
+	if q.flushed >= q.seq {
+		q.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	q.waiters = append(q.waiters, barrierWaiter{target: q.seq, ch: ch})
+	q.hurry = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return ch
 }
 
 // waitOwner waits until every item of owner queued before the call is
@@ -185,6 +226,14 @@ func (q *queue) close() {
 	case q.wake <- struct{}{}:
 	default:
 	}
+}
+
+// full reports whether the queue has no room for another item.
+func (q *queue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.lenLocked()
+	return n >= q.maxItems || (n > 0 && q.bytes >= q.maxBytes)
 }
 
 // size returns the queued messages and bytes.

@@ -270,3 +270,79 @@ func TestReadYourWrites(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestStoredBarrier: Stored is nil with nothing pending; otherwise its
+// channel closes only once what was appended before it is in the database,
+// and it does not wait for a batch to fill (the flush interval is an
+// hour here).
+func TestStoredBarrier(t *testing.T) {
+	b := openBackend(t, "sqlite")
+	slow := newSlowStore(b.store())
+	a := newArchive(t, slow, testRing(t), func(c *Config) { c.FlushInterval = time.Hour; c.BatchSize = 1000 })
+	if ch := a.Stored(); ch != nil {
+		t.Fatal("Stored with nothing appended is not nil")
+	}
+	mustAppend(t, a, numbered(alice, 3)...)
+	first := a.Stored()
+	if first == nil {
+		t.Fatal("Stored with 3 messages queued is nil")
+	}
+	waitEntered(t, slow) // the barrier made the flusher go without a full batch
+	mustAppend(t, a, numbered(bob, 2)...)
+	second := a.Stored()
+	select {
+	case <-first:
+		t.Fatal("the barrier was reached while the database stalled")
+	case <-time.After(50 * time.Millisecond):
+	}
+	slow.open()
+	for i, ch := range []<-chan struct{}{first, second} {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("barrier %d not reached after the database came back", i+1)
+		}
+	}
+	if n := stored(t, b.store(), alice) + stored(t, b.store(), bob); n != 5 {
+		t.Errorf("%d stored when the barriers were reached, want 5", n)
+	}
+	if ch := a.Stored(); ch != nil {
+		t.Error("Stored after everything was stored is not nil")
+	}
+}
+
+// TestAccepting: with Refuse, Accepting says ErrQueueFull exactly while
+// the queue is full (the database stalled), so that the MAM module refuses
+// a message before delivering it; with Block it never refuses.
+func TestAccepting(t *testing.T) {
+	b := openBackend(t, "sqlite")
+	slow := newSlowStore(b.store())
+	ring := testRing(t)
+	a := newArchive(t, slow, ring, func(c *Config) { c.QueueSize = 100; c.BatchSize = 10; c.WhenFull = Refuse })
+	if err := a.Accepting(); err != nil {
+		t.Fatalf("Accepting on an empty queue: %v", err)
+	}
+	ms := numbered(alice, 200)
+	var appended int
+	for _, m := range ms {
+		if err := a.Append(t.Context(), m); err != nil {
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+		appended++
+	}
+	if err := a.Accepting(); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Accepting with a full queue (%d appended) = %v, want ErrQueueFull", appended, err)
+	}
+	slow.open()
+	mustFlush(t, a)
+	if err := a.Accepting(); err != nil {
+		t.Fatalf("Accepting after the queue drained: %v", err)
+	}
+	blocking := newArchive(t, b.store(), ring, func(c *Config) { c.QueueSize = 100 })
+	if err := blocking.Accepting(); err != nil {
+		t.Fatalf("Accepting with Block: %v", err)
+	}
+}

@@ -218,6 +218,11 @@ func loadConfig(f configFlags) (Config, error) {
 	if len(f.domains) > 0 {
 		v.Set("domains", f.domains)
 	}
+	return decodeConfig(v)
+}
+
+// decodeConfig decodes and validates what v holds.
+func decodeConfig(v *viper.Viper) (Config, error) {
 	var cfg Config
 	var problems []string
 	err := v.Unmarshal(&cfg, decoderOptions)

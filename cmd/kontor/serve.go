@@ -153,7 +153,14 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		}
 	}
 	ldapRT := s.ldap
+	var stored func() <-chan struct{}
+	if s.archive != nil {
+		// Stream management acknowledges messages only once they are in
+		// the archive (the durability promise, SECURITY.md).
+		stored = s.archive.Stored
+	}
 	s.c2s = session.NewServer(session.Config{
+		Stored: stored,
 		Router: s.router,
 		Auth: func(domain string) sasl.Authenticator {
 			if a := ldapRT.authenticator(domain); a != nil {

@@ -265,3 +265,22 @@ func (v *hostView) HTTPBaseURL() string {
 	}
 	return strings.TrimSuffix(v.r.httpURL(v.domain.String()), "/")
 }
+
+// IQRoute is one IQ handler a module registered: for which target, IQ
+// type and payload element.
+type IQRoute struct {
+	Target  module.Target
+	Type    module.IQType
+	Payload stanza.Name
+}
+
+// IQRoutes lists the IQ handlers of the host's modules (in no particular
+// order), so that tests can go through every one of them (see
+// cmd/kontor's isolation test).
+func (h *Host) IQRoutes() []IQRoute {
+	out := make([]IQRoute, 0, len(h.iqs))
+	for k := range h.iqs {
+		out = append(out, IQRoute{Target: k.target, Type: k.typ, Payload: k.payload})
+	}
+	return out
+}

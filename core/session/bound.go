@@ -57,6 +57,9 @@ type session struct {
 	// inbound is h: the stanzas handled since stream management was
 	// enabled (XEP-0198), modulo 2^32.
 	inbound uint32
+	// ackPrev is closed when the last deferred answer to <r/> is
+	// written (or given up); nil when none waits. Guarded by handling.
+	ackPrev chan struct{}
 
 	// finishOnce runs finish.
 	finishOnce sync.Once

@@ -106,6 +106,18 @@
 // and under load one <r/>/<a/> round trip per few dozen messages
 // (BenchmarkMessageCPU reports acks/msg and the server's CPU per message,
 // with the clients in another process).
+//
+// # Durability
+//
+// An acknowledgement promises that the server will not lose what it
+// acknowledges, even if it is killed right after. What handling a stanza
+// stores synchronously (offline messages) is stored before the stanza
+// counts as handled. What it only queues for storage (the message
+// archive) is covered by Config.Stored: <a/> is answered once the archive
+// has stored everything queued until the <r/> arrived, without holding up
+// the reader (answers stay in order); <resumed/> and <failed h/> wait for
+// it too. While the archive's database is down, acknowledgements are
+// therefore late, not wrong.
 package session
 
 import (
@@ -176,6 +188,12 @@ type Config struct {
 	// MaxHeldPresences bounds the presences held for an inactive client
 	// (XEP-0352); default 100.
 	MaxHeldPresences int
+	// Stored, when set, is the barrier of what handling a stanza stored
+	// asynchronously (the message archive's queue): it returns a channel
+	// closed once everything queued before the call is stored, or nil when
+	// nothing is pending. Stream management acknowledges stanzas (<a/>,
+	// <resumed/>, <failed h/>) only once it is reached.
+	Stored func() <-chan struct{}
 }
 
 // Registrar creates accounts in band before authentication (XEP-0077).

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -71,7 +72,7 @@ func (c *conn) smElement(el *stanza.Element) bool {
 		if !c.smIn {
 			return true
 		}
-		return s.pushNonza(c, stanza.New(nsSM, "a").Set("h", strconv.FormatUint(uint64(s.inbound), 10)))
+		return c.answerR()
 	case "a":
 		if !c.smIn {
 			return true
@@ -106,6 +107,75 @@ func (c *conn) smElement(el *stanza.Element) bool {
 	c.Close(&stanza.StreamError{Condition: stanza.StreamUnsupportedStanzaType, Text: "unexpected stream management element"})
 	return false
 }
+
+// answerR answers <r/> with the h of the stanzas handled so far, once what
+// handling them queued for storage is stored (Config.Stored). The answer
+// waits in a tracked goroutine, so the reader goes on; answers keep their
+// order (each waits for the one before). The reader holds
+// session.handling, which guards ackPrev.
+func (c *conn) answerR() bool {
+	s := c.sess
+	a := stanza.New(nsSM, "a").Set("h", strconv.FormatUint(uint64(s.inbound), 10))
+	var pending <-chan struct{}
+	if f := c.srv.cfg.Stored; f != nil {
+		pending = f()
+	}
+	prev := s.ackPrev
+	if prev != nil {
+		select {
+		case <-prev:
+			prev = nil
+		default:
+		}
+	}
+	if pending == nil && prev == nil {
+		s.ackPrev = nil
+		return s.pushNonza(c, a)
+	}
+	done := make(chan struct{})
+	s.ackPrev = done
+	c.srv.tasks.add()
+	go func() {
+		defer c.srv.tasks.done()
+		defer close(done)
+		for _, ch := range []<-chan struct{}{prev, pending} {
+			if ch == nil {
+				continue
+			}
+			select {
+			case <-ch:
+			case <-c.closing:
+				return // the transport ends: a resumption answers h instead
+			}
+		}
+		s.pushNonza(c, a)
+	}()
+	return true
+}
+
+// waitStored waits until what handled stanzas queued for storage is stored
+// (Config.Stored), before an h is given out during negotiation; false when
+// the transport is closed first.
+func (c *conn) waitStored() bool {
+	f := c.srv.cfg.Stored
+	if f == nil {
+		return true
+	}
+	ch := f()
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	case <-c.closing:
+		return false
+	}
+}
+
+// errClosedWaiting ends a negotiation that was closed while it waited for
+// storage.
+var errClosedWaiting = errors.New("session: closed while waiting for storage")
 
 // enable answers <enable/>.
 func (c *conn) enable(el *stanza.Element) bool {
@@ -166,6 +236,9 @@ func (c *conn) resume(el *stanza.Element) (bool, error) {
 		known := int64(-1)
 		if s == nil && tsOK && ts.account == c.account {
 			known = int64(ts.h)
+			if !c.waitStored() {
+				return false, errClosedWaiting
+			}
 		}
 		c.log.Info("resumption refused: unknown or expired session")
 		return false, c.writeElem(smFailed(stanza.ItemNotFound, known))
@@ -174,6 +247,12 @@ func (c *conn) resume(el *stanza.Element) (bool, error) {
 	// Wait for the stanza the old transport's reader may be handling, so
 	// that inbound is exact, and keep it from handling more.
 	s.handling.Lock()
+	// h is given out below: what the handled stanzas queued for storage
+	// must be stored first. The old transport's reader waits meanwhile.
+	if !c.waitStored() {
+		s.handling.Unlock()
+		return false, errClosedWaiting
+	}
 	s.mu.Lock()
 	if s.state != attached && s.state != detached {
 		s.mu.Unlock()

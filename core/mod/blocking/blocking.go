@@ -210,11 +210,17 @@ func (m *Module) Provision(h module.Host) error {
 	return nil
 }
 
-// bound reloads an owner's list when its first session binds.
-func (m *Module) bound(_ context.Context, ev module.Event) {
+// bound reloads an owner's list when its first session binds, and reads
+// it into the cache at once, so that an account that is online keeps
+// chatting while the database is unreachable (a failure here is logged;
+// the first stanza that needs the list tries again).
+func (m *Module) bound(ctx context.Context, ev module.Event) {
 	own := ev.Resource.JID().Bare()
 	if len(m.host.Resources(own)) == 1 {
 		m.cache.drop(own.String())
+	}
+	if _, err := m.list(ctx, own); err != nil {
+		m.host.Logger().WarnContext(ctx, "blocklist not loaded at login", "owner", own.String(), "err", err)
 	}
 }
 

@@ -686,7 +686,10 @@ func TestListReadAtLogin(t *testing.T) {
 	none(t, a, "from bob", fromBare(bob))
 }
 
-// TestFailClosed: when the store fails, nothing passes unchecked.
+// TestFailClosed: when the store fails, nothing passes unchecked: a
+// blocklist that is not in the cache (an account that is not online) gives
+// internal-server-error; the lists of online accounts were loaded when
+// they logged in, so they keep chatting, checked.
 func TestFailClosed(t *testing.T) {
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kontor.db"))
 	if err != nil {
@@ -695,16 +698,23 @@ func TestFailClosed(t *testing.T) {
 	srv := modtest.New(t, modtest.Options{Store: st}, modtest.Module(t, blocking.ID))
 	srv.Account("alice")
 	srv.Account("bob")
+	srv.Account("carol")
+	if _, err := st.BlockJIDs(context.Background(), alice, []string{carol}, 0); err != nil {
+		t.Fatal(err)
+	}
 	a := srv.Connect(alice + "/phone")
 	b := srv.Connect(bob + "/desk")
+	online(t, a, b)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b.SendXML("<message type='chat' to='alice@example.com/phone'><body>hi</body></message>")
+	b.SendXML("<message type='chat' to='carol@example.com'><body>hi</body></message>")
 	if got := b.Next(nil); modtest.ErrorCondition(got) != stanza.InternalServerError {
-		t.Errorf("bob got %s, want internal-server-error", got.El)
+		t.Errorf("to carol (not online): bob got %s, want internal-server-error", got.El)
 	}
-	none(t, a, "unchecked", nil)
+	b.SendXML("<message type='chat' to='alice@example.com/phone'><body>hi</body></message>")
+	a.Next(fromBare(bob)) // alice's list was loaded at login: checked, and bob is not on it
+	none(t, a, "unchecked", func(x *stanza.Stanza) bool { return x.From.Bare().String() == carol })
 }
 
 // TestMalformedStoredJID: a stored JID that does not parse (written by

@@ -141,6 +141,11 @@ func (m *Module) stamp(ctx context.Context, p *module.Packet) (module.Verdict, e
 	if !archive && !forged {
 		return module.Continue, nil
 	}
+	if archive {
+		if err := m.accepting(); err != nil {
+			return module.Drop, err
+		}
+	}
 	id := ""
 	if archive {
 		id = m.ids.next()
@@ -273,6 +278,9 @@ func (m *Module) reserve(ctx context.Context, p *module.Packet) (module.Verdict,
 	if s.To.Bare() == owner || !m.wants(ctx, owner, s.To) {
 		return module.Continue, nil
 	}
+	if err := m.accepting(); err != nil {
+		return module.Drop, err
+	}
 	p.Origin.SetValue(reservationKey{}, &reservation{p: p, id: m.ids.next(), at: m.stampTime()})
 	return module.Continue, nil
 }
@@ -329,6 +337,17 @@ func (m *Module) archiveOutgoing(ctx context.Context, p *module.Packet) (module.
 	return module.Continue, nil
 }
 
+// accepting asks an archive that can refuse (a full ingest queue with
+// when_full refuse, typically while the database is unreachable) whether
+// it takes another message; a refusal, a stanza error, goes back to the
+// sender instead of the message being delivered but not archived.
+func (m *Module) accepting() error {
+	if a, ok := m.archive.(interface{ Accepting() error }); ok {
+		return a.Accepting()
+	}
+	return nil
+}
+
 // append hands a message to the archive. A failure is logged here, with
 // the owner and id only; the message was delivered already.
 func (m *Module) append(ctx context.Context, msg module.ArchivedMessage) {
@@ -339,12 +358,18 @@ func (m *Module) append(ctx context.Context, msg module.ArchivedMessage) {
 
 // wants decides by the owner's preferences whether a message with peer
 // (the 'to' of an outgoing, the 'from' of an incoming message) goes into
-// the owner's archive. An error is logged and archives nothing.
+// the owner's archive. When the database is unreachable (an error), the
+// module's default decides, and a roster default archives: an outage must
+// not lose messages (the archive keeps them queued until it is back).
 func (m *Module) wants(ctx context.Context, owner, peer jid.JID) bool {
 	prefs, err := m.archive.Prefs(ctx, owner.String())
 	if err != nil {
-		m.log.ErrorContext(ctx, "archiving preferences unavailable; message not archived", "owner", owner.String(), "err", err)
-		return false
+		// The database is unreachable and the archive has no copy of
+		// the owner's preferences: the configured default decides, so
+		// that an outage does not lose what is normally archived.
+		m.log.WarnContext(ctx, "archiving preferences unavailable; the default decides", "owner", owner.String(),
+			"default", m.opts.Default, "err", err)
+		prefs = module.ArchivePrefs{}
 	}
 	def, listed := decide(prefs, m.opts.Default, peer)
 	switch {
@@ -358,8 +383,9 @@ func (m *Module) wants(ctx context.Context, owner, peer jid.JID) bool {
 		case errors.Is(err, storage.ErrNotFound):
 			return false
 		}
-		m.log.ErrorContext(ctx, "roster unavailable for the archiving preference; message not archived", "owner", owner.String(), "err", err)
-		return false
+		// Archive rather than lose it while the database is unreachable.
+		m.log.WarnContext(ctx, "roster unavailable for the archiving preference; message archived", "owner", owner.String(), "err", err)
+		return true
 	}
 	return def == Always
 }

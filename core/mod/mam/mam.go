@@ -49,8 +49,9 @@
 // listed bare JID matches every resource, a listed full JID only itself.
 // Owners who never set preferences get the module's default option (when
 // the archive reports no default for them). When the preferences cannot
-// be read, the message is delivered but not archived for that owner, and
-// the failure is logged. A failed Append is logged too (owner and id,
+// be read (the database is unreachable and the archive has no copy of
+// them), the module's default decides and a roster default archives, so
+// that an outage loses nothing; the failure is logged. A failed Append is logged too (owner and id,
 // never content): the message was delivered by then.
 //
 // # Archive ids and XEP-0359

@@ -80,6 +80,11 @@ type server struct {
 
 	reaper     *exec.Cmd
 	reaperPipe *os.File // write end; the reaper acts when it closes
+
+	// pgctl runs pg_ctl (as the postgres user when root) with the data
+	// directory; port is the cluster's. Set for a cluster started here.
+	pgctl func(ctx context.Context, args ...string) error
+	port  int
 }
 
 // One server per test binary: a test binary is one process, and Main is the
@@ -129,6 +134,12 @@ func DSN(t testing.TB) string {
 		t.Fatalf("pgtest: %v", err)
 	}
 
+	return s.createDB(t)
+}
+
+// createDB creates a database for t on s, dropped when t ends.
+func (s *server) createDB(t testing.TB) string {
+	t.Helper()
 	name := dbName(t.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -436,6 +447,17 @@ log_min_messages = warning
 			"-o", "-p "+strconv.Itoa(port), "start")
 		if err == nil {
 			s.adminDSN = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", port)
+			s.port = port
+			s.pgctl = func(ctx context.Context, args ...string) error {
+				argv := append(append(append([]string{}, prefix...), bin.pgctl, "-D", s.dataDir, "-l", logFile), args...)
+				cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+				cmd.Dir = base
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("pg_ctl %s: %w\n%s", strings.Join(args, " "), err, tail(out, 2000))
+				}
+				return nil
+			}
 			break
 		}
 		log, _ := os.ReadFile(logFile)
@@ -532,4 +554,74 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// Cluster is a PostgreSQL cluster of its own for one test, which the test
+// may stop and start again on the same port (database faults: a restart,
+// an outage). It is stopped and removed when the test ends, and, like the
+// shared cluster, by its reaper if the test binary dies. An external server
+// (KONTOR_TEST_PG_DSN) cannot be stopped, so with it NewCluster skips (or
+// fails with CI=true).
+type Cluster struct{ s *server }
+
+// NewCluster starts a cluster for t.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	if os.Getenv(EnvDSN) != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("pgtest: a cluster to stop and start is needed, and %s points at an external server", EnvDSN)
+		}
+		t.Skipf("pgtest: a cluster to stop and start is needed, and %s points at an external server", EnvDSN)
+	}
+	bin, err := findBinaries()
+	if err != nil {
+		// DSN installs PostgreSQL (or skips) as it does for every test.
+		DSN(t)
+		if bin, err = findBinaries(); err != nil {
+			t.Fatalf("pgtest: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := startCluster(ctx, bin)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(s.stop)
+	// A fault test counts on committed transactions surviving an
+	// immediate stop: unlike the shared cluster, this one is durable.
+	for _, stmt := range []string{"ALTER SYSTEM SET fsync = on", "ALTER SYSTEM SET synchronous_commit = on",
+		"ALTER SYSTEM SET full_page_writes = on", "SELECT pg_reload_conf()"} {
+		if err := s.admin(ctx, stmt); err != nil {
+			t.Fatalf("pgtest: %s: %v", stmt, err)
+		}
+	}
+	return &Cluster{s: s}
+}
+
+// DSN creates a new, empty database on the cluster for t.
+func (c *Cluster) DSN(t testing.TB) string {
+	t.Helper()
+	return c.s.createDB(t)
+}
+
+// Stop stops the server at once (pg_ctl -m immediate: connections break
+// as in a crash or a lost network).
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.s.pgctl(ctx, "-m", "immediate", "-w", "-t", "30", "stop"); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+}
+
+// Start starts the stopped server again on the same port.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.s.pgctl(ctx, "-w", "-t", "60", "-o", "-p "+strconv.Itoa(c.s.port), "start"); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
 }
