@@ -15,10 +15,12 @@ import (
 	_ "kontor.im/kontor/core/mod/ping"
 	_ "kontor.im/kontor/core/mod/presence"
 	_ "kontor.im/kontor/core/mod/private"
+	_ "kontor.im/kontor/core/mod/proxy65"
 	_ "kontor.im/kontor/core/mod/push"
 	_ "kontor.im/kontor/core/mod/register"
 	_ "kontor.im/kontor/core/mod/roster"
 	_ "kontor.im/kontor/core/mod/time"
+	_ "kontor.im/kontor/core/mod/upload"
 	_ "kontor.im/kontor/core/mod/vcard"
 	_ "kontor.im/kontor/core/mod/version"
 )

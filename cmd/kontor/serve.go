@@ -121,6 +121,9 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 			if g, ok := m.(interface{ SetDecider(gate.Decider) }); ok {
 				g.SetDecider(s.policy)
 			}
+			if d, ok := m.(interface{ SetDataDir(string) }); ok {
+				d.SetDataDir(cfg.DataDir)
+			}
 			mods = append(mods, router.Enabled{Info: info, Module: m})
 		}
 		if _, err := s.router.AddHost(jid.MustParse(d), mods); err != nil {

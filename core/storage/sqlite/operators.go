@@ -49,7 +49,8 @@ func decodeRoles(s string) ([]string, error) {
 	return roles, nil
 }
 
-type rowScanner interface{ Scan(...any) error }
+// rowScanner is a *sql.Row or *sql.Rows.
+type rowScanner interface{ Scan(dest ...any) error }
 
 func scanOperator(r rowScanner) (storage.Operator, error) {
 	var (

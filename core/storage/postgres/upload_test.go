@@ -1,0 +1,13 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"kontor.im/kontor/core/storage/storagetest"
+)
+
+// TestUploadsConformance runs the XEP-0363 upload record suite (its own
+// migration track, "upload") on PostgreSQL.
+func TestUploadsConformance(t *testing.T) {
+	storagetest.RunUploads(t, opener())
+}
