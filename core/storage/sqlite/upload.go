@@ -42,7 +42,6 @@ func optTime(us int64) time.Time {
 
 const uploadColumns = `id, owner, name, size, content_type, created, slot_expires, stored, until`
 
-
 func scanUpload(r rowScanner) (storage.Upload, error) {
 	var u storage.Upload
 	var created, slot, stored, until int64
