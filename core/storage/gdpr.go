@@ -88,9 +88,14 @@ type GDPRStore interface {
 	// the roster items directory sync manages in its roster, in every
 	// source, and returns how many links it removed.
 	DeleteLDAPLinksOf(ctx context.Context, jid string) (int, error)
+	// EraseAccount is DeleteAccount overwriting the deleted bytes where
+	// the backend allows it (SQLite: secure_delete); ErrNotFound if there
+	// is no such account.
+	EraseAccount(ctx context.Context, jid string) error
 	// CompactAfterErasure asks the backend to drop what deleted rows leave
-	// behind in its files (SQLite: a WAL checkpoint; PostgreSQL: VACUUM of
-	// the tables that held the erased rows). Best effort: the erased data
+	// behind in its files (SQLite: a WAL checkpoint that truncates the WAL;
+	// PostgreSQL: VACUUM FULL of the small tables that held erased rows
+	// in the clear, VACUUM of the archive's). Best effort: the erased data
 	// was sealed, and its keys are gone.
 	CompactAfterErasure(ctx context.Context) error
 }

@@ -454,3 +454,10 @@ func (m *Module) open(msg storage.OfflineMessage) (*stanza.Stanza, error) {
 func parseElement(b []byte) (*stanza.Element, error) {
 	return xmlstream.ParseElement(b, xmlstream.Limits{MaxStanzaBytes: len(b) + 1024})
 }
+
+// OpenStored opens a stored offline message sealed by this module with
+// sealer: the serialised stanza, with its delay element. The data
+// protection export reads offline messages with it.
+func OpenStored(sealer module.Sealer, msg storage.OfflineMessage) ([]byte, error) {
+	return sealer.Open(msg.Owner, associatedData(msg.From, msg.Stamp), msg.Sealed)
+}

@@ -208,10 +208,18 @@ func (s *Store) DeleteLDAPLinksOf(ctx context.Context, jid string) (int, error) 
 	return int(n), nil
 }
 
-// CompactAfterErasure vacuums the tables that held erased rows.
+// EraseAccount deletes the account; CompactAfterErasure removes the dead
+// rows from the tables.
+func (s *Store) EraseAccount(ctx context.Context, jid string) error { return s.DeleteAccount(ctx, jid) }
+
+// CompactAfterErasure rewrites the small tables that held erased rows
+// (VACUUM FULL: plain VACUUM leaves the old bytes in the pages' free
+// space) and vacuums the archive's messages, which are sealed and too
+// large to rewrite under an exclusive lock.
 func (s *Store) CompactAfterErasure(ctx context.Context) error {
-	for _, t := range []string{"archive_keys", "archive_messages", "offline_messages", "vcards", "private_xml",
-		"roster_items", "pep_items", "ldap_links"} {
+	for _, t := range []string{"FULL archive_keys", "archive_messages", "FULL offline_messages", "FULL vcards",
+		"FULL private_xml", "FULL roster_items", "FULL subscription_requests", "FULL pep_items", "FULL pep_nodes",
+		"FULL ldap_links", "FULL last_activity", "FULL blocklist"} {
 		if _, err := s.pool.Exec(ctx, `VACUUM `+t); err != nil {
 			return fmt.Errorf("postgres: vacuum %s: %w", t, err)
 		}

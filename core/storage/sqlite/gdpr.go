@@ -292,3 +292,14 @@ func (s *Store) CompactAfterErasure(ctx context.Context) error {
 	}
 	return nil
 }
+
+// EraseAccount deletes the account with secure_delete on. The writer has
+// one connection, so the setting applies to this delete (and to any write
+// that runs meanwhile, which only costs it some I/O).
+func (s *Store) EraseAccount(ctx context.Context, jid string) error {
+	if _, err := s.w.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		return fmt.Errorf("sqlite: erase account: %w", err)
+	}
+	defer s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = OFF`)
+	return s.DeleteAccount(ctx, jid)
+}
