@@ -65,3 +65,8 @@ func (a *Archive) OfflineOpener() module.Sealer { return a.Sealer(nil) }
 // that destroyed them calls it, so this process cannot open what they
 // sealed either.
 func (a *Archive) ForgetKeys(ids ...int64) { a.keys.evict(ids...) }
+
+// NewIDAt returns a random archive ID of the millisecond of t, for
+// messages archived with a time of their own (an import, a load
+// generator).
+func NewIDAt(t time.Time) string { return FormatID(idAt(t)) }
