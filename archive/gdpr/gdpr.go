@@ -101,6 +101,10 @@ type Tool struct {
 	// OpenStored with the archive's sealer); nil: offline messages are
 	// exported as metadata only.
 	OpenOffline func(storage.OfflineMessage) ([]byte, error)
+	// Seal stores an imported offline message, sealed as the offline
+	// module seals it (cmd/kontor wires core/mod/offline in); nil: an
+	// import refuses offline messages.
+	Seal func(ctx context.Context, owner, from string, stamp time.Time, stanza []byte) error
 	// Trail reads the audit entries about a person for the export.
 	Trail *audit.Trail
 	// Audit writes the tool's own entries.
@@ -111,6 +115,9 @@ type Tool struct {
 	// keep: an erasure restricts their unexpired messages instead of
 	// deleting them.
 	DutyClasses []string
+	// Info is what the export's information sheet says about the
+	// controller.
+	Info Info
 	// ErasureLog is the path of the erasure log ("" keeps none: tests
 	// only).
 	ErasureLog string

@@ -461,3 +461,15 @@ func parseElement(b []byte) (*stanza.Element, error) {
 func OpenStored(sealer module.Sealer, msg storage.OfflineMessage) ([]byte, error) {
 	return sealer.Open(msg.Owner, associatedData(msg.From, msg.Stamp), msg.Sealed)
 }
+
+// SealStored seals a stanza for the offline store as this module does, so
+// that OpenStored (and the module) open it: the data protection import
+// stores offline messages with it.
+func SealStored(sealer module.Sealer, owner, from string, stamp time.Time, stanza []byte) (storage.OfflineMessage, error) {
+	stamp = stamp.UTC().Truncate(time.Microsecond)
+	sealed, err := sealer.Seal(owner, associatedData(from, stamp), stanza)
+	if err != nil {
+		return storage.OfflineMessage{}, err
+	}
+	return storage.OfflineMessage{Owner: owner, From: from, Stamp: stamp, Sealed: sealed}, nil
+}
