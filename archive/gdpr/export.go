@@ -703,3 +703,12 @@ func (x *exporter) xmlHead(w *bufio.Writer) error {
 func (x *exporter) xmlTail(w *bufio.Writer) {
 	w.WriteString("</user>\n</host>\n</server-data>\n")
 }
+
+// parseStanza returns the body text of a serialised message.
+func parseStanza(raw []byte) (string, error) {
+	el, err := xmlstream.ParseElement(raw, parseLimits)
+	if err != nil {
+		return "", err
+	}
+	return el.ChildText(stanza.NSClient, "body"), nil
+}

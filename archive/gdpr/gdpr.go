@@ -150,7 +150,8 @@ type Grant struct {
 	DecisionID string
 }
 
-func (g Grant) details(d map[string]string) map[string]string {
+// Details adds the grant (case, purpose, request, decision) to d.
+func (g Grant) Details(d map[string]string) map[string]string {
 	if d == nil {
 		d = map[string]string{}
 	}
@@ -170,7 +171,7 @@ func (t *Tool) audit(ctx context.Context, g Grant, action, subject, reason strin
 	if t.Audit == nil {
 		return fmt.Errorf("gdpr: no audit trail configured")
 	}
-	return t.Audit(ctx, audit.Entry{Actor: g.Operator, Action: action, Subject: subject, Reason: reason, Details: g.details(details)})
+	return t.Audit(ctx, audit.Entry{Actor: g.Operator, Action: action, Subject: subject, Reason: reason, Details: g.Details(details)})
 }
 
 // RetentionRule is one retention rule that applies to a person's messages,

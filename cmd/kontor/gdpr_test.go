@@ -70,6 +70,19 @@ func TestGDPRCommands(t *testing.T) {
 				t.Error("--include-third-parties without --justification succeeded")
 			}
 
+			edir := filepath.Join(t.TempDir(), "ed")
+			out = e.must(t, "", "ediscovery", "export", "--people", "alice@localhost,bob@localhost", "--from", "2026-01-01",
+				"--to", "2026-12-31", "--contains", "x", "--out", edir, "--case", "LIT-9")
+			if !strings.Contains(out, "wrote 0 files") {
+				t.Errorf("ediscovery: %s", out)
+			}
+			if _, err := os.Stat(filepath.Join(edir, "manifest.sha256")); err != nil {
+				t.Error(err)
+			}
+			if out := e.must(t, "", "audit", "list", "--action", "ediscovery"); strings.Count(out, "ediscovery.export") != 2 {
+				t.Errorf("ediscovery audit: %s", out)
+			}
+
 			out = e.must(t, "", "gdpr", "erase", "alice@localhost", "--dry-run")
 			if !strings.Contains(out, "dry run") || !strings.Contains(out, "account: 1 deleted") {
 				t.Errorf("dry run: %s", out)
