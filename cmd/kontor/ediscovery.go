@@ -63,14 +63,14 @@ options and directory (progress.json).`,
 			grants := map[string]gdpr.Grant{}
 			for _, p := range opts.People {
 				if env != nil {
-					env.st.Close()
+					env.Close()
 				}
 				if env, err = openGDPR(cmd, flags, gate.AccessArchiveExport, p); err != nil {
 					return err
 				}
 				grants[p] = env.grant
 			}
-			defer env.st.Close()
+			defer env.Close()
 			res, err := env.tool.Discover(cmd.Context(), opts)
 			if err != nil {
 				return err

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/user"
@@ -73,10 +74,19 @@ func (c *Config) erasureLogPath() string {
 
 // gdprEnv is what a gdpr command works with.
 type gdprEnv struct {
-	cfg   Config
-	st    storage.Store
-	tool  *gdpr.Tool
-	grant gdpr.Grant
+	cfg    Config
+	st     storage.Store
+	tool   *gdpr.Tool
+	grant  gdpr.Grant
+	policy io.Closer // the policy engine behind tool.Retention, nil if none
+}
+
+// Close closes the policy engine and the store.
+func (e *gdprEnv) Close() error {
+	if e.policy != nil {
+		e.policy.Close()
+	}
+	return e.st.Close()
 }
 
 // openGDPR loads the configuration, opens the store, asks the access
@@ -98,17 +108,17 @@ func openGDPR(cmd *cobra.Command, flags *configFlags, action, subject string) (*
 		return nil, err
 	}
 	env.grant = gdpr.Grant{Operator: g.Operator.ID, CaseNumber: g.CaseNumber, Purpose: g.Purpose, Request: g.Request, DecisionID: g.Decision.ID}
-	if env.tool, err = newGDPRTool(&env.cfg, st, cmd); err != nil {
+	if env.tool, env.policy, err = newGDPRTool(&env.cfg, st, cmd); err != nil {
 		st.Close()
 		return nil, err
 	}
 	return env, nil
 }
 
-func newGDPRTool(cfg *Config, st storage.Store, cmd *cobra.Command) (*gdpr.Tool, error) {
+func newGDPRTool(cfg *Config, st storage.Store, cmd *cobra.Command) (*gdpr.Tool, io.Closer, error) {
 	gs, err := gdpr.AsStore(st)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t := &gdpr.Tool{
 		Store: gs, Trail: audit.New(gs), DutyClasses: cfg.GDPR.DutyClasses, ErasureLog: cfg.erasureLogPath(),
@@ -119,22 +129,23 @@ func newGDPRTool(cfg *Config, st storage.Store, cmd *cobra.Command) (*gdpr.Tool,
 	if cfg.Archive.KEKFile != "" || cfg.Archive.KEKEnv != "" {
 		keys, err := cfg.Archive.kekProvider()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		a, err := archive.New(archiveOptions(cfg, gs, keys, t.Logger))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		t.Archive = a
 		sealer := a.OfflineOpener()
 		t.OpenOffline = func(m storage.OfflineMessage) ([]byte, error) { return offline.OpenStored(sealer, m) }
 	}
-	if pe, err := newPolicyEngine(cmd.Context(), cfg, nil, slog.New(slog.DiscardHandler)); err == nil {
-		t.Retention = retentionExplainer{d: pe}
-	} else {
+	pe, err := newPolicyEngine(cmd.Context(), cfg, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: the retention policy cannot be asked: %v\n", err)
+		return t, nil, nil
 	}
-	return t, nil
+	t.Retention = retentionExplainer{d: pe}
+	return t, pe, nil
 }
 
 // auditAs appends e for the operator e.Actor names (auditFromCLI names the
@@ -266,7 +277,7 @@ backup).`,
 					return err
 				}
 				cert, err := env.tool.Erase(ctx, env.grant, subject, gdpr.EraseOptions{DryRun: dryRun, Reason: reason, Batch: batch})
-				env.st.Close()
+				env.Close()
 				printCertificate(cmd, cert)
 				if err != nil {
 					return err
@@ -298,7 +309,7 @@ backup).`,
 			if err != nil {
 				return err
 			}
-			defer env.st.Close()
+			defer env.Close()
 			rs, err := env.tool.Store.Restrictions(cmd.Context(), subject)
 			if err != nil {
 				return err
@@ -367,7 +378,7 @@ func holdCmd(flags *configFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer env.st.Close()
+			defer env.Close()
 			h, err := env.tool.AddHold(cmd.Context(), env.grant, subject, caseRef, reason)
 			if err != nil {
 				return err
@@ -418,7 +429,7 @@ func holdCmd(flags *configFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer env.st.Close()
+			defer env.Close()
 			h, err := env.tool.ReleaseHold(cmd.Context(), env.grant, id, reason)
 			if err != nil {
 				return err
@@ -446,7 +457,7 @@ func holdCmd(flags *configFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer env.st.Close()
+			defer env.Close()
 			holds, err := env.tool.Store.LegalHolds(cmd.Context(), subject, all)
 			if err != nil {
 				return err

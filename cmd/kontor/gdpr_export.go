@@ -49,7 +49,7 @@ The archive is read page by page: memory stays bounded whatever its size.`,
 			if err != nil {
 				return err
 			}
-			defer env.st.Close()
+			defer env.Close()
 			// Written under a temporary name and renamed when complete: a
 			// failed export leaves no file that looks finished.
 			tmp, err := os.CreateTemp(filepath.Dir(out), ".kontor-export-*")
@@ -101,7 +101,7 @@ Run it while the server is stopped.`,
 			if err != nil {
 				return err
 			}
-			defer env.st.Close()
+			defer env.Close()
 			t := env.tool
 			if t.Archive != nil {
 				if err := t.Archive.Start(cmd.Context()); err != nil {
