@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kontor.im/kontor/archive"
+	"kontor.im/kontor/archive/gdpr"
 	"kontor.im/kontor/archive/keyring"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/storage"
@@ -162,7 +163,12 @@ func archiveOptions(cfg *Config, as storage.ArchiveStore, keys keyring.Provider,
 		full = archive.Refuse
 	}
 	keep := time.Duration(c.DefaultRetentionDays) * 24 * time.Hour
+	var holds archive.HoldChecker
+	if gs, ok := as.(storage.GDPRStore); ok { // both backends: purge skips owners on legal hold
+		holds = gdpr.Holds{Store: gs}
+	}
 	return archive.Config{
+		Holds: holds,
 		Store: as, Keys: keys, Logger: log,
 		// Used when no retention decider is set (commands other than
 		// serve) and when a decision fails: the message is kept, never

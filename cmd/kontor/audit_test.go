@@ -30,6 +30,9 @@ type auditEnv struct {
 	dir     string
 	cfgFile string
 	dsn     string // postgres
+	// operatorArgs authenticate an operator for the commands that ask the
+	// access policy (gdpr, hold, ediscovery); see allowGDPROperator.
+	operatorArgs []string
 }
 
 func newAuditEnv(t *testing.T, backend string) *auditEnv {
@@ -53,6 +56,9 @@ func (e *auditEnv) run(t *testing.T, stdin string, args ...string) (stdout, stde
 	var out, errOut bytes.Buffer
 	root := newRootCmd(&out, &errOut)
 	root.SetIn(strings.NewReader(stdin))
+	if len(args) > 0 && len(e.operatorArgs) > 0 && slices.Contains([]string{"gdpr", "hold", "ediscovery"}, args[0]) {
+		args = append(slices.Clip(args), e.operatorArgs...)
+	}
 	root.SetArgs(append(args, "--config", e.cfgFile))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -46,6 +46,8 @@ type Config struct {
 	Audit AuditConfig `mapstructure:"audit"`
 	// Archive configures the encrypted message archive (cmd/kontor/archive.go).
 	Archive ArchiveConfig `mapstructure:"archive"`
+	// GDPR configures the data protection tooling (cmd/kontor/gdpr.go).
+	GDPR GDPRConfig `mapstructure:"gdpr"`
 	// Policy configures the policy engine (cmd/kontor/policy.go).
 	Policy PolicyConfig `mapstructure:"policy"`
 	// LDAP configures directory sync and login (cmd/kontor/ldap.go).
@@ -435,6 +437,7 @@ func (c *Config) validate() []string {
 	}
 	p = append(p, c.Audit.validate()...)
 	p = append(p, c.Archive.validate(c.DataDir)...)
+	p = append(p, c.GDPR.validate(c.DataDir)...)
 	p = append(p, c.Policy.validate(c)...)
 	p = append(p, c.LDAP.Validate(c.Domains)...)
 	p = append(p, c.Operators.validate()...)

@@ -141,9 +141,6 @@ decision := {
 	not has_role
 } else := result(false, "case_required", "Give a case number and a purpose.") if {
 	not case_complete
-} else := result(false, "legal_hold", "A legal hold covers this person: nothing may be erased until it is released.") if {
-	input.action == "archive.erase"
-	input.subject_legal_hold
 } else := result(false, "approval_required", sprintf("Dual control: %d more approval(s) needed for case %s%s.", [approvals_needed, input.case_number, needed_roles_text])) if {
 	not approved
 } else := result(true, "approved", "") if {

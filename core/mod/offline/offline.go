@@ -460,3 +460,22 @@ func (m *Module) open(msg storage.OfflineMessage) (*stanza.Stanza, error) {
 func parseElement(b []byte) (*stanza.Element, error) {
 	return xmlstream.ParseElement(b, xmlstream.Limits{MaxStanzaBytes: len(b) + 1024})
 }
+
+// OpenStored opens a stored offline message sealed by this module with
+// sealer: the serialised stanza, with its delay element. The data
+// protection export reads offline messages with it.
+func OpenStored(sealer module.Sealer, msg storage.OfflineMessage) ([]byte, error) {
+	return sealer.Open(msg.Owner, associatedData(msg.From, msg.Stamp), msg.Sealed)
+}
+
+// SealStored seals a stanza for the offline store as this module does, so
+// that OpenStored (and the module) open it: the data protection import
+// stores offline messages with it.
+func SealStored(sealer module.Sealer, owner, from string, stamp time.Time, stanza []byte) (storage.OfflineMessage, error) {
+	stamp = stamp.UTC().Truncate(time.Microsecond)
+	sealed, err := sealer.Seal(owner, associatedData(from, stamp), stanza)
+	if err != nil {
+		return storage.OfflineMessage{}, err
+	}
+	return storage.OfflineMessage{Owner: owner, From: from, Stamp: stamp, Sealed: sealed}, nil
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kontor.im/kontor/archive/gdpr"
+	"kontor.im/kontor/core/gate"
+	"kontor.im/kontor/core/mod/offline"
+)
+
+func init() { gdprMoreCommands = append(gdprMoreCommands, gdprExportCmd, gdprImportCmd) }
+
+func gdprExportCmd(flags *configFlags) *cobra.Command {
+	var (
+		out           string
+		thirdParties  bool
+		justification string
+		batch         int
+	)
+	cmd := &cobra.Command{
+		Use:   "export USER --out FILE",
+		Short: "Export everything Kontor keeps about a person into one zip file (Art. 15, 20)",
+		Long: `Writes one zip file: the information sheet Art. 15(1) requires
+(00-information.html), data.json (machine-readable; schema in the README),
+conversations.html (readable in any browser), xep0227.xml (importable by
+another XMPP server, and by ` + "`kontor gdpr import`" + `) and manifest.json (SHA-256 of
+every file). Other people's addresses are pseudonymised unless
+--include-third-parties is given with a --justification, which is audited.
+The archive is read page by page: memory stays bounded whatever its size.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			subject, err := bareJID(args[0])
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				return fmt.Errorf("--out FILE is required")
+			}
+			if thirdParties && justification == "" {
+				return fmt.Errorf("--include-third-parties needs --justification TEXT (it is audited)")
+			}
+			env, err := openGDPR(cmd, flags, gate.AccessArchiveExport, subject)
+			if err != nil {
+				return err
+			}
+			defer env.Close()
+			// Written under a temporary name and renamed when complete: a
+			// failed export leaves no file that looks finished.
+			tmp, err := os.CreateTemp(filepath.Dir(out), ".kontor-export-*")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp.Name())
+			start := time.Now()
+			res, err := env.tool.Export(cmd.Context(), env.grant, subject, tmp, gdpr.ExportOptions{
+				IncludeThirdParties: thirdParties, Justification: justification, Batch: batch, TempDir: filepath.Dir(out)})
+			if cerr := tmp.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp.Name(), out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "exported %s to %s: %d archived messages, %d offline, %d files, in %s\n",
+				subject, out, res.Messages, res.Offline, len(res.Manifest.Files)+1, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&out, "out", "", "the zip file to write")
+	f.BoolVar(&thirdParties, "include-third-parties", false, "keep other people's addresses and full stanzas (needs --justification)")
+	f.StringVar(&justification, "justification", "", "why third parties are included (audited)")
+	f.IntVar(&batch, "batch", 1000, "archived messages read at a time")
+	addAccessFlags(cmd)
+	return cmd
+}
+
+func gdprImportCmd(flags *configFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import a XEP-0227 file (or an export's zip) into this Kontor",
+		Long: `Creates the accounts the file names (without passwords: set one with
+` + "`kontor user passwd`" + `) with their rosters, vCards, private XML, blocklists, PEP
+items, offline messages and message archives (sealed as they arrive). An
+account that exists already stops the import: import into a fresh Kontor.
+Run it while the server is stopped.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env, err := openGDPR(cmd, flags, gate.AccessArchiveExport, "")
+			if err != nil {
+				return err
+			}
+			defer env.Close()
+			t := env.tool
+			if t.Archive != nil {
+				if err := t.Archive.Start(cmd.Context()); err != nil {
+					return err
+				}
+				defer t.Archive.Close(context.WithoutCancel(cmd.Context()))
+				sealer := t.Archive.Sealer(nil)
+				t.Seal = func(ctx context.Context, owner, from string, stamp time.Time, st []byte) error {
+					m, err := offline.SealStored(sealer, owner, from, stamp, st)
+					if err != nil {
+						return err
+					}
+					_, err = t.Store.StoreOffline(ctx, m, 0)
+					return err
+				}
+			}
+			res, err := t.ImportFile(cmd.Context(), env.grant, args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %d users, %d contacts, %d archived messages, %d offline messages, %d PEP items\n",
+				res.Users, res.Contacts, res.Messages, res.Offline, res.PEPItems)
+			return err
+		},
+	}
+	addAccessFlags(cmd)
+	return cmd
+}

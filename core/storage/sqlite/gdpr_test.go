@@ -1,0 +1,13 @@
+package sqlite_test
+
+import (
+	"testing"
+
+	"kontor.im/kontor/core/storage/storagetest"
+)
+
+// TestGDPRConformance runs the legal hold and erasure suite (its own
+// migration track, "gdpr") on sqlite.
+func TestGDPRConformance(t *testing.T) {
+	storagetest.RunGDPR(t, opener())
+}

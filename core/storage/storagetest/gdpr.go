@@ -1,0 +1,192 @@
+package storagetest
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"kontor.im/kontor/core/storage"
+)
+
+// RunGDPR runs the conformance suite of storage.GDPRStore (legal holds,
+// restrictions and the erasure helpers, the "gdpr" migration track). open
+// follows the rules of Run.
+func RunGDPR(t *testing.T, open func(t *testing.T) storage.Store) {
+	h := &harness{open: open}
+	groups := []struct {
+		name string
+		run  func(*testing.T, *harness)
+	}{
+		{"LegalHolds", testLegalHolds},
+		{"Restrictions", testRestrictions},
+		{"References", testGDPRReferences},
+		{"ShredArchive", testShredArchive},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			t.Parallel()
+			g.run(t, h)
+		})
+	}
+}
+
+func (h *harness) gdpr(t *testing.T) (storage.Store, storage.GDPRStore) {
+	t.Helper()
+	s := h.store(t)
+	g, isG := s.(storage.GDPRStore)
+	if !isG {
+		t.Fatalf("%s store does not implement storage.GDPRStore", s.Backend())
+	}
+	return s, g
+}
+
+func testLegalHolds(t *testing.T, h *harness) {
+	_, g := h.gdpr(t)
+	ctx := t.Context()
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	id1, err := g.CreateLegalHold(ctx, storage.LegalHold{Subject: "alice@example.com", Case: "LIT-1", Reason: "suit", By: "dpo", Created: at})
+	ok(t, err)
+	id2, err := g.CreateLegalHold(ctx, storage.LegalHold{Subject: "room@conference.example.com", Case: "LIT-2", By: "dpo", Created: at})
+	ok(t, err)
+	if id2 <= id1 {
+		t.Fatalf("ids %d, %d do not increase", id1, id2)
+	}
+	holds, err := g.LegalHolds(ctx, "alice@example.com", false)
+	ok(t, err)
+	want := storage.LegalHold{ID: id1, Subject: "alice@example.com", Case: "LIT-1", Reason: "suit", By: "dpo", Created: at}
+	if len(holds) != 1 || !reflect.DeepEqual(holds[0], want) {
+		t.Fatalf("LegalHolds = %+v, want %+v", holds, want)
+	}
+	ok(t, g.ReleaseLegalHold(ctx, id1, "dpo2", at.Add(time.Hour)))
+	is(t, g.ReleaseLegalHold(ctx, id1, "dpo2", at.Add(time.Hour)), storage.ErrNotFound)
+	is(t, g.ReleaseLegalHold(ctx, 999999, "dpo2", at), storage.ErrNotFound)
+	if holds, err = g.LegalHolds(ctx, "alice@example.com", false); err != nil || len(holds) != 0 {
+		t.Fatalf("active holds after release = %+v, %v", holds, err)
+	}
+	all, err := g.LegalHolds(ctx, "", true)
+	ok(t, err)
+	if len(all) != 2 || all[0].Released != at.Add(time.Hour) || all[0].ReleasedBy != "dpo2" || all[0].Active() || !all[1].Active() {
+		t.Fatalf("all holds = %+v", all)
+	}
+}
+
+func testRestrictions(t *testing.T, h *harness) {
+	_, g := h.gdpr(t)
+	ctx := t.Context()
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	r1 := storage.Restriction{Subject: "bob@example.com", Category: "archive:business_letter", Until: at.AddDate(6, 0, 0), Reason: "HGB 257", Created: at}
+	r2 := storage.Restriction{Subject: "bob@example.com", Category: "archive", Case: "LIT-1", Created: at}
+	ok(t, g.PutRestriction(ctx, r1))
+	ok(t, g.PutRestriction(ctx, r2))
+	ok(t, g.PutRestriction(ctx, r2)) // replacing is fine
+	got, err := g.Restrictions(ctx, "bob@example.com")
+	ok(t, err)
+	if !reflect.DeepEqual(got, []storage.Restriction{r2, r1}) {
+		t.Fatalf("Restrictions = %+v", got)
+	}
+	if got, _ := g.Restrictions(ctx, "carol@example.com"); len(got) != 0 {
+		t.Fatalf("carol has restrictions: %+v", got)
+	}
+}
+
+func testGDPRReferences(t *testing.T, h *harness) {
+	s, g := h.gdpr(t)
+	ctx := t.Context()
+	alice := "alice@example.com"
+	for _, owner := range []string{"carol@example.com", "bob@example.com"} {
+		_, err := s.PutRosterItem(ctx, owner, storage.RosterItem{Contact: alice, Subscription: storage.SubBoth})
+		ok(t, err)
+	}
+	ok(t, s.PutSubscriptionRequest(ctx, "dave@example.com", storage.SubscriptionRequest{From: alice, Stanza: []byte("<presence/>"), At: time.Now()}))
+	items, reqs, err := g.RosterReferences(ctx, alice)
+	ok(t, err)
+	if !reflect.DeepEqual(items, []string{"bob@example.com", "carol@example.com"}) || !reflect.DeepEqual(reqs, []string{"dave@example.com"}) {
+		t.Fatalf("RosterReferences = %q, %q", items, reqs)
+	}
+	ok(t, s.SetPrivate(ctx, alice, "{storage:bookmarks}storage", []byte("<storage xmlns='storage:bookmarks'/>")))
+	ok(t, s.SetPrivate(ctx, alice, "{a:b}c", []byte("<c xmlns='a:b'/>")))
+	keys, err := g.PrivateXMLKeys(ctx, alice)
+	ok(t, err)
+	if !reflect.DeepEqual(keys, []string{"{a:b}c", "{storage:bookmarks}storage"}) {
+		t.Fatalf("PrivateXMLKeys = %q", keys)
+	}
+	n, err := g.DeleteLDAPLinksOf(ctx, alice)
+	ok(t, err)
+	if n != 0 {
+		t.Fatalf("DeleteLDAPLinksOf without links = %d", n)
+	}
+	if ls, isLDAP := s.(storage.LDAPState); isLDAP {
+		ok(t, ls.PutLDAPLinks(ctx, "default", []storage.LDAPLink{{StableID: "g1", JID: alice, DN: "uid=alice", Attrs: []byte("{}")}}))
+		n, err := g.DeleteLDAPLinksOf(ctx, alice)
+		ok(t, err)
+		_, lerr := ls.LDAPLinkByJID(ctx, "default", alice)
+		if n != 1 {
+			t.Fatalf("DeleteLDAPLinksOf = %d, want 1", n)
+		}
+		is(t, lerr, storage.ErrNotFound)
+	}
+}
+
+func testShredArchive(t *testing.T, h *harness) {
+	s, g := h.gdpr(t)
+	as, isArchive := s.(storage.ArchiveStore)
+	if !isArchive {
+		t.Fatalf("%s store has no archive", s.Backend())
+	}
+	ctx := t.Context()
+	alice, bob := "alice@example.com", "bob@example.com"
+	keys := []storage.ArchiveKey{
+		{ArchiveKeySlot: storage.ArchiveKeySlot{Owner: alice, Slice: 202603, Class: "standard"}, KEKID: "k", Wrapped: []byte("w1"), KeepUntil: storage.ArchiveForever},
+		{ArchiveKeySlot: storage.ArchiveKeySlot{Owner: alice, Slice: 202603, Class: "business_letter"}, KEKID: "k", Wrapped: []byte("w2"), KeepUntil: storage.ArchiveForever},
+		{ArchiveKeySlot: storage.ArchiveKeySlot{Owner: bob, Slice: 202603, Class: "standard"}, KEKID: "k", Wrapped: []byte("w3"), KeepUntil: storage.ArchiveForever},
+	}
+	ok(t, as.CreateArchiveKeys(ctx, keys))
+	ak, err := g.ArchiveKeysOf(ctx, alice)
+	ok(t, err)
+	bk, err := g.ArchiveKeysOf(ctx, bob)
+	ok(t, err)
+	if len(ak) != 2 || len(bk) != 1 {
+		t.Fatalf("ArchiveKeysOf: alice %d, bob %d", len(ak), len(bk))
+	}
+	at := time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC)
+	var rows []storage.ArchiveRow
+	for i := range 10 {
+		k := ak[i%2]
+		rows = append(rows, storage.ArchiveRow{Owner: alice, ID: [16]byte{byte(i + 1)}, Peer: bob, Time: at, Expires: storage.ArchiveForever, KeyID: k.ID, Sealed: []byte("x")})
+	}
+	rows = append(rows, storage.ArchiveRow{Owner: bob, ID: [16]byte{1}, Peer: alice, Time: at, Expires: storage.ArchiveForever, KeyID: bk[0].ID, Sealed: []byte("y")})
+	ok(t, as.AppendArchive(ctx, rows, nil))
+
+	// Bob's key id passed with alice as owner is not shredded.
+	n, err := g.ShredArchiveKeys(ctx, alice, []int64{ak[0].ID, bk[0].ID})
+	ok(t, err)
+	if n != 1 {
+		t.Fatalf("ShredArchiveKeys = %d, want 1", n)
+	}
+	total := 0
+	for {
+		n, err := g.DeleteUnkeyedArchive(ctx, alice, 2)
+		ok(t, err)
+		if n == 0 {
+			break
+		}
+		if n > 2 {
+			t.Fatalf("DeleteUnkeyedArchive deleted %d, limit 2", n)
+		}
+		total += n
+	}
+	if total != 5 {
+		t.Fatalf("deleted %d unkeyed messages, want 5", total)
+	}
+	cnt, err := as.CountArchive(ctx, storage.ArchiveRowQuery{Owner: alice, MaxID: maxArchiveID}, 100)
+	ok(t, err)
+	if cnt != 5 {
+		t.Fatalf("alice keeps %d messages, want the 5 of the business_letter key", cnt)
+	}
+	if cnt, _ := as.CountArchive(ctx, storage.ArchiveRowQuery{Owner: bob, MaxID: maxArchiveID}, 100); cnt != 1 {
+		t.Fatalf("bob keeps %d messages, want 1", cnt)
+	}
+	ok(t, g.CompactAfterErasure(ctx))
+}
+
+var maxArchiveID = [16]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
