@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"kontor.im/kontor/core/mod/muc"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kontor.im/kontor/archive"
@@ -99,9 +101,14 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	if err != nil {
 		return nil, err
 	}
+	// routed is the router, for the archive's retention decisions (the
+	// archive starts first).
+	var routed atomic.Pointer[router.Router]
 	if cfg.Archive.Enabled {
 		// The policy decides each message's retention class.
-		retention := policyRetention{d: s.policy, isLocal: func(d string) bool { return slices.Contains(cfg.Domains, d) }}
+		retention := policyRetention{d: s.policy, isLocal: func(d string) bool { return slices.Contains(cfg.Domains, d) },
+			// Called by the archive's flusher, once the router exists.
+			isRoom: func(d string) bool { r := routed.Load(); return r != nil && r.ServedBy(d) == muc.ID }}
 		if s.archive, err = startArchive(ctx, &cfg, s.store, retention, log.With("component", "archive")); err != nil {
 			return nil, err
 		}
@@ -110,6 +117,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	// data keys too (what the core sealer sealed before still opens).
 	archived, msgSealer := archiveWiring(s.archive, sealer)
 	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: msgSealer, Archive: archived})
+	defer routed.Store(s.router)
 	for _, d := range cfg.Domains {
 		var mods []router.Enabled
 		for _, id := range cfg.enabledModules() {

@@ -115,6 +115,12 @@ func (r *Router) IsLocal(domain string) bool {
 	return ok
 }
 
+// ServedBy returns the ID of the module that serves domain as a component
+// (module.Host.ServeDomain), or "".
+func (r *Router) ServedBy(domain string) string {
+	return r.served[domain].module
+}
+
 // Host returns the virtual host for domain, or nil.
 func (r *Router) Host(domain string) *Host { return r.hosts[domain] }
 

@@ -278,8 +278,12 @@ func (m *Module) mam(ctx context.Context, r *room, s *stanza.Stanza, q *stanza.E
 	}
 	if s.Type == "get" {
 		return stanza.New(NSMAM, "query").Append(dataform.New(dataform.TypeForm, NSMAM,
+			dataform.Field{Var: "with", Type: dataform.JIDSingle},
 			dataform.Field{Var: "start", Type: dataform.TextSingle},
-			dataform.Field{Var: "end", Type: dataform.TextSingle}).Element()), nil
+			dataform.Field{Var: "end", Type: dataform.TextSingle},
+			dataform.Field{Var: "after-id", Type: dataform.TextSingle},
+			dataform.Field{Var: "before-id", Type: dataform.TextSingle},
+			dataform.Field{Var: "ids", Type: dataform.ListMulti}).Element()), nil
 	}
 	aq, err := m.parseQuery(q)
 	if err != nil {
@@ -325,6 +329,9 @@ func (m *Module) parseQuery(q *stanza.Element) (module.ArchiveQuery, error) {
 			if len(fld.Values) > 0 {
 				v = fld.Values[0]
 			}
+			if v == "" && len(fld.Values) <= 1 {
+				continue // an empty field filters nothing (clients send them)
+			}
 			switch fld.Var {
 			case dataform.FormTypeVar:
 			case "start", "end":
@@ -337,6 +344,21 @@ func (m *Module) parseQuery(q *stanza.Element) (module.ArchiveQuery, error) {
 				} else {
 					aq.End = t
 				}
+			case "with":
+				j, err := jid.Parse(v)
+				if err != nil {
+					return aq, stanza.ErrBadRequest("with is not a JID")
+				}
+				aq.With = j.String()
+			case "after-id":
+				aq.AfterID = v
+			case "before-id":
+				aq.BeforeID = v
+			case "ids":
+				if len(fld.Values) > m.opts.MaxPageSize {
+					return aq, stanza.Error{Type: stanza.Modify, Condition: stanza.PolicyViolation, Text: "too many ids"}
+				}
+				aq.IDs = fld.Values
 			default:
 				return aq, stanza.ErrFeatureNotImplemented("the field " + fld.Var + " is not supported")
 			}
@@ -356,9 +378,14 @@ func (m *Module) parseQuery(q *stanza.Element) (module.ArchiveQuery, error) {
 				aq.Max = 1 // the count comes with any page
 			}
 		}
-		aq.AfterID = set.After
+		if set.After != "" {
+			aq.AfterID = set.After
+		}
 		if set.HasBefore {
-			aq.BeforeID, aq.Last = set.Before, true
+			aq.Last = true
+			if set.Before != "" {
+				aq.BeforeID = set.Before
+			}
 		}
 	}
 	return aq, nil

@@ -514,7 +514,7 @@ func TestRoomMAM(t *testing.T) {
 	if _, got = query(bob, "q3", ""); len(got) != 5 {
 		t.Fatalf("open roomJID archive for a non-occupant: %v", got)
 	}
-	if r, _ := query(alice, "q4", "<x xmlns='jabber:x:data' type='submit'><field var='with'><value>x@y</value></field></x>"); modtest.ErrorCondition(r) != stanza.FeatureNotImplemented {
+	if r, _ := query(alice, "q4", "<x xmlns='jabber:x:data' type='submit'><field var='flavour'><value>x</value></field></x>"); modtest.ErrorCondition(r) != stanza.FeatureNotImplemented {
 		t.Fatalf("unknown field: %s", r.El)
 	}
 }
