@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"kontor.im/kontor/core/directory"
 	"kontor.im/kontor/core/mod/muc"
 	"log/slog"
 	"net"
@@ -118,6 +119,8 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	archived, msgSealer := archiveWiring(s.archive, sealer)
 	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: msgSealer, Archive: archived})
 	defer routed.Store(s.router)
+	// The policy engine and the modules that follow the directory.
+	sinks := directorySinks{s.policy}
 	for _, d := range cfg.Domains {
 		var mods []router.Enabled
 		for _, id := range cfg.enabledModules() {
@@ -128,6 +131,9 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 			}
 			if g, ok := m.(interface{ SetDecider(gate.Decider) }); ok {
 				g.SetDecider(s.policy)
+			}
+			if ds, ok := m.(directory.Sink); ok {
+				sinks = append(sinks, ds)
 			}
 			mods = append(mods, router.Enabled{Info: info, Module: m})
 		}
@@ -156,7 +162,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		if s.audit != nil {
 			trail = s.audit
 		}
-		if s.ldap, err = startLDAP(&cfg, s.store, s.router, authGuard, s.policy, trail, log.With("component", "ldap")); err != nil {
+		if s.ldap, err = startLDAP(&cfg, s.store, s.router, authGuard, sinks, trail, log.With("component", "ldap")); err != nil {
 			return nil, err
 		}
 	}

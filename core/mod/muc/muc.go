@@ -54,12 +54,24 @@
 // a MUC domain). Occupants (and, in members-only rooms, members) query it
 // with XEP-0313 IQs addressed to the room.
 //
+// # Rooms from the directory
+//
+// directory_rooms maps directory groups (core/directory, fed by ldapsync)
+// to rooms: each listed room exists from the start, persistent,
+// members-only and unlisted, and the module, a directory.Sink that
+// cmd/kontor hands every directory snapshot, makes the group's members
+// (nesting resolved) the room's members. Someone who leaves the group
+// loses the membership and is removed from the room (status 321).
+// Affiliations set by hand win: an owner, admin or outcast stays one. Such
+// a room has no owner, so its configuration stays as the mapping made it.
+//
 // # Options
 //
 // domain (default "", meaning conference.DOMAIN); max_history (20, 0–100);
 // max_occupants per room (200, 1–10000); max_rooms (1000, 1–100000);
 // page_size and max_page_size of archive queries (50 and 250, at most 500);
-// max_nick_bytes (64, 1–1023).
+// max_nick_bytes (64, 1–1023); directory_rooms (a list of group, room and
+// name).
 package muc
 
 import (
@@ -137,6 +149,8 @@ type Options struct {
 	PageSize     int    `mapstructure:"page_size"`
 	MaxPageSize  int    `mapstructure:"max_page_size"`
 	MaxNickBytes int    `mapstructure:"max_nick_bytes"`
+	// DirectoryRooms are rooms whose members follow directory groups.
+	DirectoryRooms []DirectoryRoom `mapstructure:"directory_rooms"`
 }
 
 // DefaultOptions returns the defaults.
@@ -166,6 +180,7 @@ func (o *Options) Validate() error {
 		check("max_page_size", o.MaxPageSize, 1, 500),
 		check("page_size", o.PageSize, 1, o.MaxPageSize),
 		check("max_nick_bytes", o.MaxNickBytes, 1, 1023),
+		o.validateDirectoryRooms(),
 	)
 }
 
@@ -223,6 +238,7 @@ func (m *Module) Provision(h module.Host) error {
 		m.log.Warn("no policy engine: every room join is refused")
 	}
 	h.AddDisco(module.ToHost, module.Disco{Items: []module.DiscoItem{{JID: svc, Name: "Chatrooms"}}})
+	m.directoryRooms()
 	h.On(module.SessionClosed, m.sessionGone)
 	h.On(module.SessionUnavailable, m.sessionGone)
 	return nil

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"kontor.im/kontor/core/directory"
 	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/mod/mam/mamtest"
@@ -516,5 +517,105 @@ func TestRoomMAM(t *testing.T) {
 	}
 	if r, _ := query(alice, "q4", "<x xmlns='jabber:x:data' type='submit'><field var='flavour'><value>x</value></field></x>"); modtest.ErrorCondition(r) != stanza.FeatureNotImplemented {
 		t.Fatalf("unknown field: %s", r.El)
+	}
+}
+
+func TestDirectoryRooms(t *testing.T) {
+	f := setup(t, func(o *Options) {
+		o.DirectoryRooms = []DirectoryRoom{{Group: "Sales", Room: "sales"}, {Group: "g-ops", Room: "ops", Name: "Operations"}}
+	})
+	const sales = "sales@conference.example.com"
+	alice, bob, carol := f.user("alice"), f.user("bob"), f.user("carol")
+	joinSales := func(c *modtest.Client, nick string) *stanza.Stanza {
+		c.SendXML(fmt.Sprintf("<presence to='%s/%s'><x xmlns='%s'/></presence>", sales, nick, NS))
+		return c.Next(func(s *stanza.Stanza) bool { return s.Kind == stanza.KindPresence && (s.IsError() || selfPresence(s)) })
+	}
+	// Before the first snapshot the room exists and admits nobody.
+	if e := joinSales(alice, "Alice"); modtest.ErrorCondition(e) != stanza.RegistrationRequired {
+		t.Fatalf("join before sync: %s", e.El)
+	}
+	snap := directory.Snapshot{Groups: map[string]directory.Group{
+		"g-sales": {ID: "g-sales", Name: "Sales", Members: []string{"alice@example.com", "bob@example.com"}},
+		"g-ops":   {ID: "g-ops", Name: "Ops", Members: []string{"carol@example.com"}},
+	}}
+	if err := f.mod.UpdateDirectory(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	if p := joinSales(alice, "Alice"); item(p).Get("affiliation") != Member {
+		t.Fatalf("alice: %s", p.El)
+	}
+	joinSales(bob, "Bob")
+	if e := joinSales(carol, "Carol"); modtest.ErrorCondition(e) != stanza.RegistrationRequired {
+		t.Fatalf("carol is not in Sales: %s", e.El)
+	}
+
+	// Bob leaves the group: he is removed from the room.
+	snap.Groups["g-sales"] = directory.Group{ID: "g-sales", Name: "Sales", Members: []string{"alice@example.com"}}
+	if err := f.mod.UpdateDirectory(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	if p := bob.Next(presenceFrom("Bob", "unavailable")); !hasStatus(p, "321") {
+		t.Fatalf("bob got %s", p.El)
+	}
+	alice.Next(presenceFrom("Bob", "unavailable"))
+	if e := joinSales(bob, "Bob"); modtest.ErrorCondition(e) != stanza.RegistrationRequired {
+		t.Fatalf("bob rejoined: %s", e.El)
+	}
+
+	// The room is persistent: it stays when everyone left.
+	alice.Disconnect()
+	r := f.mod.lookup(jid.MustParse(sales))
+	if r == nil || !r.cfg.Persistent || !r.cfg.MembersOnly || r.cfg.Public {
+		t.Fatalf("directory room %+v", r)
+	}
+	if ops := f.mod.lookup(jid.MustParse("ops@conference.example.com")); ops == nil || ops.cfg.Name != "Operations" || ops.affiliations["carol@example.com"] != Member {
+		t.Fatal("the room mapped by group id did not follow it")
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		mod  func(*Options)
+		ok   bool
+	}{
+		{"defaults", func(*Options) {}, true},
+		{"max_history too big", func(o *Options) { o.MaxHistory = 101 }, false},
+		{"no occupants", func(o *Options) { o.MaxOccupants = 0 }, false},
+		{"page size above max", func(o *Options) { o.PageSize = 300 }, false},
+		{"bad domain", func(o *Options) { o.Domain = "a@b" }, false},
+		{"directory room without group", func(o *Options) { o.DirectoryRooms = []DirectoryRoom{{Room: "x"}} }, false},
+		{"directory room mapped twice", func(o *Options) {
+			o.DirectoryRooms = []DirectoryRoom{{Group: "a", Room: "x"}, {Group: "b", Room: "x"}}
+		}, false},
+		{"directory room with a bad name", func(o *Options) { o.DirectoryRooms = []DirectoryRoom{{Group: "a", Room: "a b@"}} }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			tc.mod(&o)
+			if err := o.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v", err)
+			}
+		})
+	}
+}
+
+func TestLimits(t *testing.T) {
+	f := setup(t, func(o *Options) { o.MaxOccupants, o.MaxRooms, o.MaxNickBytes = 2, 1, 8 })
+	alice, bob, carol := f.user("alice"), f.user("bob"), f.user("carol")
+	join(t, alice, "Alice", "")
+	join(t, bob, "Bob", "")
+	carol.SendXML(fmt.Sprintf("<presence to='%s/Carol'/>", roomJID))
+	if e := carol.Next(nil); modtest.ErrorCondition(e) != stanza.ServiceUnavailable {
+		t.Fatalf("max_occupants: %s", e.El)
+	}
+	carol.SendXML("<presence to='other@conference.example.com/Carol'/>")
+	if e := carol.Next(nil); modtest.ErrorCondition(e) != stanza.ResourceConstraint {
+		t.Fatalf("max_rooms: %s", e.El)
+	}
+	carol.SendXML(fmt.Sprintf("<presence to='%s/ALongNickname'/>", roomJID))
+	if e := carol.Next(nil); modtest.ErrorCondition(e) != stanza.JIDMalformed {
+		t.Fatalf("max_nick_bytes: %s", e.El)
 	}
 }

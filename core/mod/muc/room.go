@@ -63,6 +63,9 @@ type room struct {
 	byJID        map[jid.JID]*occupant
 	affiliations map[string]string // bare JID → owner, admin, member, outcast
 	history      []historyItem
+	// directory holds the members the directory gave (bare JIDs) of a
+	// room that follows a directory group; nil for other rooms.
+	directory map[string]bool
 }
 
 type occupant struct {
