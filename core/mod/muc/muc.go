@@ -35,6 +35,12 @@
 // that sends unavailable presence to the server, leaves every room it is
 // in; an error bounced by an occupant's server removes the occupant.
 //
+// A mediated invitation (XEP-0045 §7.8.2) from an occupant asks the
+// contact policy (muc.invite, inviter to invitee, Room set) and is relayed
+// from the room; in a members-only room only admins and owners invite,
+// and the invitee becomes a member. Direct invitations (XEP-0249) go from
+// client to client and need nothing of the room.
+//
 // # Messages
 //
 // A groupchat message from an occupant (a participant or moderator: in a
@@ -126,7 +132,7 @@ func init() {
 		Description: "Multi-user chat at conference.DOMAIN: rooms, history, subject, kicks and bans, room archives under the room's retention class; join asks the contact policy",
 		Specs: []module.Spec{
 			{ID: "XEP-0045", Name: "Multi-User Chat", Version: "1.34.6", Status: module.Partial,
-				Note: "rooms live in memory (persistent while the server runs); no invitations, registration, voice requests or room destruction yet"},
+				Note: "rooms live in memory (persistent while the server runs); mediated invitations without declines; no registration, voice requests or room destruction yet"},
 			{ID: "XEP-0421", Name: "Anonymous unique occupant identifiers for MUCs", Version: "0.1.0", Status: module.Complete},
 			{ID: "XEP-0410", Name: "MUC Self-Ping (Schrödinger's Chat)", Version: "1.1.0", Status: module.Complete},
 			{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Version: "0.7.0", Status: module.Partial,
@@ -409,9 +415,13 @@ func (m *Module) send(ctx context.Context, out []outgoing) {
 
 // allowJoin asks the contact policy whether user may join the room.
 func (m *Module) allowJoin(ctx context.Context, user jid.JID, room jid.JID) error {
-	in := gate.ContactInput{Action: gate.ActionMUCJoin, StanzaType: "",
+	return m.ask(ctx, gate.ContactInput{Action: gate.ActionMUCJoin, StanzaType: "",
 		From: gate.Party{JID: user.Bare().String(), Local: m.host.IsLocal(user.Domain())},
-		Room: room.String()}
+		Room: room.String()})
+}
+
+// ask asks the contact decision; a refusal is the error for the sender.
+func (m *Module) ask(ctx context.Context, in gate.ContactInput) error {
 	d := gate.Failed(gate.ReasonUnavailable, "The server has no policy engine, so it refuses rather than skip the policy check. Tell your administrator.", nil)
 	if m.decider != nil {
 		d = m.decider.Contact(ctx, in)
@@ -419,6 +429,6 @@ func (m *Module) allowJoin(ctx context.Context, user jid.JID, room jid.JID) erro
 	if d.Allow {
 		return nil
 	}
-	m.log.InfoContext(ctx, "room join refused by policy", "room", room.String(), "decision", d.ID, "reason", d.Reason, "err", d.Err)
+	m.log.InfoContext(ctx, "refused by policy", "action", string(in.Action), "room", in.Room, "decision", d.ID, "reason", d.Reason, "err", d.Err)
 	return d.StanzaError()
 }

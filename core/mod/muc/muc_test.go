@@ -619,3 +619,41 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("max_nick_bytes: %s", e.El)
 	}
 }
+
+func TestMediatedInvitation(t *testing.T) {
+	f := setup(t, nil)
+	alice, bob, carol := f.user("alice"), f.user("bob"), f.user("carol")
+	join(t, alice, "Alice", "")
+	if r := configure(t, alice, "c1", map[string]string{fMembersOnly: "1"}); r.Type != "result" {
+		t.Fatalf("configure: %s", r.El)
+	}
+	invite := func(from *modtest.Client, to string) {
+		from.SendXML(fmt.Sprintf("<message to='%s'><x xmlns='%s'><invite to='%s'><reason>join us</reason></invite></x></message>", roomJID, NSUser, to))
+	}
+	// Invitations go to the bare JID: bob must be available.
+	avail := modtest.Parse(t, "<presence/>")
+	avail.SetFrom(bob.JID)
+	f.srv.Host.SetPresence(context.Background(), bob.Res, avail)
+	invite(alice, "bob@example.com")
+	m := bob.Next(func(s *stanza.Stanza) bool { return s.Kind == stanza.KindMessage })
+	inv := m.El.Child(NSUser, "x").Child(NSUser, "invite")
+	if m.From.String() != roomJID || inv.Get("from") != "alice@example.com" || inv.ChildText(NSUser, "reason") != "join us" {
+		t.Fatalf("invitation: %s", m.El)
+	}
+	// The invitee became a member of the members-only room.
+	if p := join(t, bob, "Bob", ""); item(p).Get("affiliation") != Member {
+		t.Fatalf("bob: %s", p.El)
+	}
+	// A member may not invite to a members-only room.
+	invite(bob, "carol@example.com")
+	if e := bob.Next(func(s *stanza.Stanza) bool { return s.IsError() }); modtest.ErrorCondition(e) != stanza.Forbidden {
+		t.Fatalf("member's invitation: %s", e.El)
+	}
+	// The policy decides each invitation.
+	f.pol.deny["alice@example.com"] = true
+	invite(alice, "carol@example.com")
+	if e := alice.Next(func(s *stanza.Stanza) bool { return s.IsError() }); modtest.ErrorCondition(e) != stanza.PolicyViolation {
+		t.Fatalf("refused invitation: %s", e.El)
+	}
+	carol.Nothing(50*time.Millisecond, nil)
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
@@ -415,6 +416,9 @@ func (m *Module) message(ctx context.Context, s *stanza.Stanza) error {
 		return m.private(ctx, r, s)
 	}
 	if s.Type != "groupchat" {
+		if x := s.El.Child(NSUser, "x"); x != nil && x.Child(NSUser, "invite") != nil {
+			return m.invite(ctx, r, s, x)
+		}
 		return stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "only groupchat messages go to the room"}
 	}
 	return m.groupchat(ctx, r, s)
@@ -509,6 +513,63 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) error
 	}
 	for _, to := range targets {
 		m.host.Route(ctx, msg.Readdress(from, to))
+	}
+	return nil
+}
+
+// invite relays mediated invitations (XEP-0045 §7.8.2): the sender must
+// be an occupant; each invitation asks the contact policy (muc.invite,
+// from the inviter to the invitee, in the room). In a members-only room
+// only admins and owners may invite, and the invitee becomes a member.
+func (m *Module) invite(ctx context.Context, r *room, s *stanza.Stanza, x *stanza.Element) error {
+	var invites []*stanza.Element
+	x.Children(func(c *stanza.Element) bool {
+		if c.Name.Space == NSUser && c.Name.Local == "invite" {
+			invites = append(invites, c)
+		}
+		return len(invites) < 10
+	})
+	r.mu.Lock()
+	o := r.byJID[s.From]
+	aff := r.affiliation(s.From)
+	membersOnly, password := r.cfg.MembersOnly, r.cfg.Password
+	r.mu.Unlock()
+	if o == nil {
+		return stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: "you are not in this room"}
+	}
+	if membersOnly && rank(aff) < rank(Admin) {
+		return stanza.ErrForbidden("only admins and owners invite to a members-only room")
+	}
+	for _, inv := range invites {
+		to, err := jid.Parse(inv.Get("to"))
+		if err != nil {
+			return stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: "the invitee's JID is not valid"}
+		}
+		to = to.Bare()
+		in := gate.ContactInput{Action: gate.ActionMUCInvite, StanzaType: s.Type,
+			From: gate.Party{JID: s.From.Bare().String(), Local: m.host.IsLocal(s.From.Domain())},
+			To:   gate.Party{JID: to.String(), Local: m.host.IsLocal(to.Domain())}, Room: r.jid.String()}
+		if err := m.ask(ctx, in); err != nil {
+			return err
+		}
+		if membersOnly {
+			r.mu.Lock()
+			if _, has := r.affiliations[to.String()]; !has {
+				r.affiliations[to.String()] = Member
+			}
+			r.mu.Unlock()
+		}
+		out := stanza.NewMessage(r.jid, to, "", "")
+		fwd := stanza.New(NSUser, "invite").Set("from", s.From.Bare().String())
+		if reason := inv.ChildText(NSUser, "reason"); reason != "" {
+			fwd.Append(stanza.New(NSUser, "reason").AppendText(reason))
+		}
+		ux := stanza.New(NSUser, "x").Append(fwd)
+		if password != "" {
+			ux.Append(stanza.New(NSUser, "password").AppendText(password))
+		}
+		out.El.Append(ux)
+		m.host.Route(ctx, out)
 	}
 	return nil
 }
