@@ -266,8 +266,9 @@ func (m *Module) owner(r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.El
 	return nil, nil
 }
 
-// mam answers an archive query addressed to the room (XEP-0313 §5):
-// occupants, and members of a members-only room, may query.
+// mam answers an archive query addressed to the room (XEP-0313 §5): in
+// an open room anyone but outcasts may query, in a members-only room its
+// occupants and members.
 func (m *Module) mam(ctx context.Context, r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, error) {
 	r.mu.Lock()
 	allowed := r.byJID[s.From] != nil || (r.cfg.MembersOnly && rank(r.affiliation(s.From)) >= rank(Member)) ||

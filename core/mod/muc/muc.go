@@ -57,8 +57,9 @@
 // the sender's room JID, the id is the stanza-id all occupants see. The
 // archive seals it with the room's keys and asks the retention decision
 // for the room's class (cmd/kontor fills RetentionInput.Room for owners at
-// a MUC domain). Occupants (and, in members-only rooms, members) query it
-// with XEP-0313 IQs addressed to the room.
+// a MUC domain). It is queried with XEP-0313 IQs addressed to the room:
+// in an open room by anyone but outcasts (as anyone may join and read
+// along), in a members-only room by its occupants and members.
 //
 // # Rooms from the directory
 //
