@@ -54,6 +54,7 @@ func (m *Module) directoryRooms() {
 			r.directory = map[string]bool{}
 		}
 		r.mu.Unlock()
+		m.persist(context.Background(), r)
 	}
 }
 
@@ -125,6 +126,7 @@ func (m *Module) UpdateDirectory(ctx context.Context, snap directory.Snapshot) e
 		for _, s := range out {
 			m.host.Route(ctx, s)
 		}
+		m.persist(ctx, r)
 	}
 	return nil
 }

@@ -37,7 +37,11 @@ func (m *Module) iq(ctx context.Context, s *stanza.Stanza) (*stanza.Element, err
 	case q.Name.Space == NSAdmin && q.Name.Local == "query":
 		return m.admin(ctx, r, s, q)
 	case q.Name.Space == NSOwner && q.Name.Local == "query":
-		return m.owner(r, s, q)
+		res, err := m.owner(r, s, q)
+		if err == nil && s.Type == "set" {
+			m.persist(ctx, r)
+		}
+		return res, err
 	case m.archive != nil && q.Name.Space == NSMAM && q.Name.Local == "query":
 		return m.mam(ctx, r, s, q)
 	}
@@ -155,6 +159,7 @@ func (m *Module) admin(ctx context.Context, r *room, s *stanza.Stanza, q *stanza
 		return nil, err // earlier items of the same request stay applied
 	}
 	m.send(ctx, out)
+	m.persist(ctx, r)
 	m.maybeEnd(r)
 	return nil, nil
 }

@@ -21,10 +21,13 @@
 // A room comes into being when its first occupant joins, who becomes its
 // owner; rooms are unlocked at once (status 201 tells the creator; an
 // owner may submit a configuration afterwards, or the instant-room empty
-// form). A temporary room ends when its last occupant leaves; a persistent
-// room stays while the server runs. Rooms live in memory: they, their
-// configuration and affiliations do not survive a restart yet (their
-// archive does). Rooms are semi-anonymous: an occupant's real JID is shown
+// form). A temporary room ends when its last occupant leaves. A persistent
+// room stays, and its state (configuration, affiliations, subject, the
+// occupant-id key) is stored (storage.MUCRooms, on both backends), sealed
+// with the host's Sealer under the room's JID because it may hold a
+// password, each time it changes; it is restored when the server starts.
+// Occupants and the in-memory history are not stored. Rooms are
+// semi-anonymous: an occupant's real JID is shown
 // to moderators only.
 //
 // Joining asks the contact policy (core/gate, action muc.join, Room set);
@@ -93,6 +96,7 @@ import (
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
+	"kontor.im/kontor/core/storage"
 )
 
 // ID is the module's configuration key.
@@ -133,7 +137,7 @@ func init() {
 		Description: "Multi-user chat at conference.DOMAIN: rooms, history, subject, kicks and bans, room archives under the room's retention class; join asks the contact policy",
 		Specs: []module.Spec{
 			{ID: "XEP-0045", Name: "Multi-User Chat", Version: "1.34.6", Status: module.Partial,
-				Note: "rooms live in memory (persistent while the server runs); mediated invitations without declines; no registration, voice requests or room destruction yet"},
+				Note: "mediated invitations without declines; history on join from memory (not across restarts); no registration, voice requests or room destruction yet"},
 			{ID: "XEP-0421", Name: "Anonymous unique occupant identifiers for MUCs", Version: "0.1.0", Status: module.Complete},
 			{ID: "XEP-0410", Name: "MUC Self-Ping (Schrödinger's Chat)", Version: "1.1.0", Status: module.Complete},
 			{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Version: "0.7.0", Status: module.Partial,
@@ -199,6 +203,8 @@ type Module struct {
 	decider gate.Decider
 	archive module.Archive
 	log     *slog.Logger
+	store   storage.MUCRooms // nil: rooms are not stored
+	sealer  module.Sealer
 	now     func() time.Time
 	ids     *idGen
 
@@ -238,6 +244,13 @@ func (m *Module) Provision(h module.Host) error {
 		return fmt.Errorf("muc: %w", err)
 	}
 	m.service = svc
+	m.sealer = h.Sealer()
+	if st, ok := h.Store().(storage.MUCRooms); ok && m.sealer != nil {
+		m.store = st
+	}
+	if err := m.load(context.Background()); err != nil {
+		return err
+	}
 	if err := h.ServeDomain(svc.String(), m.handle); err != nil {
 		return fmt.Errorf("muc: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/router"
 	"kontor.im/kontor/core/stanza"
+	"kontor.im/kontor/core/storage"
 )
 
 // decider is the policy as these tests need it: it allows every contact
@@ -656,4 +657,54 @@ func TestMediatedInvitation(t *testing.T) {
 		t.Fatalf("refused invitation: %s", e.El)
 	}
 	carol.Nothing(50*time.Millisecond, nil)
+}
+
+func TestPersistentRoomSurvivesRestart(t *testing.T) {
+	f := setup(t, nil)
+	alice := f.user("alice")
+	f.srv.Account("bob")
+	self := join(t, alice, "Alice", "")
+	occ := self.El.Child(NSOccupant, "occupant-id").Get("id")
+	if r := configure(t, alice, "c1", map[string]string{fPersistent: "1", fName: "Plans", fMembersOnly: "1",
+		fPasswordOn: "1", fPassword: "s3cret"}); r.Type != "result" {
+		t.Fatalf("configure: %s", r.El)
+	}
+	alice.SendXML(fmt.Sprintf("<iq to='%s' type='set' id='b1'><query xmlns='%s'><item jid='bob@example.com' affiliation='outcast'/></query></iq>", roomJID, NSAdmin))
+	alice.NextIQ("b1")
+	alice.SendXML(fmt.Sprintf("<message to='%s' type='groupchat'><subject>Q3</subject></message>", roomJID))
+	alice.Next(isSubject)
+
+	st := f.srv.Store.(interface {
+		MUCRooms(context.Context, string) ([]storage.MUCRoom, error)
+	})
+	recs, err := st.MUCRooms(context.Background(), "conference.example.com")
+	if err != nil || len(recs) != 1 || !strings.HasPrefix(string(recs[0].State), "sealed:"+roomJID+":") {
+		t.Fatalf("stored rooms %v, %v: want one, sealed for the room", recs, err)
+	}
+
+	// A second server on the same store: the room is back.
+	info, _ := module.Lookup(ID)
+	m2 := info.New().(*Module)
+	m2.SetDecider(&decider{deny: map[string]bool{}})
+	srv2 := modtest.New(t, modtest.Options{Store: f.srv.Store}, router.Enabled{Info: info, Module: m2})
+	r := m2.lookup(jid.MustParse(roomJID))
+	if r == nil {
+		t.Fatal("the persistent room was not restored")
+	}
+	if r.cfg.Name != "Plans" || !r.cfg.MembersOnly || r.cfg.Password != "s3cret" || r.subject != "Q3" ||
+		r.affiliations["bob@example.com"] != Outcast || r.affiliations["alice@example.com"] != Owner {
+		t.Fatalf("restored room %+v", r)
+	}
+	alice2 := srv2.Connect("alice@example.com/other")
+	self = join(t, alice2, "Alice", "")
+	if self.El.Child(NSOccupant, "occupant-id").Get("id") != occ {
+		t.Fatal("the occupant id changed across the restart")
+	}
+	// Turning persistence off removes the stored room.
+	if r := configure(t, alice2, "c2", map[string]string{fPersistent: "0"}); r.Type != "result" {
+		t.Fatalf("configure: %s", r.El)
+	}
+	if recs, _ := st.MUCRooms(context.Background(), "conference.example.com"); len(recs) != 0 {
+		t.Fatalf("a temporary room is still stored: %v", recs)
+	}
 }

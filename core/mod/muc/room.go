@@ -514,6 +514,9 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) error
 	for _, to := range targets {
 		m.host.Route(ctx, msg.Readdress(from, to))
 	}
+	if subject != nil && !hasBody {
+		m.persist(ctx, r)
+	}
 	return nil
 }
 
@@ -558,6 +561,7 @@ func (m *Module) invite(ctx context.Context, r *room, s *stanza.Stanza, x *stanz
 				r.affiliations[to.String()] = Member
 			}
 			r.mu.Unlock()
+			m.persist(ctx, r)
 		}
 		out := stanza.NewMessage(r.jid, to, "", "")
 		fwd := stanza.New(NSUser, "invite").Set("from", s.From.Bare().String())
