@@ -10,6 +10,7 @@ import (
 	_ "kontor.im/kontor/core/mod/gate"
 	_ "kontor.im/kontor/core/mod/last"
 	_ "kontor.im/kontor/core/mod/mam"
+	_ "kontor.im/kontor/core/mod/muc"
 	_ "kontor.im/kontor/core/mod/offline"
 	_ "kontor.im/kontor/core/mod/pep"
 	_ "kontor.im/kontor/core/mod/ping"

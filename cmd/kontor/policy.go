@@ -157,6 +157,10 @@ func newPolicyEngine(ctx context.Context, cfg *Config, trail *audit.Trail, log *
 type policyRetention struct {
 	d       gate.Decider
 	isLocal func(domain string) bool
+	// isRoom reports whether a domain is a multi-user chat service: an
+	// archive owner there is a room, whose messages are decided as
+	// groupchat messages of that room (nil: none is).
+	isRoom func(domain string) bool
 }
 
 var _ archive.RetentionDecider = policyRetention{}
@@ -173,6 +177,12 @@ func (r policyRetention) Retention(ctx context.Context, in archive.RetentionInpu
 	q := gate.RetentionInput{From: with, To: owner, StanzaType: "chat", Encrypted: in.Encrypted, At: in.Time}
 	if in.Outgoing {
 		q.From, q.To = owner, with
+	}
+	if j, err := jid.Parse(in.Owner); err == nil && r.isRoom != nil && r.isRoom(j.Domain()) {
+		// A room's archive: the room decides (input.room); the sender
+		// is an occupant JID (room/nick), not a person the directory
+		// knows, so no party is given.
+		q = gate.RetentionInput{Room: j.Bare().String(), StanzaType: "groupchat", Encrypted: in.Encrypted, At: in.Time}
 	}
 	d := r.d.Retention(ctx, q)
 	if !d.Allow {

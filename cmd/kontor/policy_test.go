@@ -266,6 +266,19 @@ func (r *retentionStub) Retention(_ context.Context, in gate.RetentionInput) gat
 func TestPolicyRetentionAdapter(t *testing.T) {
 	at := time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
 	local := func(d string) bool { return d == "example.com" }
+	isRoom := func(d string) bool { return d == "conference.example.com" }
+
+	t.Run("a room's archive is decided as the room's groupchat", func(t *testing.T) {
+		stub := &retentionStub{d: gate.RetentionDecision{Decision: gate.Decision{Allow: true}, Archive: true, Class: "project", Until: at.Add(time.Hour)}}
+		got, err := policyRetention{d: stub, isLocal: local, isRoom: isRoom}.Retention(context.Background(),
+			archive.RetentionInput{Owner: "team@conference.example.com", With: "team@conference.example.com/Anna", Time: at})
+		if err != nil || got != (archive.RetentionClass{Name: "project", Keep: time.Hour}) {
+			t.Fatalf("got %+v, %v", got, err)
+		}
+		if stub.got.Room != "team@conference.example.com" || stub.got.StanzaType != "groupchat" || stub.got.From.JID != "" || stub.got.To.JID != "" {
+			t.Fatalf("asked %+v", stub.got)
+		}
+	})
 	tests := []struct {
 		name     string
 		in       archive.RetentionInput
@@ -294,7 +307,7 @@ func TestPolicyRetentionAdapter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stub := &retentionStub{d: tt.d}
-			got, err := policyRetention{d: stub, isLocal: local}.Retention(context.Background(), tt.in)
+			got, err := policyRetention{d: stub, isLocal: local, isRoom: isRoom}.Retention(context.Background(), tt.in)
 			if (err != nil) != tt.err || got != tt.want {
 				t.Fatalf("got %+v, %v; want %+v (error %v)", got, err, tt.want, tt.err)
 			}

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"kontor.im/kontor/core/directory"
+	"kontor.im/kontor/core/mod/muc"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kontor.im/kontor/archive"
@@ -99,9 +102,14 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	if err != nil {
 		return nil, err
 	}
+	// routed is the router, for the archive's retention decisions (the
+	// archive starts first).
+	var routed atomic.Pointer[router.Router]
 	if cfg.Archive.Enabled {
 		// The policy decides each message's retention class.
-		retention := policyRetention{d: s.policy, isLocal: func(d string) bool { return slices.Contains(cfg.Domains, d) }}
+		retention := policyRetention{d: s.policy, isLocal: func(d string) bool { return slices.Contains(cfg.Domains, d) },
+			// Called by the archive's flusher, once the router exists.
+			isRoom: func(d string) bool { r := routed.Load(); return r != nil && r.ServedBy(d) == muc.ID }}
 		if s.archive, err = startArchive(ctx, &cfg, s.store, retention, log.With("component", "archive")); err != nil {
 			return nil, err
 		}
@@ -110,6 +118,9 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	// data keys too (what the core sealer sealed before still opens).
 	archived, msgSealer := archiveWiring(s.archive, sealer)
 	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: msgSealer, Archive: archived})
+	defer routed.Store(s.router)
+	// The policy engine and the modules that follow the directory.
+	sinks := directorySinks{s.policy}
 	for _, d := range cfg.Domains {
 		var mods []router.Enabled
 		for _, id := range cfg.enabledModules() {
@@ -123,6 +134,9 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 			}
 			if d, ok := m.(interface{ SetDataDir(string) }); ok {
 				d.SetDataDir(cfg.DataDir)
+			}
+			if ds, ok := m.(directory.Sink); ok {
+				sinks = append(sinks, ds)
 			}
 			mods = append(mods, router.Enabled{Info: info, Module: m})
 		}
@@ -151,7 +165,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		if s.audit != nil {
 			trail = s.audit
 		}
-		if s.ldap, err = startLDAP(&cfg, s.store, s.router, authGuard, s.policy, trail, log.With("component", "ldap")); err != nil {
+		if s.ldap, err = startLDAP(&cfg, s.store, s.router, authGuard, sinks, trail, log.With("component", "ldap")); err != nil {
 			return nil, err
 		}
 	}

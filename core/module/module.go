@@ -10,6 +10,14 @@
 // enabled. Modules never import each other: they meet through these hooks,
 // events and the router.
 //
+// A module may also serve a domain of its own, a component such as
+// conference.example.com (Host.ServeDomain): the router hands it every
+// stanza addressed to that domain, after the sender's Outbound chain, in
+// place of the Remote seam; what the component sends to local users it
+// sends with Host.Route, so that it walks their Inbound chain like any
+// other stanza. A component answers its own IQs and disco. The host lists
+// it in its disco#items through AddDisco (Disco.Items).
+//
 // The protocol support a module declares (Specs) is data: it feeds service
 // discovery, `kontor modules` and the README's protocol table, so that the
 // documentation cannot drift from the code.
@@ -328,7 +336,23 @@ type Disco struct {
 	Features   []string
 	// Forms are XEP-0128 extended info forms (e.g. XEP-0157 contacts).
 	Forms []*stanza.Element
+	// Items are what disco#items lists (the host's components).
+	Items []DiscoItem
 }
+
+// DiscoItem is one disco#items entry.
+type DiscoItem struct {
+	JID  jid.JID
+	Name string
+}
+
+// DomainHandler receives a stanza addressed to a domain a module serves
+// (Host.ServeDomain). p.Target is ToRemote, as for any domain that is not a
+// virtual host; p.Origin is the local session that sent it, or nil. It runs
+// in the sender's goroutine, so it must not block for long. A stanza.Error
+// result is returned to the sender as an error stanza (when the stanza may
+// be answered); any other error becomes internal-server-error.
+type DomainHandler func(ctx context.Context, p *Packet) error
 
 // Sealer seals message content before it is stored, with the owner and an
 // id bound as associated data, and opens it again. The archive's envelope
@@ -462,6 +486,13 @@ type Host interface {
 	DiscoInfo(target Target) Disco
 	// IsLocal reports whether domain is served by this server.
 	IsLocal(domain string) bool
+	// ServeDomain makes the module the component for domain (a bare domain
+	// other than every virtual host, usually a subdomain such as
+	// conference.example.com): stanzas addressed to it or to any JID at it
+	// go to h instead of the Remote seam. It is an error if domain is
+	// invalid, a virtual host, or served already. IsLocal stays false for
+	// it: its JIDs are not accounts.
+	ServeDomain(domain string, h DomainHandler) error
 }
 
 func (t Target) String() string {

@@ -34,6 +34,7 @@ type Host struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	modules []Enabled
+	served  []string // component domains the host's modules serve
 }
 
 type iqKey struct {
@@ -57,6 +58,9 @@ func (r *Router) AddHost(domain jid.JID, mods []Enabled) (*Host, error) {
 	if _, dup := r.hosts[domain.String()]; dup {
 		return nil, fmt.Errorf("router: host %q added twice", domain)
 	}
+	if _, dup := r.served[domain.String()]; dup {
+		return nil, fmt.Errorf("router: %q is served by a module already", domain)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Host{r: r, domain: domain, log: r.log.With("domain", domain.String()),
 		iqs: map[iqKey]module.IQHandler{}, ctx: ctx, cancel: cancel}
@@ -67,6 +71,9 @@ func (r *Router) AddHost(domain jid.JID, mods []Enabled) (*Host, error) {
 		if err := m.Module.Provision(&hostView{Host: h, id: m.Info.ID}); err != nil {
 			cancel()
 			delete(r.hosts, domain.String())
+			for _, d := range h.served {
+				delete(r.served, d)
+			}
 			return nil, fmt.Errorf("router: module %s on %s: %w", m.Info.ID, domain, err)
 		}
 		h.modules = append(h.modules, m)
@@ -226,6 +233,34 @@ func (v *hostView) AddDisco(t module.Target, d module.Disco) {
 	cur.Identities = append(cur.Identities, d.Identities...)
 	cur.Features = append(cur.Features, d.Features...)
 	cur.Forms = append(cur.Forms, d.Forms...)
+	cur.Items = append(cur.Items, d.Items...)
+}
+
+// served is a component domain and who serves it.
+type served struct {
+	host    *Host
+	module  string
+	handler module.DomainHandler
+}
+
+func (v *hostView) ServeDomain(domain string, fn module.DomainHandler) error {
+	d, err := jid.Parse(domain)
+	if err != nil || d.Local() != "" || !d.IsBare() {
+		return fmt.Errorf("router: %q is not a domain", domain)
+	}
+	if fn == nil {
+		return fmt.Errorf("router: no handler for %s", domain)
+	}
+	name := d.String()
+	if _, ok := v.r.hosts[name]; ok {
+		return fmt.Errorf("router: %s is a virtual host", name)
+	}
+	if c, ok := v.r.served[name]; ok {
+		return fmt.Errorf("router: %s is served by module %s of %s already", name, c.module, c.host.domain)
+	}
+	v.r.served[name] = served{host: v.Host, module: v.id, handler: fn}
+	v.served = append(v.served, name)
+	return nil
 }
 
 func (v *hostView) AddStreamFeature(fn func() *stanza.Element) {

@@ -1,6 +1,10 @@
 // Package router routes stanzas between local sessions, the virtual hosts'
 // modules and (through the Remote seam) other servers.
 //
+// A module may serve a component domain (module.Host.ServeDomain): a stanza
+// to it walks the sender's Outbound chain as one to a remote domain would,
+// then goes to the module's handler instead of Remote.
+//
 // The path of a stanza a client sends: the session stamps 'from' and calls
 // RouteFrom; the sender's host runs its Outbound chain (Filter, Policy,
 // Process); unless a hook took care of it, the stanza is dispatched: to a
@@ -76,6 +80,9 @@ type Router struct {
 	httpURL func(string) string
 
 	hosts map[string]*Host // set before Start, read-only after
+	// served are the component domains modules serve (ServeDomain): set
+	// while hosts provision, read-only after.
+	served map[string]served
 
 	mu       sync.RWMutex
 	accounts map[string][]*resource // bare JID → resources (copy on write)
@@ -97,6 +104,7 @@ func New(cfg Config) *Router {
 		remote:   cfg.Remote,
 		httpURL:  cfg.HTTPBaseURL,
 		hosts:    map[string]*Host{},
+		served:   map[string]served{},
 		accounts: map[string][]*resource{},
 	}
 }
@@ -105,6 +113,12 @@ func New(cfg Config) *Router {
 func (r *Router) IsLocal(domain string) bool {
 	_, ok := r.hosts[domain]
 	return ok
+}
+
+// ServedBy returns the ID of the module that serves domain as a component
+// (module.Host.ServeDomain), or "".
+func (r *Router) ServedBy(domain string) string {
+	return r.served[domain].module
 }
 
 // Host returns the virtual host for domain, or nil.
@@ -332,6 +346,12 @@ func (r *Router) target(s *stanza.Stanza, origin module.Resource) module.Target 
 func (r *Router) dispatch(ctx context.Context, p *module.Packet) {
 	s := p.Stanza
 	if p.Target == module.ToRemote {
+		if c, ok := r.served[s.To.Domain()]; ok {
+			if err := c.handler(ctx, p); err != nil {
+				r.bounce(ctx, s, err)
+			}
+			return
+		}
 		if err := r.remote.RouteRemote(ctx, s); err != nil {
 			r.bounce(ctx, s, err)
 		}

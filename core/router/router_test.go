@@ -350,3 +350,95 @@ func TestHookReplacesStanza(t *testing.T) {
 		t.Fatalf("the hook's replacement was not delivered: %s", got.El)
 	}
 }
+
+// component is a module that serves a domain: it echoes messages back from
+// the JID they were sent to, refuses IQs, and records what it saw.
+type component struct {
+	domain string
+	seen   atomic.Int32
+	origin atomic.Bool
+	host   module.Host
+}
+
+func (c *component) Provision(h module.Host) error {
+	c.host = h
+	return h.ServeDomain(c.domain, func(ctx context.Context, p *module.Packet) error {
+		c.seen.Add(1)
+		c.origin.Store(p.Origin != nil)
+		s := p.Stanza
+		if s.Kind == stanza.KindIQ {
+			return stanza.ErrFeatureNotImplemented("no")
+		}
+		reply := stanza.NewMessage(s.To, s.From, "chat", "")
+		reply.El.Append(stanza.New(stanza.NSClient, "body").SetText("echo"))
+		h.Route(ctx, reply)
+		return nil
+	})
+}
+
+func TestServeDomain(t *testing.T) {
+	comp := &component{domain: "conference.example.com"}
+	var inbound atomic.Int32
+	hook := &testModule{provision: func(h module.Host) error {
+		h.Hook(module.Inbound, module.Process, func(_ context.Context, p *module.Packet) (module.Verdict, error) {
+			if p.Stanza.From.Domain() == "conference.example.com" {
+				inbound.Add(1)
+			}
+			return module.Continue, nil
+		})
+		return nil
+	}}
+	srv := modtest.New(t, modtest.Options{},
+		router.Enabled{Info: module.Info{ID: "comp"}, Module: comp},
+		router.Enabled{Info: module.Info{ID: "hook"}, Module: hook})
+	srv.Account("alice")
+	alice := srv.Connect("alice@example.com/laptop")
+	available(t, srv, alice, 0)
+
+	alice.SendXML("<message to='room@conference.example.com/nick' type='chat'><body>hi</body></message>")
+	got := alice.Next(isMessage("echo"))
+	if got.From.String() != "room@conference.example.com/nick" {
+		t.Fatalf("echo from %s", got.From)
+	}
+	if comp.seen.Load() != 1 || !comp.origin.Load() {
+		t.Fatalf("component saw %d stanzas (origin %v), want 1 with origin", comp.seen.Load(), comp.origin.Load())
+	}
+	if inbound.Load() != 1 {
+		t.Fatalf("the reply walked the Inbound chain %d times, want 1", inbound.Load())
+	}
+
+	alice.SendXML("<iq to='conference.example.com' type='get' id='q1'><query xmlns='urn:x'/></iq>")
+	if e := alice.NextIQ("q1"); modtest.ErrorCondition(e) != stanza.FeatureNotImplemented || e.From.String() != "conference.example.com" {
+		t.Fatalf("IQ answer: %s", e.El)
+	}
+
+	// Other domains still go to Remote.
+	alice.SendXML("<message to='bob@elsewhere.example' type='chat'><body>x</body></message>")
+	alice.Next(isError(stanza.RemoteServerNotFound))
+	if srv.Host.Domain().String() != "example.com" || srv.Router.IsLocal("conference.example.com") {
+		t.Fatal("a served domain must not count as a virtual host")
+	}
+
+	t.Run("conflicts", func(t *testing.T) {
+		r := router.New(router.Config{})
+		if _, err := r.AddHost(jid.MustParse("a.example"), []router.Enabled{
+			{Info: module.Info{ID: "c1"}, Module: &component{domain: "muc.a.example"}},
+			{Info: module.Info{ID: "c2"}, Module: &component{domain: "muc.a.example"}},
+		}); err == nil || !strings.Contains(err.Error(), "served by module c1") {
+			t.Fatalf("second ServeDomain: %v", err)
+		}
+		for _, d := range []string{"c.example", "user@b.example", "b.example/res", ""} {
+			if _, err := r.AddHost(jid.MustParse("c.example"), []router.Enabled{
+				{Info: module.Info{ID: "c"}, Module: &component{domain: d}}}); err == nil {
+				t.Errorf("ServeDomain(%q) succeeded", d)
+			}
+		}
+		if _, err := r.AddHost(jid.MustParse("a.example"), []router.Enabled{
+			{Info: module.Info{ID: "c"}, Module: &component{domain: "muc.a.example"}}}); err != nil {
+			t.Fatalf("a failed host must release its domains: %v", err)
+		}
+		if _, err := r.AddHost(jid.MustParse("muc.a.example"), nil); err == nil {
+			t.Fatal("a served domain became a host")
+		}
+	})
+}

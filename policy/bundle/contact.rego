@@ -51,6 +51,21 @@ allow contains "business_contact" if {
 	input.to.kind == "employee"
 }
 
+# Rooms (muc.join: to is empty, room is set): employees join any room of
+# this server; who may join a members-only room is the room's own member
+# list. Guests and business contacts join no room unless a rule in
+# policy.dir opens one to them, e.g.
+#   allow contains "project_room" if {
+#       input.action == "muc.join"
+#       input.room == "acme-project@conference.example.com"
+#   }
+# An invitation (muc.invite) is decided like any contact between the
+# inviter (from) and the invitee (to).
+allow contains "room" if {
+	input.action == "muc.join"
+	input.from.kind == "employee"
+}
+
 # Nobody reaches a disabled account.
 deny contains {
 	"reason": "account_disabled",
@@ -59,6 +74,11 @@ deny contains {
 
 # Why not, when no rule allows: the most specific explanation first.
 refusal := {
+	"reason": "room_not_allowed",
+	"message": "Guests and business contacts can only join the rooms the policy opens to them.",
+} if {
+	input.action == "muc.join"
+} else := {
 	"reason": "guest_not_sponsored",
 	"message": "Guests can only chat with the employees who sponsor them.",
 } if {

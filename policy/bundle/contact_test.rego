@@ -85,3 +85,25 @@ test_every_action_is_decided if {
 		decide(object.union(msg(anna, ben), {"action": action})).allow
 	}
 }
+
+join(from, room) := {"action": "muc.join", "stanza_type": "", "from": from, "to": lib.party("", ""), "room": room}
+
+test_employees_join_rooms if {
+	d := decide(join(anna, "team@conference.example.com"))
+	d.allow
+	d.reason == "room"
+	decide(join(newbie, "team@conference.example.com")).allow
+}
+
+test_guests_and_externals_join_no_room_by_default if {
+	every p in [gus, gil, cora] {
+		d := decide(join(p, "team@conference.example.com"))
+		not d.allow
+		d.reason == "room_not_allowed"
+	}
+}
+
+test_invitation_is_a_contact_between_inviter_and_invitee if {
+	decide(object.union(msg(anna, gus), {"action": "muc.invite", "room": "team@conference.example.com"})).allow
+	not decide(object.union(msg(gil, ben), {"action": "muc.invite", "room": "team@conference.example.com"})).allow
+}

@@ -311,9 +311,17 @@ func (d *disco) hostItems(ctx context.Context, iq *module.IQ) (*stanza.Element, 
 	if iq.Payload().Get("node") != "" {
 		return nil, stanza.ErrItemNotFound("")
 	}
-	// No items yet: components (conference.DOMAIN, upload.DOMAIN) will be
-	// listed here.
-	return stanza.New(NSItems, "query"), nil
+	// The host's components (conference.DOMAIN, ...), as modules declared
+	// them.
+	q := stanza.New(NSItems, "query")
+	for _, it := range d.host.DiscoInfo(module.ToHost).Items {
+		item := stanza.New(NSItems, "item").Set("jid", it.JID.String())
+		if it.Name != "" {
+			item.Set("name", it.Name)
+		}
+		q.Append(item)
+	}
+	return q, nil
 }
 
 func (d *disco) accountInfo(ctx context.Context, iq *module.IQ) (*stanza.Element, error) {

@@ -449,3 +449,26 @@ func TestConcurrentFirstUse(t *testing.T) {
 		}
 	}
 }
+
+// component declares a component of the host, as the muc module does.
+type component struct{}
+
+func (component) Provision(h module.Host) error {
+	h.AddDisco(module.ToHost, module.Disco{Items: []module.DiscoItem{
+		{JID: jid.MustParse("conference.example.com"), Name: "Chatrooms"},
+		{JID: jid.MustParse("upload.example.com")},
+	}})
+	return nil
+}
+
+func TestHostItemsListComponents(t *testing.T) {
+	srv := modtest.New(t, modtest.Options{}, modtest.Module(t, "disco"),
+		router.Enabled{Info: module.Info{ID: "component"}, Module: component{}})
+	srv.Account("alice")
+	a := srv.Connect("alice@example.com/phone")
+	a.SendXML(`<iq type='get' id='q' to='example.com'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
+	want := `<query xmlns='http://jabber.org/protocol/disco#items'><item jid='conference.example.com' name='Chatrooms'/><item jid='upload.example.com'/></query>`
+	if got := a.NextIQ("q").Payload().String(); got != want {
+		t.Fatalf("items %s, want %s", got, want)
+	}
+}

@@ -196,7 +196,7 @@ func init() {
 		Description: "Message archive: archives one-to-one messages of both parties, archive queries and preferences (needs an archive)",
 		Specs: []module.Spec{
 			{ID: "XEP-0313", Name: "Message Archive Management", Version: "1.1.3", Status: module.Partial,
-				Note: "user archives with the #extended features; no room archives, no include-groupchat; needs archive.enabled"},
+				Note: "user archives with the #extended features (room archives: module muc); no include-groupchat; needs archive.enabled"},
 			{ID: "XEP-0441", Name: "Message Archive Management Preferences", Version: "0.2.0", Status: module.Complete},
 			{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Version: "0.7.0", Status: module.Partial,
 				Note: "stanza-id of the recipient's archive; origin-id kept; none yet on carbons of sent messages"},

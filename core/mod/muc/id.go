@@ -1,0 +1,83 @@
+package muc
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"sync"
+	"time"
+)
+
+// idLen is the length of an archive id: a UUID in canonical text.
+const idLen = 36
+
+// idGen mints archive ids (the same scheme as core/mod/mam, whose ids
+// share the archive; modules do not import each other): UUIDv7 (RFC 9562 §5.7) in canonical lowercase
+// text, the form the archive package requires. The 48-bit timestamp is
+// milliseconds since 1970; the 74 bits around the version and variant are
+// random.
+//
+// Within one millisecond, or when the clock steps back, the next id is the
+// previous one with a random increment of 1 to 2^32 added to its 74 random
+// bits, carried into the timestamp on overflow (RFC 9562 §6.2, method 2,
+// "monotonic random"). So the ids of one generator strictly increase, as
+// bytes and as text, without a counter that would tell how many messages
+// the server handles (XEP-0359, Security Considerations), and each keeps
+// at least 32 unpredictable bits. A fresh millisecond gets 74 fresh random
+// bits.
+type idGen struct {
+	now func() time.Time
+
+	mu sync.Mutex
+	// The last id, guarded by mu: ms (48 bits), then the random bits, hi
+	// (the 12 of rand_a) and lo (the 62 of rand_b).
+	ms, lo uint64
+	hi     uint16
+}
+
+func newIDGen(now func() time.Time) *idGen { return &idGen{now: now} }
+
+const (
+	loBits = 62
+	hiBits = 12
+)
+
+// next returns a new id.
+func (g *idGen) next() string {
+	var r [12]byte // 10 bytes for 74 fresh bits, or 4 for an increment
+	_, _ = rand.Read(r[:])
+	ms := uint64(max(g.now().UnixMilli(), 0)) & (1<<48 - 1)
+
+	g.mu.Lock()
+	if ms > g.ms {
+		g.ms = ms
+		g.hi = binary.BigEndian.Uint16(r[0:2]) & (1<<hiBits - 1)
+		g.lo = binary.BigEndian.Uint64(r[2:10]) & (1<<loBits - 1)
+	} else {
+		g.lo += uint64(binary.BigEndian.Uint32(r[8:12])) + 1
+		if g.lo >= 1<<loBits {
+			g.lo -= 1 << loBits
+			if g.hi++; g.hi == 1<<hiBits {
+				g.hi = 0
+				g.ms++
+			}
+		}
+	}
+	ms, hi, lo := g.ms, g.hi, g.lo
+	g.mu.Unlock()
+
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[0:8], ms<<16|0x7000|uint64(hi))
+	binary.BigEndian.PutUint64(b[8:16], 1<<63|lo)
+	var out [idLen]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], b[10:16])
+	return string(out[:])
+}

@@ -1,0 +1,421 @@
+package muc
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"kontor.im/kontor/core/dataform"
+	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/module"
+	"kontor.im/kontor/core/rsm"
+	"kontor.im/kontor/core/stanza"
+	"kontor.im/kontor/core/storage"
+	"kontor.im/kontor/core/xmlstream"
+)
+
+// iq answers an IQ get or set to a room or an occupant; the result is the
+// payload of the reply.
+func (m *Module) iq(ctx context.Context, s *stanza.Stanza) (*stanza.Element, error) {
+	q := s.Payload()
+	if q == nil {
+		return nil, stanza.ErrBadRequest("an IQ get or set needs a payload")
+	}
+	r := m.lookup(s.To.Bare())
+	if r == nil {
+		return nil, stanza.ErrItemNotFound("no such room")
+	}
+	if s.To.Resource() != "" {
+		return m.occupantIQ(r, s, q)
+	}
+	switch {
+	case s.Type == "get" && q.Name.Space == NSDiscoInfo && q.Name.Local == "query":
+		return r.discoInfo(m.archive != nil), nil
+	case s.Type == "get" && q.Name.Space == NSDiscoItem && q.Name.Local == "query":
+		return stanza.New(NSDiscoItem, "query"), nil
+	case q.Name.Space == NSAdmin && q.Name.Local == "query":
+		return m.admin(ctx, r, s, q)
+	case q.Name.Space == NSOwner && q.Name.Local == "query":
+		res, err := m.owner(r, s, q)
+		if err == nil && s.Type == "set" {
+			m.persist(ctx, r)
+		}
+		return res, err
+	case m.archive != nil && q.Name.Space == NSMAM && q.Name.Local == "query":
+		return m.mam(ctx, r, s, q)
+	}
+	return nil, stanza.ErrServiceUnavailable("")
+}
+
+// occupantIQ answers IQs to an occupant's room JID: self-ping (XEP-0410)
+// when the sender is that occupant; anything else is not relayed (real
+// JIDs stay hidden).
+func (m *Module) occupantIQ(r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, error) {
+	r.mu.Lock()
+	o := r.byJID[s.From]
+	self := o != nil && o.nick == s.To.Resource()
+	r.mu.Unlock()
+	switch {
+	case o == nil:
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable, Text: "you are not in this room"}
+	case self && q.Name.Space == NSSelfPing && q.Name.Local == "ping" && s.Type == "get":
+		return nil, nil
+	}
+	return nil, stanza.ErrFeatureNotImplemented("IQs are not relayed to occupants")
+}
+
+func (r *room) discoInfo(archive bool) *stanza.Element {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	name := r.cfg.Name
+	if name == "" {
+		name = r.jid.Local()
+	}
+	q := stanza.New(NSDiscoInfo, "query").Append(
+		stanza.New(NSDiscoInfo, "identity").Set("category", "conference").Set("type", "text").Set("name", name),
+		feature(NS), feature(NSStableID), feature(NSOccupant), feature(NSSelfPing))
+	add := func(on bool, yes, no string) {
+		if on {
+			q.Append(feature(yes))
+		} else if no != "" {
+			q.Append(feature(no))
+		}
+	}
+	add(r.cfg.Public, "muc_public", "muc_hidden")
+	add(r.cfg.Persistent, "muc_persistent", "muc_temporary")
+	add(r.cfg.MembersOnly, "muc_membersonly", "muc_open")
+	add(r.cfg.Moderated, "muc_moderated", "muc_unmoderated")
+	add(r.cfg.WhoIs == "anyone", "muc_nonanonymous", "muc_semianonymous")
+	add(r.cfg.Password != "", "muc_passwordprotected", "muc_unsecured")
+	add(archive, NSMAM, "")
+	info := dataform.New(dataform.TypeResult, NSRoomInfo,
+		dataform.Field{Var: "muc#roominfo_description", Values: []string{r.cfg.Description}},
+		dataform.Field{Var: "muc#roominfo_subject", Values: []string{r.subject}},
+		dataform.Field{Var: "muc#roominfo_occupants", Values: []string{strconv.Itoa(len(r.occupants))}},
+	)
+	return q.Append(info.Element())
+}
+
+// admin handles muc#admin: a set changes roles (by nick) or affiliations
+// (by JID); a get lists an affiliation or role.
+func (m *Module) admin(ctx context.Context, r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, error) {
+	var items []*stanza.Element
+	q.Children(func(c *stanza.Element) bool {
+		if c.Name.Space == NSAdmin && c.Name.Local == "item" {
+			items = append(items, c)
+		}
+		return true
+	})
+	if len(items) == 0 {
+		return nil, stanza.ErrBadRequest("no item")
+	}
+	r.mu.Lock()
+	actor := r.byJID[s.From]
+	actorAff := r.affiliation(s.From)
+	actorRole := ""
+	if actor != nil {
+		actorRole = actor.role
+	}
+	if s.Type == "get" {
+		defer r.mu.Unlock()
+		if actorRole != Moderator && rank(actorAff) < rank(Admin) {
+			return nil, stanza.ErrForbidden("only moderators see these lists")
+		}
+		res := stanza.New(NSAdmin, "query")
+		it := items[0]
+		switch {
+		case it.Get("affiliation") != "":
+			want := it.Get("affiliation")
+			for bare, a := range r.affiliations {
+				if a == want {
+					res.Append(stanza.New(NSAdmin, "item").Set("affiliation", a).Set("jid", bare))
+				}
+			}
+		case it.Get("role") != "":
+			for _, o := range r.occupants {
+				if o.role == it.Get("role") {
+					res.Append(stanza.New(NSAdmin, "item").Set("role", o.role).Set("nick", o.nick).
+						Set("affiliation", o.affiliation).Set("jid", o.real.String()))
+				}
+			}
+		default:
+			return nil, stanza.ErrBadRequest("ask for an affiliation or a role")
+		}
+		return res, nil
+	}
+	var out []outgoing
+	var err error
+	for _, it := range items {
+		var o []outgoing
+		o, err = r.adminSetLocked(s.From, actorRole, actorAff, it)
+		if err != nil {
+			break
+		}
+		out = append(out, o...)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err // earlier items of the same request stay applied
+	}
+	m.send(ctx, out)
+	m.persist(ctx, r)
+	m.maybeEnd(r)
+	return nil, nil
+}
+
+// adminSetLocked applies one admin item.
+func (r *room) adminSetLocked(by jid.JID, actorRole, actorAff string, it *stanza.Element) ([]outgoing, error) {
+	reason := it.ChildText(NSAdmin, "reason")
+	if role := it.Get("role"); role != "" {
+		o := r.occupants[it.Get("nick")]
+		if o == nil {
+			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable, Text: "no occupant with this nickname"}
+		}
+		if actorRole != Moderator {
+			return nil, stanza.ErrForbidden("only moderators change roles")
+		}
+		if role != Participant && role != Visitor && role != Moderator && role != None {
+			return nil, stanza.ErrBadRequest("unknown role")
+		}
+		// A moderator may not kick or silence someone of higher
+		// affiliation, and only admins and owners grant moderation.
+		if rank(o.affiliation) > rank(actorAff) || (role == Moderator && rank(actorAff) < rank(Admin)) ||
+			(o.role == Moderator && rank(o.affiliation) >= rank(Admin) && role != Moderator) {
+			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "you may not change this occupant's role"}
+		}
+		if role == None {
+			return r.removeLocked(o, []string{"307"}, reason), nil
+		}
+		o.role = role
+		return r.broadcastPresence(o, "", nil, nil), nil
+	}
+	aff := it.Get("affiliation")
+	target, err := jid.Parse(it.Get("jid"))
+	if err != nil || aff == "" {
+		return nil, stanza.ErrBadRequest("an affiliation item needs jid and affiliation")
+	}
+	target = target.Bare()
+	if rank(aff) == 0 && aff != Outcast {
+		return nil, stanza.ErrBadRequest("unknown affiliation")
+	}
+	cur := r.affiliation(target)
+	switch {
+	case rank(actorAff) < rank(Admin):
+		return nil, stanza.ErrForbidden("only admins and owners change affiliations")
+	case actorAff == Admin && (rank(cur) >= rank(Admin) || rank(aff) >= rank(Admin)):
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "only owners grant or revoke admin and owner"}
+	case cur == Owner && aff != Owner && r.owners() == 1:
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "a room needs an owner"}
+	}
+	if aff == None {
+		delete(r.affiliations, target.String())
+	} else {
+		r.affiliations[target.String()] = aff
+	}
+	var out []outgoing
+	for _, o := range r.occupants {
+		if o.real.Bare() != target {
+			continue
+		}
+		switch {
+		case aff == Outcast:
+			out = append(out, r.removeLocked(o, []string{"301"}, reason)...)
+		case r.cfg.MembersOnly && rank(aff) < rank(Member):
+			out = append(out, r.removeLocked(o, []string{"321"}, reason)...)
+		default:
+			o.affiliation, o.role = aff, r.roleFor(aff)
+			out = append(out, r.broadcastPresence(o, "", nil, nil)...)
+		}
+	}
+	return out, nil
+}
+
+func (r *room) owners() int {
+	n := 0
+	for _, a := range r.affiliations {
+		if a == Owner {
+			n++
+		}
+	}
+	return n
+}
+
+// owner handles muc#owner: the configuration form (get) and its
+// submission (set). Only owners may.
+func (m *Module) owner(r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.affiliation(s.From) != Owner {
+		return nil, stanza.ErrForbidden("only owners configure the room")
+	}
+	if s.Type == "get" {
+		return stanza.New(NSOwner, "query").Append(r.cfg.Form().Element()), nil
+	}
+	x := q.Child(dataform.NS, "x")
+	if x == nil {
+		return nil, stanza.ErrBadRequest("a configuration form is needed (room destruction is not supported)")
+	}
+	f, err := dataform.Parse(x)
+	if err != nil {
+		return nil, stanza.ErrBadRequest(err.Error())
+	}
+	if f.Type == dataform.TypeCancel {
+		return nil, nil
+	}
+	cfg, err := r.cfg.ApplyForm(f)
+	if err != nil {
+		return nil, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: err.Error()}
+	}
+	r.cfg = cfg
+	return nil, nil
+}
+
+// mam answers an archive query addressed to the room (XEP-0313 §5): in
+// an open room anyone but outcasts may query, in a members-only room its
+// occupants and members.
+func (m *Module) mam(ctx context.Context, r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, error) {
+	r.mu.Lock()
+	allowed := r.byJID[s.From] != nil || (r.cfg.MembersOnly && rank(r.affiliation(s.From)) >= rank(Member)) ||
+		(!r.cfg.MembersOnly && r.affiliation(s.From) != Outcast)
+	r.mu.Unlock()
+	if !allowed {
+		return nil, stanza.ErrForbidden("only occupants and members may read this room's archive")
+	}
+	if s.Type == "get" {
+		return stanza.New(NSMAM, "query").Append(dataform.New(dataform.TypeForm, NSMAM,
+			dataform.Field{Var: "with", Type: dataform.JIDSingle},
+			dataform.Field{Var: "start", Type: dataform.TextSingle},
+			dataform.Field{Var: "end", Type: dataform.TextSingle},
+			dataform.Field{Var: "after-id", Type: dataform.TextSingle},
+			dataform.Field{Var: "before-id", Type: dataform.TextSingle},
+			dataform.Field{Var: "ids", Type: dataform.ListMulti}).Element()), nil
+	}
+	aq, err := m.parseQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	aq.Owner = r.jid.String()
+	page, err := m.archive.Query(ctx, aq)
+	if err != nil {
+		var se stanza.Error
+		switch {
+		case errors.As(err, &se):
+			return nil, se
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, stanza.ErrItemNotFound("no message with this id in the archive")
+		}
+		return nil, err
+	}
+	queryID := q.Get("queryid")
+	for _, msg := range page.Messages {
+		m.host.Route(ctx, m.result(r.jid, s.From, queryID, msg))
+	}
+	set := rsm.Set{Count: page.Count, HasCount: page.Count >= 0}
+	if n := len(page.Messages); n > 0 {
+		set.First, set.Last = page.Messages[0].ID, page.Messages[n-1].ID
+	}
+	fin := stanza.New(NSMAM, "fin").Append(set.Element())
+	if page.Complete {
+		fin.Set("complete", "true")
+	}
+	return fin, nil
+}
+
+// parseQuery reads the filters (start, end) and the RSM paging of a query.
+func (m *Module) parseQuery(q *stanza.Element) (module.ArchiveQuery, error) {
+	aq := module.ArchiveQuery{Max: m.opts.PageSize}
+	if x := q.Child(dataform.NS, "x"); x != nil {
+		f, err := dataform.Parse(x)
+		if err != nil {
+			return aq, stanza.ErrBadRequest(err.Error())
+		}
+		for _, fld := range f.Fields {
+			v := ""
+			if len(fld.Values) > 0 {
+				v = fld.Values[0]
+			}
+			if v == "" && len(fld.Values) <= 1 {
+				continue // an empty field filters nothing (clients send them)
+			}
+			switch fld.Var {
+			case dataform.FormTypeVar:
+			case "start", "end":
+				t, err := time.Parse(time.RFC3339Nano, v)
+				if err != nil {
+					return aq, stanza.ErrBadRequest(fld.Var + " is not a date and time")
+				}
+				if fld.Var == "start" {
+					aq.Start = t
+				} else {
+					aq.End = t
+				}
+			case "with":
+				j, err := jid.Parse(v)
+				if err != nil {
+					return aq, stanza.ErrBadRequest("with is not a JID")
+				}
+				aq.With = j.String()
+			case "after-id":
+				aq.AfterID = v
+			case "before-id":
+				aq.BeforeID = v
+			case "ids":
+				if len(fld.Values) > m.opts.MaxPageSize {
+					return aq, stanza.Error{Type: stanza.Modify, Condition: stanza.PolicyViolation, Text: "too many ids"}
+				}
+				aq.IDs = fld.Values
+			default:
+				return aq, stanza.ErrFeatureNotImplemented("the field " + fld.Var + " is not supported")
+			}
+		}
+	}
+	if el := q.Child(rsm.NS, "set"); el != nil {
+		set, err := rsm.Parse(el)
+		if err != nil {
+			return aq, stanza.ErrBadRequest(err.Error())
+		}
+		if set.HasIndex {
+			return aq, stanza.ErrFeatureNotImplemented("index is not supported")
+		}
+		if set.HasMax {
+			aq.Max = min(set.Max, m.opts.MaxPageSize)
+			if aq.Max == 0 {
+				aq.Max = 1 // the count comes with any page
+			}
+		}
+		if set.After != "" {
+			aq.AfterID = set.After
+		}
+		if set.HasBefore {
+			aq.Last = true
+			if set.Before != "" {
+				aq.BeforeID = set.Before
+			}
+		}
+	}
+	return aq, nil
+}
+
+// result wraps one archived message for the requester.
+func (m *Module) result(room, to jid.JID, queryID string, a module.ArchivedMessage) *stanza.Stanza {
+	out := stanza.NewMessage(room, to, "", "")
+	res := stanza.New(NSMAM, "result").Set("id", a.ID)
+	if queryID != "" {
+		res.Set("queryid", queryID)
+	}
+	fwd := stanza.New(NSForward, "forwarded").Append(
+		stanza.New(NSDelay, "delay").Set("stamp", a.Time.UTC().Format("2006-01-02T15:04:05.000000Z")))
+	if el, err := parseStored(a.Stanza); err == nil {
+		fwd.Append(el)
+	} else {
+		m.log.Error("archived room message does not parse", "room", room.String(), "archive_id", a.ID, "err", err)
+	}
+	out.El.Append(res.Append(fwd))
+	return out
+}
+
+// parseStored parses an archived message.
+func parseStored(b []byte) (*stanza.Element, error) {
+	return xmlstream.ParseElement(b, xmlstream.Limits{MaxStanzaBytes: len(b) + 1024})
+}
