@@ -1,0 +1,325 @@
+package main
+
+// End-to-end tests of the HTTPS listener: XMPP over WebSocket (RFC 7395)
+// with mellium.im/xmpp's websocket package as the client, XEP-0156
+// discovery, origins and the connection limit.
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	cws "github.com/coder/websocket"
+	"mellium.im/sasl"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	xws "mellium.im/xmpp/websocket"
+)
+
+// wsURL is the WebSocket endpoint of the test server.
+func (ts *testServer) wsURL() string {
+	_, port, _ := net.SplitHostPort(ts.addr("https"))
+	return "wss://" + net.JoinHostPort(e2eDomain, port) + webSocketPath
+}
+
+// httpsOrigin is the listener's own origin.
+func (ts *testServer) httpsOrigin() string {
+	_, port, _ := net.SplitHostPort(ts.addr("https"))
+	return "https://" + net.JoinHostPort(e2eDomain, port)
+}
+
+// httpsClient trusts the server's certificate and dials the listener
+// for any host name.
+func (ts *testServer) httpsClient() *http.Client {
+	addr := ts.addr("https")
+	return &http.Client{Timeout: e2eWait, Transport: &http.Transport{
+		TLSClientConfig: ts.tlsConfig(),
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// melliumDialer is mellium's WebSocket dialer for the test server.
+// mellium v0.22.0 takes a session as encrypted (and offers SASL) only when
+// the Origin's scheme is wss (websocket.NewSession looks at the client
+// connection's LocalAddr, which x/net/websocket sets to the Origin), so the
+// origin is the listener's own host with that scheme.
+func (ts *testServer) melliumDialer(cl *http.Client) *xws.Dialer {
+	_, port, _ := net.SplitHostPort(ts.addr("https"))
+	return &xws.Dialer{Origin: "wss://" + net.JoinHostPort(e2eDomain, port), TLSConfig: ts.tlsConfig(), Client: cl}
+}
+
+// dialWS logs in over WebSocket with mellium and serves the session.
+func (ts *testServer) dialWS(t *testing.T, user, password string, mechs ...sasl.Mechanism) *testClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	conn, err := ts.melliumDialer(nil).DialDirect(ctx, ts.wsURL())
+	if err != nil {
+		t.Fatalf("websocket dial: %v", err)
+	}
+	if len(mechs) == 0 {
+		mechs = allMechanisms
+	}
+	s, err := xws.NewSession(ctx, jid.MustParse(bare(user)), conn, xmpp.SASL("", password, mechs...), xmpp.BindResource())
+	if err != nil {
+		conn.Close()
+		t.Fatalf("login over websocket as %s: %v\nserver log:\n%s", bare(user), err, ts.logs)
+	}
+	return ts.serve(t, user+" (websocket)", s, conn)
+}
+
+func TestWebSocketE2E(t *testing.T) {
+	ts := startTestServer(t, "sqlite", nil)
+	ts.addUser(t, "alice", "alice-secret")
+	ts.addUser(t, "bob", "bob-secret")
+
+	for _, tc := range []struct {
+		name string
+		mech sasl.Mechanism
+	}{
+		// mellium's WebSocket client (x/net/websocket) cannot reach its
+		// TLS connection, so it cannot do -PLUS; TestWebSocketChannelBinding
+		// does.
+		{"SCRAM-SHA-256", sasl.ScramSha256}, {"SCRAM-SHA-1", sasl.ScramSha1}, {"PLAIN", sasl.Plain},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			alice := ts.dialWS(t, "alice", "alice-secret", tc.mech)
+			bob := ts.dial(t, "bob", "bob-secret")
+			if got := alice.JID().Bare().String(); got != bare("alice") {
+				t.Fatalf("bound JID %s", got)
+			}
+			body := "over the web with " + tc.name
+			alice.chat(t, bob.JID().String(), body)
+			m := bob.Messages.expect(t, "bob gets alice's message", func(n xmlNode) bool { return n.body() == body })
+			if from := m.attr("from"); from != alice.JID().String() {
+				t.Errorf("from = %q, want %q", from, alice.JID())
+			}
+			reply := "and back over TCP " + tc.name
+			bob.chat(t, alice.JID().String(), reply)
+			alice.Messages.expect(t, "alice gets bob's reply", func(n xmlNode) bool { return n.body() == reply })
+			alice.close()
+			bob.close()
+		})
+	}
+}
+
+func TestWebSocketWrongPassword(t *testing.T) {
+	ts := startTestServer(t, "sqlite", nil)
+	ts.addUser(t, "alice", "alice-secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	conn, err := ts.melliumDialer(nil).DialDirect(ctx, ts.wsURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := xws.NewSession(ctx, jid.MustParse(bare("alice")), conn, xmpp.SASL("", "wrong", sasl.ScramSha256), xmpp.BindResource()); err == nil {
+		t.Fatal("login with a wrong password succeeded")
+	}
+}
+
+// rawWS is a WebSocket for checks below what a client library does.
+func (ts *testServer) rawWS(t *testing.T, origin string) (*cws.Conn, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	h := http.Header{}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	return cws.Dial(ctx, ts.wsURL(), &cws.DialOptions{HTTPClient: ts.httpsClient(), HTTPHeader: h, Subprotocols: []string{"xmpp"}})
+}
+
+func readMsg(t *testing.T, c *cws.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("websocket read: %v", err)
+	}
+	return string(b)
+}
+
+func writeMsg(t *testing.T, c *cws.Conn, s string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	if err := c.Write(ctx, cws.MessageText, []byte(s)); err != nil {
+		t.Fatalf("websocket write: %v", err)
+	}
+}
+
+// TestWebSocketFraming checks RFC 7395's framing on the wire: <open/>,
+// standalone features without STARTTLS, <close/>, and the stanza size
+// limit.
+func TestWebSocketFraming(t *testing.T) {
+	ts := startTestServer(t, "sqlite", func(c *Config) { c.C2S.MaxStanzaBytes = 10000 })
+	c, _, err := ts.rawWS(t, ts.httpsOrigin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	writeMsg(t, c, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>")
+	open := readMsg(t, c)
+	if !strings.HasPrefix(open, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'") || !strings.Contains(open, "from='localhost'") {
+		t.Fatalf("open = %s", open)
+	}
+	features := readMsg(t, c)
+	var f struct {
+		XMLName    xml.Name
+		StartTLS   *struct{} `xml:"urn:ietf:params:xml:ns:xmpp-tls starttls"`
+		Mechanisms []string  `xml:"urn:ietf:params:xml:ns:xmpp-sasl mechanisms>mechanism"`
+	}
+	if err := xml.Unmarshal([]byte(features), &f); err != nil {
+		t.Fatalf("features %s are not a standalone document: %v", features, err)
+	}
+	if f.XMLName.Space != nsStreams || f.XMLName.Local != "features" || f.StartTLS != nil || len(f.Mechanisms) == 0 {
+		t.Fatalf("features = %s", features)
+	}
+	plus := false
+	for _, m := range f.Mechanisms {
+		plus = plus || strings.HasSuffix(m, "-PLUS")
+	}
+	if !plus {
+		t.Errorf("no channel binding offered over the HTTPS connection: %v", f.Mechanisms)
+	}
+	// A stanza over the limit ends the stream with policy-violation.
+	writeMsg(t, c, "<iq xmlns='jabber:client' type='get' id='big'><query xmlns='x'>"+strings.Repeat("a", 12000)+"</query></iq>")
+	errMsg := readMsg(t, c)
+	if !strings.Contains(errMsg, "policy-violation") || !strings.Contains(errMsg, "xmlns:stream=") {
+		t.Fatalf("after an oversized stanza: %s", errMsg)
+	}
+	if got := readMsg(t, c); got != "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>" {
+		t.Fatalf("after the error: %s", got)
+	}
+
+	// A clean close is answered with <close/>.
+	c2, _, err := ts.rawWS(t, ts.httpsOrigin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.CloseNow()
+	writeMsg(t, c2, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>")
+	readMsg(t, c2)
+	readMsg(t, c2)
+	writeMsg(t, c2, "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
+	if got := readMsg(t, c2); !strings.HasPrefix(got, "<close ") {
+		t.Fatalf("answer to <close/>: %s", got)
+	}
+}
+
+func TestWebSocketOrigin(t *testing.T) {
+	ts := startTestServer(t, "sqlite", func(c *Config) { c.HTTP.AllowedOrigins = []string{"chat.example.com"} })
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{ts.httpsOrigin(), true},
+		{"", true}, // not a browser
+		{"https://chat.example.com", true},
+		{"https://evil.example.net", false},
+	} {
+		c, resp, err := ts.rawWS(t, tc.origin)
+		if tc.ok != (err == nil) {
+			t.Errorf("origin %q: err = %v, want ok = %v", tc.origin, err, tc.ok)
+		}
+		if err == nil {
+			c.CloseNow()
+		} else if resp != nil && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("origin %q: status %d, want 403", tc.origin, resp.StatusCode)
+		}
+	}
+}
+
+func TestWebSocketLimit(t *testing.T) {
+	ts := startTestServer(t, "sqlite", func(c *Config) { c.HTTP.MaxWebSockets = 2 })
+	var open []*cws.Conn
+	for range 2 {
+		c, _, err := ts.rawWS(t, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, c)
+	}
+	_, resp, err := ts.rawWS(t, "")
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third connection: err = %v, resp = %v; want 503", err, resp)
+	}
+	open[0].Close(cws.StatusNormalClosure, "")
+	deadline := time.Now().Add(e2eWait)
+	for {
+		c, _, err := ts.rawWS(t, "")
+		if err == nil {
+			c.CloseNow()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a slot did not free up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	open[1].CloseNow()
+}
+
+func TestHostMeta(t *testing.T) {
+	ts := startTestServer(t, "sqlite", nil)
+	cl := ts.httpsClient()
+	resp, err := cl.Get("https://localhost/.well-known/host-meta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var xrd struct {
+		Links []struct {
+			Rel  string `xml:"rel,attr"`
+			Href string `xml:"href,attr"`
+		} `xml:"http://docs.oasis-open.org/ns/xri/xrd-1.0 Link"`
+	}
+	if err := xml.Unmarshal(body, &xrd); err != nil || len(xrd.Links) != 1 {
+		t.Fatalf("host-meta %s: %v", body, err)
+	}
+	if xrd.Links[0].Rel != "urn:xmpp:alt-connections:websocket" || xrd.Links[0].Href != ts.wsURL() {
+		t.Errorf("host-meta link = %+v, want %s", xrd.Links[0], ts.wsURL())
+	}
+	resp, err = cl.Get("https://localhost/.well-known/host-meta.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js struct {
+		Links []struct{ Rel, Href string } `json:"links"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&js)
+	resp.Body.Close()
+	if err != nil || len(js.Links) != 1 || js.Links[0].Href != ts.wsURL() {
+		t.Fatalf("host-meta.json: %+v, %v", js, err)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+		t.Errorf("CORS header = %q", got)
+	}
+	// mellium discovers the endpoint through it and logs in.
+	ts.addUser(t, "alice", "alice-secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	d := ts.melliumDialer(cl)
+	conn, err := d.Dial(ctx, jid.MustParse(bare("alice")))
+	if err != nil {
+		t.Fatalf("dial by discovery: %v", err)
+	}
+	defer conn.Close()
+	s, err := xws.NewSession(ctx, jid.MustParse(bare("alice")), conn, xmpp.SASL("", "alice-secret", sasl.ScramSha256), xmpp.BindResource())
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	s.Close()
+}
