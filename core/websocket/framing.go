@@ -164,16 +164,10 @@ func streamHeader(attrs []xml.Attr) []byte {
 }
 
 func appendEscaped(b []byte, s string) []byte {
-	var w bytes.Buffer
-	_ = xml.EscapeText(&w, []byte(s))
-	for _, c := range w.Bytes() {
-		if c == '\'' {
-			b = append(b, "&apos;"...)
-			continue
-		}
-		b = append(b, c)
-	}
-	return b
+	// EscapeText escapes quotes too (' as &#39;).
+	w := bytes.NewBuffer(b)
+	_ = xml.EscapeText(w, []byte(s))
+	return w.Bytes()
 }
 
 // openElement renders the server's <open/>.
