@@ -2,8 +2,8 @@ package main
 
 // The browser test: headless Chromium (Debian's chromium package) loads a
 // page that uses a real XMPP JavaScript client (Strophe.js from npm,
-// pinned by testdata/browser/package-lock.json) to log in over WebSocket
-// and exchange messages with a mellium client on TCP. The page reports
+// pinned by testdata/browser/package-lock.json) to log in over WebSocket,
+// and over BOSH, and exchange messages with a mellium client on TCP. The page reports
 // what it received with a POST to the test's own page server; the test
 // checks both directions.
 
@@ -215,9 +215,19 @@ func runChromium(t *testing.T, chromium, url string) {
 	})
 }
 
-func TestBrowserWebSocket(t *testing.T) {
+func TestBrowser(t *testing.T) {
 	chromium := needTool(t, "chromium", "chromium")
 	mods := browserClient(t)
+	for _, transport := range []string{"websocket", "bosh"} {
+		t.Run(transport, func(t *testing.T) {
+			testBrowser(t, chromium, mods, transport)
+		})
+	}
+}
+
+// testBrowser: Strophe.js in Chromium logs in as alice over the transport
+// and exchanges messages with bob, a mellium client on TCP.
+func testBrowser(t *testing.T, chromium, mods, transport string) {
 	origin, results := pageServer(t, mods)
 	u, _ := url.Parse(origin)
 	ts := startTestServer(t, "sqlite", func(c *Config) { c.HTTP.AllowedOrigins = []string{u.Host} })
@@ -226,17 +236,22 @@ func TestBrowserWebSocket(t *testing.T) {
 	bob := ts.dial(t, "bob", "bob-secret", withResource("tcp"))
 
 	q := url.Values{}
-	q.Set("service", ts.wsURL())
+	if transport == "bosh" {
+		q.Set("service", ts.httpsOrigin()+boshPath)
+	} else {
+		q.Set("service", ts.wsURL())
+	}
 	q.Set("jid", bare("alice")+"/browser")
 	q.Set("password", "alice-secret")
 	q.Set("peer", bob.JID().String())
-	q.Set("body", "hello from the browser")
+	body := "hello from the browser over " + transport
+	q.Set("body", body)
 	runChromium(t, chromium, origin+"/page.html?"+q.Encode())
 
 	// Chromium's first start takes a while on a busy machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	m, err := bob.Messages.take(ctx, func(n xmlNode) bool { return n.body() == "hello from the browser" })
+	m, err := bob.Messages.take(ctx, func(n xmlNode) bool { return n.body() == body })
 	if err != nil {
 		select {
 		case res := <-results:
@@ -249,14 +264,15 @@ func TestBrowserWebSocket(t *testing.T) {
 	if !strings.HasPrefix(from, bare("alice")+"/") {
 		t.Fatalf("message from %q", from)
 	}
-	bob.chat(t, from, "hello back from TCP")
+	reply := "hello back from TCP to " + transport
+	bob.chat(t, from, reply)
 	select {
 	case res := <-results:
-		if !res.OK || res.Reply != "hello back from TCP" {
+		if !res.OK || res.Reply != reply {
 			t.Fatalf("the page reports %+v", res)
 		}
 		t.Logf("browser session %s (SASL %s) got the reply", res.JID, res.Mechanism)
 	case <-time.After(30 * time.Second):
-		t.Fatal("the page reported nothing")
+		t.Fatalf("the page reported nothing; server log:\n%s", ts.logs)
 	}
 }

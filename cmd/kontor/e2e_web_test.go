@@ -286,11 +286,14 @@ func TestHostMeta(t *testing.T) {
 			Href string `xml:"href,attr"`
 		} `xml:"http://docs.oasis-open.org/ns/xri/xrd-1.0 Link"`
 	}
-	if err := xml.Unmarshal(body, &xrd); err != nil || len(xrd.Links) != 1 {
+	if err := xml.Unmarshal(body, &xrd); err != nil || len(xrd.Links) != 2 {
 		t.Fatalf("host-meta %s: %v", body, err)
 	}
 	if xrd.Links[0].Rel != "urn:xmpp:alt-connections:websocket" || xrd.Links[0].Href != ts.wsURL() {
 		t.Errorf("host-meta link = %+v, want %s", xrd.Links[0], ts.wsURL())
+	}
+	if xrd.Links[1].Rel != "urn:xmpp:alt-connections:xbosh" || xrd.Links[1].Href != ts.httpsOrigin()+boshPath {
+		t.Errorf("host-meta link = %+v, want %s", xrd.Links[1], ts.httpsOrigin()+boshPath)
 	}
 	resp, err = cl.Get("https://localhost/.well-known/host-meta.json")
 	if err != nil {
@@ -301,7 +304,7 @@ func TestHostMeta(t *testing.T) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&js)
 	resp.Body.Close()
-	if err != nil || len(js.Links) != 1 || js.Links[0].Href != ts.wsURL() {
+	if err != nil || len(js.Links) != 2 || js.Links[0].Href != ts.wsURL() || js.Links[1].Href != ts.httpsOrigin()+boshPath {
 		t.Fatalf("host-meta.json: %+v, %v", js, err)
 	}
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {

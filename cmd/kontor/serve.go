@@ -28,6 +28,7 @@ import (
 	"kontor.im/kontor/core/session"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/storage"
+	"kontor.im/kontor/core/bosh"
 	"kontor.im/kontor/core/websocket"
 	"kontor.im/kontor/core/xmlstream"
 	"kontor.im/kontor/policy"
@@ -47,6 +48,7 @@ type Server struct {
 	https   *http.Server
 	httpsLn net.Listener
 	ws      *websocket.Handler
+	bosh    *bosh.Handler
 	// audit is the audit trail (an audit.Log) that features append to.
 	audit *audit.Trail
 	// archive is the encrypted message archive, nil when it is off.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"kontor.im/kontor/core/bosh"
 	"kontor.im/kontor/core/router"
 	"kontor.im/kontor/core/websocket"
 )
@@ -31,10 +32,18 @@ type HTTPConfig struct {
 	// may open a WebSocket.
 	AllowedOrigins    []string      `mapstructure:"allowed_origins"`
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	// BOSH (XEP-0124/0206) limits.
+	BOSHMaxSessions int           `mapstructure:"bosh_max_sessions"`
+	BOSHMaxWait     time.Duration `mapstructure:"bosh_max_wait"`
+	BOSHMaxHold     int           `mapstructure:"bosh_max_hold"`
+	BOSHInactivity  time.Duration `mapstructure:"bosh_inactivity"`
 }
 
 // webSocketPath is where XMPP over WebSocket is served.
 const webSocketPath = "/xmpp-websocket"
+
+// boshPath is where XMPP over BOSH is served.
+const boshPath = "/http-bind"
 
 // webHandler routes the HTTPS listener: the WebSocket endpoint and
 // XEP-0156 discovery for every host, then the host's module handlers by
@@ -44,6 +53,7 @@ type webHandler struct {
 	domains []string
 	baseURL func(string) string
 	ws      *websocket.Handler
+	bosh    *bosh.Handler
 }
 
 func (h *webHandler) host(r *http.Request) string {
@@ -66,6 +76,9 @@ func (h *webHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case webSocketPath:
 		h.ws.ServeHTTP(w, r)
+		return
+	case boshPath:
+		h.bosh.ServeHTTP(w, r)
 		return
 	case "/.well-known/host-meta", "/.well-known/host-meta.json":
 		h.hostMeta(w, r)
@@ -95,14 +108,17 @@ func (h *webHandler) hostMeta(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	wsURL := "wss" + strings.TrimPrefix(h.baseURL(domain), "https") + webSocketPath
+	base := h.baseURL(domain)
+	wsURL := "wss" + strings.TrimPrefix(base, "https") + webSocketPath
+	boshURL := base + boshPath
 	// Any page may read where to connect (the WebSocket itself checks
 	// origins).
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	if strings.HasSuffix(r.URL.Path, ".json") {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"links": []map[string]string{{"rel": "urn:xmpp:alt-connections:websocket", "href": wsURL}},
+			"links": []map[string]string{{"rel": "urn:xmpp:alt-connections:websocket", "href": wsURL},
+				{"rel": "urn:xmpp:alt-connections:xbosh", "href": boshURL}},
 		})
 		return
 	}
@@ -111,6 +127,8 @@ func (h *webHandler) hostMeta(w http.ResponseWriter, r *http.Request) {
 	b.WriteString("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n")
 	b.WriteString("  <Link rel='urn:xmpp:alt-connections:websocket' href='")
 	_ = xml.EscapeText(&b, []byte(wsURL))
+	b.WriteString("'/>\n  <Link rel='urn:xmpp:alt-connections:xbosh' href='")
+	_ = xml.EscapeText(&b, []byte(boshURL))
 	b.WriteString("'/>\n</XRD>\n")
 	_, _ = w.Write([]byte(b.String()))
 }
@@ -156,7 +174,10 @@ func (s *Server) startHTTPS(cfg *Config, tlsConf *tls.Config, log *slog.Logger) 
 	}
 	s.ws = &websocket.Handler{Server: s.c2s, Logger: log, MaxStanzaBytes: cfg.C2S.MaxStanzaBytes,
 		MaxConns: cfg.HTTP.MaxWebSockets, AllowedOrigins: cfg.HTTP.AllowedOrigins}
-	h := &webHandler{router: s.router, domains: cfg.Domains, baseURL: s.httpBaseURL(cfg), ws: s.ws}
+	s.bosh = bosh.NewHandler(bosh.Config{Server: s.c2s, Logger: log, MaxWait: cfg.HTTP.BOSHMaxWait, MaxHold: cfg.HTTP.BOSHMaxHold,
+		Inactivity: cfg.HTTP.BOSHInactivity, MaxSessions: cfg.HTTP.BOSHMaxSessions, MaxBodyBytes: cfg.C2S.MaxStanzaBytes + 4096,
+		AllowedOrigins: cfg.HTTP.AllowedOrigins})
+	h := &webHandler{router: s.router, domains: cfg.Domains, baseURL: s.httpBaseURL(cfg), ws: s.ws, bosh: s.bosh}
 	hc := tlsConf.Clone()
 	hc.NextProtos = []string{"http/1.1"} // WebSocket upgrades need HTTP/1.1
 	s.https = &http.Server{Handler: h, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, TLSConfig: hc,
