@@ -50,6 +50,8 @@ type Config struct {
 // Handler serves BOSH on its path of the HTTPS listener.
 type Handler struct {
 	cfg Config
+	// serve runs a session's stream (Server.ServeTransport).
+	serve func(session.Transport) error
 
 	mu       sync.Mutex
 	sessions map[string]*boshSession
@@ -78,7 +80,11 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.MaxPendingBytes <= 0 {
 		cfg.MaxPendingBytes = 4 << 20
 	}
-	return &Handler{cfg: cfg, sessions: map[string]*boshSession{}}
+	h := &Handler{cfg: cfg, sessions: map[string]*boshSession{}}
+	if cfg.Server != nil {
+		h.serve = cfg.Server.ServeTransport
+	}
+	return h
 }
 
 // Open is the number of open BOSH sessions.
@@ -199,7 +205,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, b *body) {
 	h.sessions[s.sid] = s
 	h.mu.Unlock()
 	go func() {
-		if err := h.cfg.Server.ServeTransport(s); err != nil {
+		if err := h.serve(s); err != nil {
 			h.cfg.Logger.Debug("bosh session not served", "err", err)
 		}
 		s.Close()
