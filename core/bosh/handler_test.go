@@ -16,7 +16,6 @@ import (
 	"kontor.im/kontor/core/stanza"
 )
 
-
 func newTestHandler(t *testing.T, cfg Config) (*Handler, chan *boshSession) {
 	t.Helper()
 	h := NewHandler(cfg)
