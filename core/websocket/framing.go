@@ -44,6 +44,17 @@
 // or ambient credential is used: a client authenticates with SASL inside
 // the stream, so cross-site request forgery has nothing to ride on.
 //
+// # Cost
+//
+// Each element the session writes is one WebSocket message, sent at once:
+// unlike the TCP framing, a burst is not coalesced into one write.
+// BenchmarkMessageTransport in cmd/kontor sends chat messages between two
+// clients of the same transport, one stanza per write, and measures the
+// whole process per delivered message: on this project's 2-core test
+// machine about 60 µs, 2.6 KB and 41 allocations over TCP against about
+// 110 µs, 4.0 KB and 55 allocations over WebSocket (masking, a message
+// per element, and the translation to stream XML).
+//
 // github.com/coder/websocket is used rather than golang.org/x/net/websocket
 // (no close handshake, no read limit) or gorilla/websocket (unmaintained for
 // years, no context API): it is small, has no dependencies, and is
