@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"io"
@@ -325,4 +327,97 @@ func TestHostMeta(t *testing.T) {
 		t.Fatalf("login: %v", err)
 	}
 	s.Close()
+}
+
+// wsPlus dials the WebSocket endpoint and keeps the client's TLS
+// connection, for channel binding.
+func (ts *testServer) wsPlus(t *testing.T) (*cws.Conn, *tls.Conn) {
+	t.Helper()
+	var tc *tls.Conn
+	addr := ts.addr("https")
+	hc := &http.Client{Transport: &http.Transport{
+		DialTLSContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			d := tls.Dialer{Config: ts.tlsConfig()}
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				tc = c.(*tls.Conn)
+			}
+			return c, err
+		},
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	c, _, err := cws.Dial(ctx, ts.wsURL(), &cws.DialOptions{HTTPClient: hc, Subprotocols: []string{"xmpp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c, tc
+}
+
+// scramOverWS runs one SCRAM exchange over a WebSocket with the given TLS
+// state for channel binding and returns the server's last message.
+func scramOverWS(t *testing.T, c *cws.Conn, mech sasl.Mechanism, state tls.ConnectionState, offered []string) string {
+	t.Helper()
+	cl := sasl.NewClient(mech, sasl.Credentials(func() ([]byte, []byte, []byte) { return []byte("alice"), []byte("alice-secret"), nil }),
+		sasl.RemoteMechanisms(offered...), sasl.TLSState(state))
+	_, resp, err := cl.Step(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeMsg(t, c, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='"+mech.Name+"'>"+b64(resp)+"</auth>")
+	for {
+		m := readMsg(t, c)
+		var el struct {
+			XMLName xml.Name
+			Text    string `xml:",chardata"`
+		}
+		if err := xml.Unmarshal([]byte(m), &el); err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		if el.XMLName.Local != "challenge" {
+			if el.XMLName.Local == "success" {
+				data, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text))
+				if _, _, err := cl.Step(data); err != nil {
+					t.Fatalf("the server's final SCRAM message does not verify: %v", err)
+				}
+			}
+			return m
+		}
+		data, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(el.Text))
+		_, resp, err := cl.Step(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeMsg(t, c, "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"+b64(resp)+"</response>")
+	}
+}
+
+// TestWebSocketChannelBinding: SCRAM-SHA-256-PLUS over a WebSocket binds
+// to the HTTPS connection's TLS (tls-exporter): it succeeds with this
+// connection's binding and fails with another connection's.
+func TestWebSocketChannelBinding(t *testing.T) {
+	ts := startTestServer(t, "sqlite", nil)
+	ts.addUser(t, "alice", "alice-secret")
+	open := func(c *cws.Conn) []string {
+		writeMsg(t, c, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>")
+		readMsg(t, c)
+		var f struct {
+			Mechanisms []string `xml:"urn:ietf:params:xml:ns:xmpp-sasl mechanisms>mechanism"`
+		}
+		if err := xml.Unmarshal([]byte(readMsg(t, c)), &f); err != nil {
+			t.Fatal(err)
+		}
+		return f.Mechanisms
+	}
+	c1, tc1 := ts.wsPlus(t)
+	offered := open(c1)
+	if got := scramOverWS(t, c1, sasl.ScramSha256Plus, tc1.ConnectionState(), offered); !strings.HasPrefix(got, "<success") {
+		t.Fatalf("SCRAM-SHA-256-PLUS with this connection's binding: %s", got)
+	}
+	c2, _ := ts.wsPlus(t)
+	offered = open(c2)
+	if got := scramOverWS(t, c2, sasl.ScramSha256Plus, tc1.ConnectionState(), offered); !strings.HasPrefix(got, "<failure") {
+		t.Fatalf("SCRAM-SHA-256-PLUS with another connection's binding: %s", got)
+	}
 }
