@@ -375,6 +375,9 @@ func (c *Config) validate() []string {
 			add(path, "%q is not host:port", a)
 		}
 	}
+	if u := c.HTTP.PublicURL; u != "" && (!strings.HasPrefix(u, "https://") || len(u) == len("https://")) {
+		add("http.public_url", "%q must be an https:// URL", u)
+	}
 	if c.C2S.StartTLSAddr == "" && c.C2S.DirectTLSAddr == "" {
 		add("c2s", "starttls_addr and direct_tls_addr are both empty: clients could not connect")
 	}

@@ -156,15 +156,19 @@ func (s *Server) httpBaseURL(cfg *Config) func(string) string {
 	}
 	_, port, _ := net.SplitHostPort(s.httpsLn.Addr().String())
 	public := cfg.HTTP.PublicURL
-	return func(domain string) string {
-		if public != "" {
-			return strings.TrimSuffix(strings.ReplaceAll(public, "{domain}", domain), "/")
-		}
-		if port == "443" {
-			return "https://" + domain
-		}
-		return "https://" + net.JoinHostPort(domain, port)
+	return func(domain string) string { return baseURL(public, port, domain) }
+}
+
+// baseURL is a domain's base URL: public with "{domain}" replaced, or
+// https://DOMAIN:PORT.
+func baseURL(public, port, domain string) string {
+	if public != "" {
+		return strings.TrimSuffix(strings.ReplaceAll(public, "{domain}", domain), "/")
 	}
+	if port == "443" {
+		return "https://" + domain
+	}
+	return "https://" + net.JoinHostPort(domain, port)
 }
 
 // startHTTPS serves the HTTPS listener with the c2s certificate.
