@@ -253,7 +253,16 @@ func TestWebSocketLimit(t *testing.T) {
 		}
 		open = append(open, c)
 	}
-	_, resp, err := ts.rawWS(t, "")
+	resp, err := http.Get("http://" + ts.addr("admin") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "\nkontor_websocket_connections 2\n") || !strings.Contains(string(metrics), "\nkontor_bosh_sessions 0\n") {
+		t.Errorf("metrics:\n%s", metrics)
+	}
+	_, resp, err = ts.rawWS(t, "")
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("third connection: err = %v, resp = %v; want 503", err, resp)
 	}
@@ -419,5 +428,51 @@ func TestWebSocketChannelBinding(t *testing.T) {
 	offered = open(c2)
 	if got := scramOverWS(t, c2, sasl.ScramSha256Plus, tc1.ConnectionState(), offered); !strings.HasPrefix(got, "<failure") {
 		t.Fatalf("SCRAM-SHA-256-PLUS with another connection's binding: %s", got)
+	}
+}
+
+// TestWebSocketShutdown: a bound WebSocket session gets system-shutdown
+// and <close/> when the server stops.
+func TestWebSocketShutdown(t *testing.T) {
+	ts := startTestServer(t, "sqlite", nil)
+	ts.addUser(t, "alice", "alice-secret")
+	c, _, err := ts.rawWS(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	open := "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>"
+	writeMsg(t, c, open)
+	readMsg(t, c)
+	readMsg(t, c)
+	writeMsg(t, c, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+b64([]byte("\x00alice\x00alice-secret"))+"</auth>")
+	if got := readMsg(t, c); !strings.HasPrefix(got, "<success") {
+		t.Fatalf("auth: %s", got)
+	}
+	writeMsg(t, c, open)
+	readMsg(t, c)
+	readMsg(t, c)
+	writeMsg(t, c, "<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+	if got := readMsg(t, c); !strings.Contains(got, "<jid>alice@localhost/") {
+		t.Fatalf("bind: %s", got)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ts.shutdown() }()
+	for {
+		got := readMsg(t, c)
+		if strings.Contains(got, "<presence") || strings.Contains(got, "<iq") {
+			continue
+		}
+		if !strings.Contains(got, "system-shutdown") {
+			t.Fatalf("on shutdown: %s", got)
+		}
+		break
+	}
+	if got := readMsg(t, c); !strings.HasPrefix(got, "<close ") {
+		t.Fatalf("after the error: %s", got)
+	}
+	writeMsg(t, c, "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }

@@ -328,6 +328,10 @@ func (s *Server) adminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprintf(w, "# HELP kontor_c2s_connections Open client connections.\n# TYPE kontor_c2s_connections gauge\nkontor_c2s_connections %d\n", s.c2s.ConnCount())
 		fmt.Fprintf(w, "# HELP kontor_sessions Bound client sessions.\n# TYPE kontor_sessions gauge\nkontor_sessions %d\n", s.router.SessionCount())
+		if s.ws != nil {
+			fmt.Fprintf(w, "# HELP kontor_websocket_connections Open WebSocket connections (RFC 7395; also counted in kontor_c2s_connections once negotiating).\n# TYPE kontor_websocket_connections gauge\nkontor_websocket_connections %d\n", s.ws.Open())
+			fmt.Fprintf(w, "# HELP kontor_bosh_sessions Open BOSH sessions (XEP-0206).\n# TYPE kontor_bosh_sessions gauge\nkontor_bosh_sessions %d\n", s.bosh.Open())
+		}
 	})
 	return mux
 }
