@@ -205,6 +205,29 @@ func TestWebSocketFraming(t *testing.T) {
 		t.Fatalf("after the error: %s", got)
 	}
 
+	// A message beyond the limit and the room for an <open/> closes the
+	// WebSocket with 1009 (message too big).
+	c3, _, err := ts.rawWS(t, ts.httpsOrigin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.CloseNow()
+	writeMsg(t, c3, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>")
+	readMsg(t, c3)
+	readMsg(t, c3)
+	writeMsg(t, c3, "<iq xmlns='jabber:client' type='get' id='huge'><query xmlns='x'>"+strings.Repeat("a", 20000)+"</query></iq>")
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	for {
+		_, _, err := c3.Read(ctx)
+		if err != nil {
+			if st := cws.CloseStatus(err); st != cws.StatusMessageTooBig {
+				t.Fatalf("after a huge message: %v (status %v)", err, st)
+			}
+			break
+		}
+	}
+
 	// A clean close is answered with <close/>.
 	c2, _, err := ts.rawWS(t, ts.httpsOrigin())
 	if err != nil {
