@@ -339,7 +339,7 @@ func (s *Server) adminHandler() http.Handler {
 // banner tells the operator what is running and what to do next.
 func (s *Server) banner(w io.Writer, cfgFile string) {
 	fmt.Fprintf(w, "Kontor is running for %s\n", strings.Join(s.cfg.Domains, ", "))
-	for _, n := range []struct{ key, what string }{{"starttls", "XMPP clients (STARTTLS)"}, {"direct_tls", "XMPP clients (direct TLS, XEP-0368)"}, {"https", "browser clients (WebSocket, RFC 7395) and HTTP services"}, {"admin", "health and metrics (HTTP)"}} {
+	for _, n := range []struct{ key, what string }{{"starttls", "XMPP clients (STARTTLS)"}, {"direct_tls", "XMPP clients (direct TLS, XEP-0368)"}, {"https", "browser clients, HTTPS (WebSocket, BOSH)"}, {"admin", "health and metrics (HTTP)"}} {
 		if a, ok := s.Addrs[n.key]; ok {
 			fmt.Fprintf(w, "  %-38s %s\n", n.what, a)
 		}
