@@ -28,11 +28,13 @@
 //
 // # Deadlines
 //
-// The session code bounds reads and writes with net.Conn deadlines. A
-// WebSocket read or write cannot be interrupted without closing the
-// connection (as in websocket.NetConn), so a deadline that passes closes
-// the WebSocket, and the pending read or write fails with
-// os.ErrDeadlineExceeded.
+// The session code bounds reads and writes with net.Conn deadlines, and
+// interrupts a read during negotiation by setting a past read deadline
+// (Close). A goroutine per connection reads messages, so a read deadline
+// only stops Read waiting for the next one. A WebSocket write cannot be
+// interrupted without closing the connection (as in websocket.NetConn),
+// so a write deadline that passes closes the WebSocket, and the write
+// fails with os.ErrDeadlineExceeded.
 //
 // # Origins
 //

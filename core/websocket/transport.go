@@ -66,9 +66,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(int64(limit) + 4096)
 	t := newTransport(ws, r)
+	go t.pump()
 	if err := h.Server.ServeTransport(t); err != nil && h.Logger != nil {
 		h.Logger.Debug("websocket not served", "err", err)
 	}
+	t.Close()
+	<-t.closed
+	<-t.readDone
 }
 
 // transport is one WebSocket as a session.Transport.
@@ -83,12 +87,25 @@ type transport struct {
 	// The writer's own (one goroutine at a time, see session.Framing).
 	buf []byte
 
-	rd, wd    deadline
+	wd        deadline
 	closeOnce sync.Once
+	closed    chan struct{} // the closing handshake is over
+
+	// The pump goroutine reads messages into msgs, so that a read
+	// deadline can interrupt Read without closing the WebSocket (Close
+	// during negotiation relies on that); readErr is set before readDone
+	// is closed.
+	msgs     chan []byte
+	readDone chan struct{}
+	readErr  error
+	rdMu     sync.Mutex
+	rdl      time.Time
+	rdWake   chan struct{} // the read deadline changed
 }
 
 func newTransport(ws *cws.Conn, r *http.Request) *transport {
-	t := &transport{ws: ws, state: r.TLS, remote: httpAddr(r.RemoteAddr)}
+	t := &transport{ws: ws, state: r.TLS, remote: httpAddr(r.RemoteAddr), closed: make(chan struct{}),
+		msgs: make(chan []byte), readDone: make(chan struct{}), rdWake: make(chan struct{}, 1)}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		t.local = a
 	} else {
@@ -103,21 +120,65 @@ type httpAddr string
 func (a httpAddr) Network() string { return "tcp" }
 func (a httpAddr) String() string  { return string(a) }
 
-func (t *transport) Read(p []byte) (int, error) {
-	for len(t.pending) == 0 {
+// pump reads messages until the WebSocket fails or closes.
+func (t *transport) pump() {
+	defer close(t.readDone)
+	for {
 		typ, msg, err := t.ws.Read(context.Background())
 		if err != nil {
-			if t.rd.fired.Load() {
-				return 0, os.ErrDeadlineExceeded
-			}
-			return 0, err
+			t.readErr = err
+			return
 		}
 		if typ != cws.MessageText {
 			t.ws.Close(cws.StatusUnsupportedData, "XMPP is sent as text")
-			return 0, errFraming
+			t.readErr = errFraming
+			return
 		}
-		k, repl, err := classify(msg)
+		select {
+		case t.msgs <- msg:
+		case <-t.closed:
+			t.readErr = net.ErrClosed
+			return
+		}
+	}
+}
+
+func (t *transport) Read(p []byte) (int, error) {
+	for len(t.pending) == 0 {
+		t.rdMu.Lock()
+		dl := t.rdl
+		t.rdMu.Unlock()
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if !dl.IsZero() {
+			d := time.Until(dl)
+			if d <= 0 {
+				return 0, os.ErrDeadlineExceeded
+			}
+			timer = time.NewTimer(d)
+			timeout = timer.C
+		}
+		var msg []byte
+		var err error
+		select {
+		case msg = <-t.msgs:
+		case <-t.readDone:
+			err = t.readErr
+		case <-timeout:
+			err = os.ErrDeadlineExceeded
+		case <-t.rdWake:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
 		if err != nil {
+			return 0, err
+		}
+		if msg == nil {
+			continue // the deadline changed
+		}
+		k, repl, cerr := classify(msg)
+		if cerr != nil {
 			return 0, &stanza.StreamError{Condition: stanza.StreamNotWellFormed, Text: "a message is not one framed XML element"}
 		}
 		if k != kindElement {
@@ -172,12 +233,16 @@ func (t *transport) TLS() *tls.ConnectionState { return t.state }
 
 func (t *transport) Close() error {
 	t.closeOnce.Do(func() {
-		t.rd.set(time.Time{}, nil)
 		t.wd.set(time.Time{}, nil)
 		// The closing handshake waits for the client's close frame (a few
-		// seconds at most, coder/websocket); a client that sent <close/>
-		// answers at once.
-		t.ws.Close(cws.StatusNormalClosure, "")
+		// seconds at most, coder/websocket; a client that sent <close/>
+		// answers at once). Close must not block (Server.Shutdown may
+		// call it under its lock), so the handshake runs aside and
+		// ServeHTTP waits for it before it returns.
+		go func() {
+			defer close(t.closed)
+			t.ws.Close(cws.StatusNormalClosure, "")
+		}()
 	})
 	return nil
 }
@@ -191,7 +256,13 @@ func (t *transport) SetDeadline(d time.Time) error {
 }
 
 func (t *transport) SetReadDeadline(d time.Time) error {
-	t.rd.set(d, t.expire)
+	t.rdMu.Lock()
+	t.rdl = d
+	t.rdMu.Unlock()
+	select {
+	case t.rdWake <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
@@ -200,7 +271,7 @@ func (t *transport) SetWriteDeadline(d time.Time) error {
 	return nil
 }
 
-// expire closes the WebSocket when a deadline passes.
+// expire closes the WebSocket when a write deadline passes.
 func (t *transport) expire() { t.ws.CloseNow() }
 
 // deadline fires a function once a time has passed, unless moved.
