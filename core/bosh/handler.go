@@ -245,10 +245,17 @@ type boshSession struct {
 	headerID   string
 	created    bool // the creation response was sent
 	lastRID    int64
-	held       []chan struct{} // held requests, oldest first: closed to release one
+	held       []heldRequest // held requests; the one with the lowest rid is released first
 	cache      map[int64][]byte
 	idle       *time.Timer
 	rdl        time.Time
+}
+
+// heldRequest is a request waiting for something to send; release is
+// closed to answer it at once.
+type heldRequest struct {
+	rid     int64
+	release chan struct{}
 }
 
 // addr is a remote address as net/http gives it.
@@ -320,10 +327,18 @@ func (s *boshSession) request(r *http.Request, b *body) []byte {
 func (s *boshSession) respond(r *http.Request, rid int64, creation bool) []byte {
 	release := make(chan struct{})
 	s.mu.Lock()
-	s.held = append(s.held, release)
+	s.held = append(s.held, heldRequest{rid, release})
 	if len(s.held) > s.hold && !creation {
-		close(s.held[0])
-		s.held = s.held[1:]
+		// One too many: answer the oldest (the lowest rid, which is not
+		// necessarily the one that arrived first).
+		low := 0
+		for i, x := range s.held {
+			if x.rid < s.held[low].rid {
+				low = i
+			}
+		}
+		close(s.held[low].release)
+		s.held = append(s.held[:low], s.held[low+1:]...)
 	}
 	timer := time.NewTimer(s.wait)
 	defer timer.Stop()
@@ -343,8 +358,8 @@ func (s *boshSession) respond(r *http.Request, rid int64, creation bool) []byte 
 		}
 		s.mu.Lock()
 	}
-	for i, c := range s.held {
-		if c == release {
+	for i, x := range s.held {
+		if x.release == release {
 			s.held = append(s.held[:i], s.held[i+1:]...)
 			break
 		}
