@@ -102,6 +102,8 @@ c2s:
   direct_tls_addr: %q
 %sadmin:
   addr: %q
+http:
+  addr: ""
 archive:
   enabled: true
   kek_file: %q

@@ -22,6 +22,12 @@ func (s *Server) writeMetrics(w io.Writer) {
 		{"kontor_sessions", "Bound client sessions (attached or waiting to be resumed).", "gauge", float64(s.router.SessionCount())},
 		{"kontor_sessions_detached", "Sessions that lost their connection and wait to be resumed (XEP-0198).", "gauge", float64(s.c2s.DetachedCount())},
 	}
+	if s.ws != nil {
+		ms = append(ms,
+			metric{"kontor_websocket_connections", "Open WebSocket connections (RFC 7395; also counted in kontor_c2s_connections once negotiating).", "gauge", float64(s.ws.Open())},
+			metric{"kontor_bosh_sessions", "Open BOSH sessions (XEP-0206).", "gauge", float64(s.bosh.Open())},
+		)
+	}
 	if s.archive != nil {
 		st := s.archive.Stats()
 		ms = append(ms,

@@ -21,6 +21,7 @@ import (
 	"kontor.im/kontor/archive"
 	"kontor.im/kontor/core/account"
 	"kontor.im/kontor/core/audit"
+	"kontor.im/kontor/core/bosh"
 	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/limit"
@@ -31,6 +32,7 @@ import (
 	"kontor.im/kontor/core/session"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/storage"
+	"kontor.im/kontor/core/websocket"
 	"kontor.im/kontor/core/xmlstream"
 	"kontor.im/kontor/policy"
 )
@@ -44,6 +46,12 @@ type Server struct {
 	router *router.Router
 	c2s    *session.Server
 	admin  *http.Server
+	// https is the HTTPS listener (WebSocket, discovery, module
+	// handlers); nil when it is off.
+	https   *http.Server
+	httpsLn net.Listener
+	ws      *websocket.Handler
+	bosh    *bosh.Handler
 	// audit is the audit trail (an audit.Log) that features append to.
 	audit *audit.Trail
 	// archive is the encrypted message archive, nil when it is off.
@@ -56,7 +64,7 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	// Addrs are the bound listen addresses by name ("starttls",
-	// "direct_tls", "admin").
+	// "direct_tls", "https", "admin").
 	Addrs map[string]net.Addr
 	// TLSInfo describes the certificate in use.
 	TLSInfo string
@@ -117,7 +125,11 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	// With the archive on, offline messages are sealed with its per-owner
 	// data keys too (what the core sealer sealed before still opens).
 	archived, msgSealer := archiveWiring(s.archive, sealer)
-	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: msgSealer, Archive: archived})
+	if err := s.listenHTTPS(&cfg); err != nil {
+		return nil, err
+	}
+	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: msgSealer, Archive: archived,
+		HTTPBaseURL: s.httpBaseURL(&cfg)})
 	defer routed.Store(s.router)
 	// The policy engine and the modules that follow the directory.
 	sinks := directorySinks{s.policy}
@@ -241,6 +253,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 			}
 		}()
 	}
+	s.startHTTPS(&cfg, tlsConf, log.With("component", "https"))
 	if cfg.Admin.Addr != "" {
 		ln, err := net.Listen("tcp", cfg.Admin.Addr)
 		if err != nil {
@@ -272,6 +285,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	if s.c2s != nil {
 		errs = append(errs, s.c2s.Shutdown(ctx))
+	}
+	if s.https != nil {
+		// Upgraded WebSockets belong to c2s, closed above.
+		errs = append(errs, s.https.Shutdown(ctx))
+	} else if s.httpsLn != nil {
+		s.httpsLn.Close()
 	}
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))
@@ -343,7 +362,7 @@ func (s *Server) adminHandler() http.Handler {
 // banner tells the operator what is running and what to do next.
 func (s *Server) banner(w io.Writer, cfgFile string) {
 	fmt.Fprintf(w, "Kontor is running for %s\n", strings.Join(s.cfg.Domains, ", "))
-	for _, n := range []struct{ key, what string }{{"starttls", "XMPP clients (STARTTLS)"}, {"direct_tls", "XMPP clients (direct TLS, XEP-0368)"}, {"admin", "health and metrics (HTTP)"}} {
+	for _, n := range []struct{ key, what string }{{"starttls", "XMPP clients (STARTTLS)"}, {"direct_tls", "XMPP clients (direct TLS, XEP-0368)"}, {"https", "browser clients, HTTPS (WebSocket, BOSH)"}, {"admin", "health and metrics (HTTP)"}} {
 		if a, ok := s.Addrs[n.key]; ok {
 			fmt.Fprintf(w, "  %-38s %s\n", n.what, a)
 		}
