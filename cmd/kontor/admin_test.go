@@ -20,6 +20,7 @@ func TestAdminPolicyReload(t *testing.T) {
 	cfg.C2S.StartTLSAddr = "127.0.0.1:0"
 	cfg.C2S.DirectTLSAddr = ""
 	cfg.Admin.Addr = "127.0.0.1:0"
+	cfg.HTTP.Addr = "127.0.0.1:0"
 	dir := t.TempDir()
 	cfg.Policy.Dir = dir
 	cfg.resolvePaths()

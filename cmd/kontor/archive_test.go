@@ -67,7 +67,7 @@ func TestServeRefusesWithoutKEK(t *testing.T) {
 	dir := t.TempDir()
 	cfg := defaultConfig()
 	cfg.DataDir = dir
-	cfg.C2S.StartTLSAddr, cfg.C2S.DirectTLSAddr, cfg.Admin.Addr = "127.0.0.1:0", "", ""
+	cfg.C2S.StartTLSAddr, cfg.C2S.DirectTLSAddr, cfg.Admin.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "", "", ""
 	cfg.Archive.Enabled = true
 	cfg.Archive.KEKFile = filepath.Join(t.TempDir(), "missing.kek")
 	cfg.resolvePaths()

@@ -399,7 +399,7 @@ func TestAuditServer(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				cfg.C2S.StartTLSAddr, cfg.C2S.DirectTLSAddr, cfg.Admin.Addr = "127.0.0.1:0", "", ""
+				cfg.C2S.StartTLSAddr, cfg.C2S.DirectTLSAddr, cfg.Admin.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "", "", ""
 				logs := &auditLogBuffer{}
 				srv, err := startServer(t.Context(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
 				if err != nil {

@@ -26,6 +26,7 @@ func benchServer(tb testing.TB) (*Server, Config) {
 	cfg.C2S.StartTLSAddr = ""
 	cfg.C2S.DirectTLSAddr = "127.0.0.1:0"
 	cfg.Admin.Addr = ""
+	cfg.HTTP.Addr = ""
 	cfg.resolvePaths()
 	srv, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

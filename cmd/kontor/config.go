@@ -38,6 +38,7 @@ type Config struct {
 	C2S     C2SConfig     `mapstructure:"c2s"`
 	Auth    AuthConfig    `mapstructure:"auth"`
 	Admin   AdminConfig   `mapstructure:"admin"`
+	HTTP    HTTPConfig    `mapstructure:"http"`
 	Seal    SealConfig    `mapstructure:"seal"`
 	// Registration configures in-band registration of new accounts
 	// (XEP-0077), closed by default.
@@ -366,13 +367,16 @@ func (c *Config) validate() []string {
 			}
 		}
 	}
-	for path, a := range map[string]string{"c2s.starttls_addr": c.C2S.StartTLSAddr, "c2s.direct_tls_addr": c.C2S.DirectTLSAddr, "admin.addr": c.Admin.Addr} {
+	for path, a := range map[string]string{"c2s.starttls_addr": c.C2S.StartTLSAddr, "c2s.direct_tls_addr": c.C2S.DirectTLSAddr, "admin.addr": c.Admin.Addr, "http.addr": c.HTTP.Addr} {
 		if a == "" {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			add(path, "%q is not host:port", a)
 		}
+	}
+	if u := c.HTTP.PublicURL; u != "" && (!strings.HasPrefix(u, "https://") || len(u) == len("https://")) {
+		add("http.public_url", "%q must be an https:// URL", u)
 	}
 	if c.C2S.StartTLSAddr == "" && c.C2S.DirectTLSAddr == "" {
 		add("c2s", "starttls_addr and direct_tls_addr are both empty: clients could not connect")
@@ -393,6 +397,12 @@ func (c *Config) validate() []string {
 		{"c2s.sm_resume_timeout", int64(c.C2S.SMResumeTimeout), int64(time.Second)},
 		{"c2s.sm_ack_every", int64(c.C2S.SMAckEvery), 1},
 		{"c2s.csi_max_held_presences", int64(c.C2S.CSIMaxHeldPresences), 1},
+		{"http.max_websockets", int64(c.HTTP.MaxWebSockets), 0},
+		{"http.read_header_timeout", int64(c.HTTP.ReadHeaderTimeout), int64(time.Second)},
+		{"http.bosh_max_sessions", int64(c.HTTP.BOSHMaxSessions), 0},
+		{"http.bosh_max_wait", int64(c.HTTP.BOSHMaxWait), int64(time.Second)},
+		{"http.bosh_max_hold", int64(c.HTTP.BOSHMaxHold), 1},
+		{"http.bosh_inactivity", int64(c.HTTP.BOSHInactivity), int64(time.Second)},
 		{"auth.max_failures_per_ip", int64(c.Auth.MaxFailuresPerIP), 1},
 		{"auth.max_failures_per_account", int64(c.Auth.MaxFailuresPerAccount), 1},
 		{"auth.failure_window", int64(c.Auth.FailureWindow), int64(time.Second)},

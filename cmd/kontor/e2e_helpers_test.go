@@ -125,6 +125,7 @@ func startTestServer(t *testing.T, backend string, mutate func(*Config)) *testSe
 	cfg.C2S.StartTLSAddr = "127.0.0.1:0"
 	cfg.C2S.DirectTLSAddr = "127.0.0.1:0"
 	cfg.Admin.Addr = "127.0.0.1:0"
+	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.Storage.Backend = backend
 	cfg.Storage.SQLitePath = ""
 	cfg.Seal.KeyFile = ""

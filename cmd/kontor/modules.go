@@ -61,6 +61,12 @@ var coreSpecs = []struct {
 	{module.Spec{ID: "XEP-0368", Name: "SRV records for XMPP over TLS (direct TLS listener)", Version: "1.1.0", Status: module.Complete}, "core/session"},
 	{module.Spec{ID: "XEP-0199", Name: "XMPP Ping (server pings silent clients)", Version: "2.0.1", Status: module.Complete}, "core/session"},
 	{module.Spec{ID: "XEP-0440", Name: "SASL Channel-Binding Type Capability", Version: "0.4.0", Status: module.Complete}, "core/session"},
+	{module.Spec{ID: "RFC 7395", Name: "XMPP over WebSocket", Status: module.Complete, Note: "wss only, on the HTTPS listener (http.addr) at /xmpp-websocket"}, "core/websocket"},
+	{module.Spec{ID: "XEP-0124", Name: "Bidirectional-streams Over Synchronous HTTP (BOSH)", Version: "1.11", Status: module.Partial,
+		Note: "no acks, pause or multiple streams (none advertised); HTTPS only"}, "core/bosh"},
+	{module.Spec{ID: "XEP-0206", Name: "XMPP Over BOSH", Version: "1.4", Status: module.Complete, Note: "at /http-bind"}, "core/bosh"},
+	{module.Spec{ID: "XEP-0156", Name: "Discovering Alternative XMPP Connection Methods (HTTP)", Version: "1.4.0", Status: module.Partial,
+		Note: "host-meta and host-meta.json for WebSocket and BOSH; no DNS TXT records"}, "cmd/kontor"},
 }
 
 // writeProtocolTable prints the protocol table from the modules' own

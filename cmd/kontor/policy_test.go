@@ -391,6 +391,7 @@ func BenchmarkPolicyEndToEnd(b *testing.B) {
 			cfg.C2S.StartTLSAddr = ""
 			cfg.C2S.DirectTLSAddr = "127.0.0.1:0"
 			cfg.Admin.Addr = ""
+			cfg.HTTP.Addr = ""
 			if !on {
 				for _, id := range cfg.enabledModules() {
 					if id != policygate.ID {

@@ -18,6 +18,7 @@ import (
 	"kontor.im/kontor/archive"
 	"kontor.im/kontor/core/account"
 	"kontor.im/kontor/core/audit"
+	"kontor.im/kontor/core/bosh"
 	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/limit"
@@ -28,6 +29,7 @@ import (
 	"kontor.im/kontor/core/session"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/storage"
+	"kontor.im/kontor/core/websocket"
 	"kontor.im/kontor/core/xmlstream"
 	"kontor.im/kontor/policy"
 )
@@ -41,6 +43,12 @@ type Server struct {
 	router *router.Router
 	c2s    *session.Server
 	admin  *http.Server
+	// https is the HTTPS listener (WebSocket, discovery, module
+	// handlers); nil when it is off.
+	https   *http.Server
+	httpsLn net.Listener
+	ws      *websocket.Handler
+	bosh    *bosh.Handler
 	// audit is the audit trail (an audit.Log) that features append to.
 	audit *audit.Trail
 	// archive is the encrypted message archive, nil when it is off.
@@ -53,7 +61,7 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	// Addrs are the bound listen addresses by name ("starttls",
-	// "direct_tls", "admin").
+	// "direct_tls", "https", "admin").
 	Addrs map[string]net.Addr
 	// TLSInfo describes the certificate in use.
 	TLSInfo string
@@ -109,7 +117,11 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	// With the archive on, offline messages are sealed with its per-owner
 	// data keys too (what the core sealer sealed before still opens).
 	archived, msgSealer := archiveWiring(s.archive, sealer)
-	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: msgSealer, Archive: archived})
+	if err := s.listenHTTPS(&cfg); err != nil {
+		return nil, err
+	}
+	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: msgSealer, Archive: archived,
+		HTTPBaseURL: s.httpBaseURL(&cfg)})
 	for _, d := range cfg.Domains {
 		var mods []router.Enabled
 		for _, id := range cfg.enabledModules() {
@@ -220,6 +232,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 			}
 		}()
 	}
+	s.startHTTPS(&cfg, tlsConf, log.With("component", "https"))
 	if cfg.Admin.Addr != "" {
 		ln, err := net.Listen("tcp", cfg.Admin.Addr)
 		if err != nil {
@@ -251,6 +264,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	if s.c2s != nil {
 		errs = append(errs, s.c2s.Shutdown(ctx))
+	}
+	if s.https != nil {
+		// Upgraded WebSockets belong to c2s, closed above.
+		errs = append(errs, s.https.Shutdown(ctx))
+	} else if s.httpsLn != nil {
+		s.httpsLn.Close()
 	}
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))
@@ -312,6 +331,10 @@ func (s *Server) adminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprintf(w, "# HELP kontor_c2s_connections Open client connections.\n# TYPE kontor_c2s_connections gauge\nkontor_c2s_connections %d\n", s.c2s.ConnCount())
 		fmt.Fprintf(w, "# HELP kontor_sessions Bound client sessions.\n# TYPE kontor_sessions gauge\nkontor_sessions %d\n", s.router.SessionCount())
+		if s.ws != nil {
+			fmt.Fprintf(w, "# HELP kontor_websocket_connections Open WebSocket connections (RFC 7395; also counted in kontor_c2s_connections once negotiating).\n# TYPE kontor_websocket_connections gauge\nkontor_websocket_connections %d\n", s.ws.Open())
+			fmt.Fprintf(w, "# HELP kontor_bosh_sessions Open BOSH sessions (XEP-0206).\n# TYPE kontor_bosh_sessions gauge\nkontor_bosh_sessions %d\n", s.bosh.Open())
+		}
 	})
 	return mux
 }
@@ -319,7 +342,7 @@ func (s *Server) adminHandler() http.Handler {
 // banner tells the operator what is running and what to do next.
 func (s *Server) banner(w io.Writer, cfgFile string) {
 	fmt.Fprintf(w, "Kontor is running for %s\n", strings.Join(s.cfg.Domains, ", "))
-	for _, n := range []struct{ key, what string }{{"starttls", "XMPP clients (STARTTLS)"}, {"direct_tls", "XMPP clients (direct TLS, XEP-0368)"}, {"admin", "health and metrics (HTTP)"}} {
+	for _, n := range []struct{ key, what string }{{"starttls", "XMPP clients (STARTTLS)"}, {"direct_tls", "XMPP clients (direct TLS, XEP-0368)"}, {"https", "browser clients, HTTPS (WebSocket, BOSH)"}, {"admin", "health and metrics (HTTP)"}} {
 		if a, ok := s.Addrs[n.key]; ok {
 			fmt.Fprintf(w, "  %-38s %s\n", n.what, a)
 		}

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -79,10 +78,15 @@ type conn struct {
 	// closeApp is an application-specific condition for the stream error.
 	closeApp atomic.Pointer[stanza.Element]
 	wdone    chan struct{}
-	bw       *bufio.Writer // negotiation writes, then the writer's
+	// fr frames what the server writes: negotiation writes, then the
+	// writer's. TCP connections get a tcpFraming (replaced after
+	// STARTTLS); a Transport is its own framing.
+	fr Framing
+	// tlsState is a Transport's TLS connection (nil for TCP, where nc is
+	// the *tls.Conn).
+	tlsState *tls.ConnectionState
 
 	// The writer's own.
-	buf   []byte
 	spare []entry
 	smOut bool // <enabled/> or <resumed/> was taken: ping with <r/>
 }
@@ -185,7 +189,9 @@ func (c *conn) serve() {
 		c.setConn(tc)
 		c.tls = true
 	}
-	c.bw = bufio.NewWriterSize(c.nc, 4096)
+	if c.fr == nil {
+		c.fr = newTCPFraming(c.nc)
+	}
 	if !within {
 		// Answer the header so that the client gets a proper error.
 		if _, err := c.restart(); err == nil {
@@ -225,7 +231,10 @@ func (c *conn) endNegotiation(err error) {
 	case errors.As(err, &se):
 		c.fail(se)
 	case errors.Is(err, io.EOF):
-		c.writeRaw("</stream:stream>")
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		if c.fr.WriteClose(nil) == nil {
+			_ = c.fr.Flush()
+		}
 	case isTimeout(err):
 		c.fail(&stanza.StreamError{Condition: stanza.StreamConnectionTimeout, Text: "negotiation took too long"})
 	default:
@@ -242,26 +251,17 @@ func isTimeout(err error) bool {
 // negotiation, before the writer runs).
 func (c *conn) fail(se *stanza.StreamError) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	b := c.streamErrorElement(se).AppendXML(nil, stanza.NSClient)
-	b = append(b, "</stream:stream>"...)
-	_, _ = c.bw.Write(b)
-	_ = c.bw.Flush()
-}
-
-func (c *conn) writeRaw(s string) error {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	if _, err := c.bw.WriteString(s); err != nil {
-		return err
+	if c.fr.WriteClose(c.streamErrorElement(se)) == nil {
+		_ = c.fr.Flush()
 	}
-	return c.bw.Flush()
 }
 
 func (c *conn) writeElem(e *stanza.Element) error {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	if _, err := c.bw.Write(e.AppendXML(nil, stanza.NSClient)); err != nil {
+	if err := c.fr.WriteElement(e); err != nil {
 		return err
 	}
-	return c.bw.Flush()
+	return c.fr.Flush()
 }
 
 // restart reads a stream header and answers it with ours. It returns the
@@ -307,19 +307,11 @@ func (c *conn) restart() (xmlstream.Header, error) {
 }
 
 func (c *conn) header(from, to string) error {
-	b := []byte("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='")
-	b = append(b, newStreamID()...)
-	b = append(b, '\'')
-	if from != "" {
-		b = append(b, ' ')
-		b = appendAttr(b, "from", from)
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	if err := c.fr.WriteHeader(from, to, newStreamID()); err != nil {
+		return err
 	}
-	if to != "" {
-		b = append(b, ' ')
-		b = appendAttr(b, "to", to)
-	}
-	b = append(b, '>')
-	return c.writeRaw(string(b))
+	return c.fr.Flush()
 }
 
 // appendAttr appends name='value', escaped.
@@ -408,7 +400,7 @@ func (c *conn) startTLS() (bool, error) {
 		return false, err
 	}
 	c.setConn(tc)
-	c.bw = bufio.NewWriterSize(c.nc, 4096)
+	c.fr = newTCPFraming(tc)
 	c.tls = true
 	return true, nil
 }
@@ -416,6 +408,9 @@ func (c *conn) startTLS() (bool, error) {
 // channelBinding returns the tls-exporter binding when the connection
 // allows one (see sasl.TLSExporter), or the zero value.
 func (c *conn) channelBinding() sasl.ChannelBinding {
+	if c.tlsState != nil {
+		return sasl.TLSExporter(c.tlsState)
+	}
 	tc, ok := c.nc.(*tls.Conn)
 	if !ok {
 		return sasl.ChannelBinding{}
@@ -961,7 +956,7 @@ func (c *conn) writeQueued() (pending, ok bool) {
 		return pending, false
 	}
 	if req {
-		if _, err := c.bw.WriteString(smRequest); err != nil {
+		if err := c.fr.WriteElement(smRequest); err != nil {
 			return pending, c.writeFailed(err)
 		}
 	}
@@ -980,7 +975,7 @@ func (c *conn) requestAck(ping bool) (sent, ok bool) {
 	s.rOut = true
 	s.mu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	if _, err := c.bw.WriteString(smRequest); err != nil {
+	if err := c.fr.WriteElement(smRequest); err != nil {
 		return false, c.writeFailed(err)
 	}
 	return true, c.flush()
@@ -988,19 +983,15 @@ func (c *conn) requestAck(ping bool) (sent, ok bool) {
 
 // write serialises one element into the buffered writer.
 func (c *conn) write(el *stanza.Element) bool {
-	c.buf = el.AppendXML(c.buf[:0], stanza.NSClient)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	if _, err := c.bw.Write(c.buf); err != nil {
+	if err := c.fr.WriteElement(el); err != nil {
 		return c.writeFailed(err)
-	}
-	if cap(c.buf) > 64<<10 {
-		c.buf = nil
 	}
 	return true
 }
 
 func (c *conn) flush() bool {
-	if err := c.bw.Flush(); err != nil {
+	if err := c.fr.Flush(); err != nil {
 		return c.writeFailed(err)
 	}
 	return true
@@ -1034,14 +1025,14 @@ func (c *conn) closeStream() {
 			return
 		}
 	}
-	var b []byte
+	var errEl *stanza.Element
 	if se := c.closeErr.Load(); se != nil {
-		b = c.streamErrorElement(se).AppendXML(b, stanza.NSClient)
+		errEl = c.streamErrorElement(se)
 	}
-	b = append(b, "</stream:stream>"...)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-	_, _ = c.bw.Write(b)
-	_ = c.bw.Flush()
+	if c.fr.WriteClose(errEl) == nil {
+		_ = c.fr.Flush()
+	}
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		_ = tc.CloseWrite()
 	}

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bufio"
 	"net"
 	"testing"
 	"time"
@@ -33,7 +32,7 @@ func BenchmarkSessionPath(b *testing.B) {
 	}{{"sm=off", false}, {"sm=on", true}} {
 		b.Run(tt.name, func(b *testing.B) {
 			srv := NewServer(Config{})
-			c := &conn{srv: srv, log: srv.log, nc: discardConn{}, bw: bufio.NewWriterSize(discardConn{}, 4096),
+			c := &conn{srv: srv, log: srv.log, nc: discardConn{}, fr: newTCPFraming(discardConn{}),
 				wake: make(chan struct{}, 1), closing: make(chan struct{})}
 			s := &session{srv: srv, log: srv.log, full: msg.To, t: c, sm: tt.sm, smID: ""}
 			c.sess = s

@@ -27,6 +27,25 @@
 // away. A session holds at most QueueSize queued and twice QueueSize
 // unacknowledged stanzas (the writer moves a whole batch at once).
 //
+// # Framings
+//
+// The negotiation and session code never touches the wire format: it
+// reads RFC 6120 stream XML (a header per stream, top-level elements,
+// </stream:stream>) through core/xmlstream from a net.Conn, and writes the
+// parts of a stream through a Framing (WriteHeader, WriteElement,
+// WriteClose, Flush). Serve runs TCP connections with tcpFraming (one XML
+// document per stream; STARTTLS replaces it with one over TLS).
+// ServeTransport runs any other Transport, a net.Conn that is its own
+// Framing and already encrypted: core/websocket (RFC 7395, one element
+// per message, <open/> and <close/>) and core/bosh (XEP-0206, elements in
+// <body/> wrappers of HTTP requests) translate their client's side into
+// stream XML for the reader and frame what the session writes, so
+// SASL (with -PLUS bound to the HTTPS connection, Transport.TLS), binding,
+// stream management, CSI, pings, limits and shutdown are the same code for
+// every transport. A transport offers no STARTTLS. Deadlines keep their
+// net.Conn meaning; a transport that cannot interrupt a read may close
+// itself when one passes.
+//
 // # Stream management (XEP-0198 1.6, urn:xmpp:sm:3)
 //
 // <sm/> is offered after authentication; <enable/> is accepted after

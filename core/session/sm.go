@@ -15,8 +15,8 @@ const (
 	nsCSI = "urn:xmpp:csi:0"
 )
 
-// smRequest is <r/>, written as is.
-const smRequest = "<r xmlns='" + nsSM + "'/>"
+// smRequest is <r/>.
+var smRequest = stanza.New(nsSM, "r")
 
 // smFailed builds <failed/> with a stanza error condition, and h when h is
 // not negative.

@@ -82,6 +82,8 @@ c2s:
   direct_tls_addr: "127.0.0.1:0"
 admin:
   addr: "127.0.0.1:0"
+http:
+  addr: "127.0.0.1:0"
 EOF
 "$kontor" serve --config "$cfg" >"$tmp/serve.out" 2>"$tmp/serve.log" &
 pids+=($!)
