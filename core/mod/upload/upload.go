@@ -204,6 +204,13 @@ func (m *Module) Provision(h module.Host) error {
 
 	h.HandleIQ(module.ToHost, module.Get, stanza.Name{Space: NS, Local: "request"}, m.request)
 	h.HandleHTTP(PathPrefix, &handler{m: m})
+	if h.HTTPBaseURL() == "" {
+		// Nothing to announce: slot requests are answered with
+		// service-unavailable until a listener exists.
+		m.log.Warn("the HTTPS listener is off: uploads are not offered")
+		h.Go("upload-purge", m.purgeLoop)
+		return nil
+	}
 	form := dataform.New(dataform.TypeResult, NS, dataform.Field{Var: "max-file-size",
 		Values: []string{strconv.FormatInt(m.opts.MaxFileSize, 10)}})
 	h.AddDisco(module.ToHost, module.Disco{

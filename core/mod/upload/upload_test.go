@@ -16,6 +16,7 @@ import (
 
 	"kontor.im/kontor/core/modtest"
 	"kontor.im/kontor/core/module"
+	"kontor.im/kontor/core/router"
 	"kontor.im/kontor/core/stanza"
 )
 
@@ -313,6 +314,26 @@ func TestDisco(t *testing.T) {
 	}
 	if !strings.Contains(form, NS) || !strings.Contains(form, "<value>12345</value>") {
 		t.Errorf("no XEP-0363 form with max-file-size: %s", form)
+	}
+}
+
+func TestNoListener(t *testing.T) {
+	info, _ := module.Lookup(ID)
+	m := info.New().(*Module)
+	o := m.Options().(*Options)
+	dir := t.TempDir()
+	o.Dir, o.SecretFile = filepath.Join(dir, "files"), filepath.Join(dir, "upload.key")
+	srv := modtest.New(t, modtest.Options{}, router.Enabled{Info: info, Module: m})
+	srv.Account("alice")
+	c := srv.Connect("alice@example.com/a")
+	for _, f := range srv.Host.DiscoInfo(module.ToHost).Features {
+		if f == NS {
+			t.Errorf("uploads announced without an HTTPS listener")
+		}
+	}
+	c.SendXML(`<iq type='get' id='r' to='example.com'><request xmlns='` + NS + `' filename='a' size='1'/></iq>`)
+	if got := modtest.ErrorCondition(c.NextIQ("r")); got != stanza.ServiceUnavailable {
+		t.Errorf("slot without a listener: %q, want service-unavailable", got)
 	}
 }
 
