@@ -36,7 +36,7 @@ func RunReport(t *testing.T, open func(t *testing.T) storage.Store) {
 				Expires: expires, KeyID: key, Sealed: make([]byte, size)})
 		}
 		now := t0.AddDate(0, 3, 0)
-		add("alice@example.com", 1, kA.ID, t0, now.Add(-time.Hour), 100)                     // past due
+		add("alice@example.com", 1, kA.ID, t0, now.Add(-time.Hour), 100)                      // past due
 		add("alice@example.com", 2, kA.ID, t0.Add(time.Hour), now, 50)                        // past due (Expires == now)
 		add("bob@example.com", 3, kB.ID, t0.Add(-time.Hour), now.Add(time.Second), 10)        // oldest internal of 202601
 		add("alice@example.com", 4, kC.ID, t0.AddDate(0, 1, 0), now.AddDate(0, 1, 0), 7)      // 202602
