@@ -282,11 +282,14 @@ func Access(ctx context.Context, src *Source, p Period) (*Report, error) {
 	}
 	r := &Report{Intro: "Every export, erasure, legal hold, approval, access decision and policy change recorded in the audit trail in the period, by operator, and the result of checking the trail's hash chain.",
 		Meta: src.meta(p, "audit trail: "+strings.Join(accessActions, ", "), "audit chain verification (whole trail)")}
-	chain := "intact: " + itoa(f.Verified) + " entries verified, head " + f.Head
+	r.Facts = []Fact{{"Audit chain", "intact, " + itoa(f.Verified) + " entries verified"}}
 	if f.Problem != "" {
-		chain = "TAMPERED: " + f.Problem
+		r.Facts = []Fact{{"Audit chain", "TAMPERED: " + f.Problem}}
 	}
-	r.Facts = []Fact{{"Audit chain", chain}, {"Entries in the period", strconv.Itoa(len(f.Entries))}}
+	r.Facts = append(r.Facts, Fact{"Entries in the period", strconv.Itoa(len(f.Entries))})
+	if f.Head != "" {
+		r.Facts = append(r.Facts, Fact{"Chain head (seq:hash)", f.Head})
+	}
 	by := Section{Title: "By operator", Columns: []string{"operator", "action", "count"}}
 	chart := Chart{Title: "Actions by operator", Unit: "entries"}
 	perOp := map[string]int64{}

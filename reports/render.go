@@ -83,13 +83,7 @@ func RenderCSV(w io.Writer, r *Report) error {
 // svgChart draws a bar chart as inline SVG.
 func svgChart(c Chart) template.HTML {
 	const w, h, left, bottom, top = 720.0, 260.0, 60.0, 60.0, 10.0
-	maxV := 0.0
-	for _, v := range c.Values {
-		maxV = math.Max(maxV, v)
-	}
-	if maxV == 0 {
-		maxV = 1
-	}
+	maxV := axisMax(c.Values)
 	n := float64(len(c.Values))
 	slot := (w - left - 10) / math.Max(n, 1)
 	var b strings.Builder
@@ -305,13 +299,7 @@ func pdfChart(pdf *fpdf.Fpdf, c Chart, usable float64, tr func(string) string) {
 	}
 	x0, y0 := pdf.GetX()+12, pdf.GetY()
 	w := usable - 12
-	maxV := 0.0
-	for _, v := range c.Values {
-		maxV = math.Max(maxV, v)
-	}
-	if maxV == 0 {
-		maxV = 1
-	}
+	maxV := axisMax(c.Values)
 	pdf.SetDrawColor(120, 120, 120)
 	pdf.Line(x0, y0+h, x0+w, y0+h)
 	pdf.SetFont("Helvetica", "", 6)
@@ -331,4 +319,24 @@ func pdfChart(pdf *fpdf.Fpdf, c Chart, usable float64, tr func(string) string) {
 		pdf.TransformEnd()
 	}
 	pdf.SetXY(pdf.GetX(), y0+h+14)
+}
+
+// axisMax is the top of a chart's value axis: four ticks of a round step
+// (1, 2 or 5 times a power of ten, at least 1: the values are counts).
+func axisMax(vs []float64) float64 {
+	m := 0.0
+	for _, v := range vs {
+		m = math.Max(m, v)
+	}
+	x := m / 4
+	step := 1.0
+	if x > 1 {
+		p := math.Pow(10, math.Floor(math.Log10(x)))
+		for _, k := range []float64{1, 2, 5, 10} {
+			if step = k * p; step >= x {
+				break
+			}
+		}
+	}
+	return 4 * step
 }
