@@ -20,8 +20,8 @@ import (
 )
 
 type operatorGrant struct {
-	Operator                    gate.Operator
-	Decision                    gate.AccessDecision
+	Operator                     gate.Operator
+	Decision                     gate.AccessDecision
 	CaseNumber, Purpose, Request string
 }
 
