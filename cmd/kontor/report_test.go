@@ -73,6 +73,23 @@ func TestReportCommand(t *testing.T) {
 			if got := strings.Count(csv, ",dpo-dora,policy.access,"); got != n+2 {
 				t.Errorf("access report lists %d access decisions, want %d:\n%s", got, n+2, csv)
 			}
+			// A purge recorded in the trail shows in the retention report.
+			kek := filepath.Join(t.TempDir(), "archive.kek")
+			e.must(t, "", "keys", "init", "--file", kek)
+			f, err := os.OpenFile(e.cfgFile, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteString("archive:\n  enabled: true\n  kek_file: " + kek + "\n"); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			e.must(t, "", "archive", "purge")
+			ret := e.must(t, "", "report", "retention", "--role", "dpo", "--format", "csv", "--from", "1d")
+			if !strings.Contains(ret, "fact,Purge runs in the period,1") || !strings.Contains(ret, "\nPurge runs,") ||
+				!strings.Contains(ret, ",dpo-dora,0,0,0,0") {
+				t.Errorf("retention report lacks the purge run:\n%s", ret)
+			}
 			if !strings.Contains(csv, "fact,Audit chain,\"intact, ") {
 				t.Errorf("access report: chain not verified:\n%s", csv)
 			}

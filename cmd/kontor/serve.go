@@ -102,7 +102,11 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	if cfg.Archive.Enabled {
 		// The policy decides each message's retention class.
 		retention := policyRetention{d: s.policy, isLocal: func(d string) bool { return slices.Contains(cfg.Domains, d) }}
-		if s.archive, err = startArchive(ctx, &cfg, s.store, retention, log.With("component", "archive")); err != nil {
+		var trail audit.Log
+		if s.audit != nil {
+			trail = s.audit
+		}
+		if s.archive, err = startArchive(ctx, &cfg, s.store, retention, trail, log.With("component", "archive")); err != nil {
 			return nil, err
 		}
 	}
