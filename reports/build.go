@@ -2,6 +2,7 @@ package reports
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -266,7 +267,7 @@ func AccessData(ctx context.Context, src *Source, p Period) (AccessFigures, erro
 	switch {
 	case err == nil:
 		f.Verified, f.Head = rep.Verified, rep.Head.String()
-	case errorsIsTampered(err):
+	case errors.Is(err, audit.ErrTampered):
 		f.Problem = err.Error()
 	default:
 		return f, fmt.Errorf("reports: verifying the audit trail: %w", err)

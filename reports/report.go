@@ -9,7 +9,7 @@
 // Reports read; they never write to the message path. Figures are
 // aggregates the store computes in SQL over clear metadata
 // (storage.ReportStore): no message is decrypted, so a report over ten
-// million archived messages takes seconds (see BenchmarkRetention10M and
+// million archived messages takes seconds (see BenchmarkReports10M and
 // the README). Lists of events (exports, erasures, holds, approvals, sync
 // runs) are read from the audit trail with the actions in Actions.
 //

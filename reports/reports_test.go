@@ -86,7 +86,7 @@ func fixture(t *testing.T, st storage.Store) *reports.Source {
 	at := t0
 	tr := audit.New(st.(storage.AuditStore), audit.WithClock(func() time.Time { return at }))
 	for i, e := range []audit.Entry{
-		{Actor: "dpo", Action: reports.ActionHoldSet, Subject: "carol@example.com", Reason: "case-1"}, // before the period? no: t0 is in it
+		{Actor: "dpo", Action: reports.ActionHoldSet, Subject: "carol@example.com", Reason: "case-1"},
 		{Actor: "dpo", Action: reports.ActionRequest, Subject: "dave@example.com", Details: map[string]string{"request": "R1", "type": "access"}},
 		{Actor: "anna", Action: reports.ActionApproval, Subject: "dave@example.com", Details: map[string]string{"request": "R1"}},
 		{Actor: "dpo", Action: reports.ActionExport, Subject: "dave@example.com", Details: map[string]string{"request": "R1", "messages": "12"}},
