@@ -21,7 +21,10 @@ var benchRows = flag.Int("bench-rows", 10_000_000, "archived messages BenchmarkR
 // denials, generated with generate_series through psql. It shows that a
 // report is an aggregate query, not a walk over messages:
 //
-//	go test ./reports -run '^$' -bench Reports10M -benchtime 3x -timeout 30m
+//	go test ./reports -run '^$' -bench Reports10M -benchtime 3x -timeout 60m
+//
+// On the development machine (2 shared cores, PostgreSQL 15): retention
+// 6.1 s, denials 1.7 s per report; generating the rows took 20 minutes.
 func BenchmarkReports10M(b *testing.B) {
 	dsn := pgtest.DSN(b)
 	st, err := postgres.Open(b.Context(), dsn)
