@@ -72,6 +72,7 @@ import (
 	"unicode/utf8"
 
 	"kontor.im/kontor/archive/keyring"
+	"kontor.im/kontor/core/audit"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/storage"
@@ -136,6 +137,10 @@ type Config struct {
 	DefaultRetention RetentionClass
 	// Holds tells which owners purge must skip; nil: none.
 	Holds HoldChecker
+	// Audit receives an "archive.purge" entry for every periodic purge
+	// that deleted, destroyed or skipped something (the DPO's retention
+	// report lists them); nil: none.
+	Audit audit.Log
 
 	QueueSize     int           // messages; default 100000
 	QueueBytes    int           // bytes of stanzas; default 64 MiB

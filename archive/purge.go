@@ -3,8 +3,10 @@ package archive
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
+	"kontor.im/kontor/core/audit"
 	"kontor.im/kontor/core/storage"
 )
 
@@ -134,6 +136,20 @@ func (a *Archive) purgeLoop(ctx context.Context) {
 		if res.Messages > 0 || res.Keys > 0 || res.HoldErrored > 0 {
 			a.log.InfoContext(ctx, "archive: purged", "messages", res.Messages, "keys", res.Keys,
 				"held_owners", res.HeldOwners, "hold_errors", res.HoldErrored, "took", time.Since(start))
+			if a.cfg.Audit != nil {
+				if _, err := a.cfg.Audit.Append(context.WithoutCancel(ctx), PurgeAuditEntry(res, time.Since(start))); err != nil {
+					a.log.ErrorContext(ctx, "archive: writing the purge to the audit trail failed", "err", err)
+				}
+			}
 		}
 	}
+}
+
+// PurgeAuditEntry is the audit entry of a purge run by the server (actor
+// "system"; a command sets its operator).
+func PurgeAuditEntry(res PurgeResult, took time.Duration) audit.Entry {
+	return audit.Entry{Actor: "system", Action: "archive.purge", Details: map[string]string{
+		"messages": strconv.Itoa(res.Messages), "keys": strconv.Itoa(res.Keys),
+		"held_owners": strconv.Itoa(res.HeldOwners), "hold_errors": strconv.Itoa(res.HoldErrored),
+		"duration_ms": strconv.FormatInt(took.Milliseconds(), 10)}}
 }

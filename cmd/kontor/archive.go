@@ -14,6 +14,7 @@ import (
 	"kontor.im/kontor/archive"
 	"kontor.im/kontor/archive/gdpr"
 	"kontor.im/kontor/archive/keyring"
+	"kontor.im/kontor/core/audit"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/storage"
 )
@@ -135,7 +136,7 @@ func archiveStore(st storage.Store) (storage.ArchiveStore, error) {
 
 // startArchive builds and starts the archive. It refuses to start without
 // a usable key-encryption key.
-func startArchive(ctx context.Context, cfg *Config, st storage.Store, retention archive.RetentionDecider, log *slog.Logger) (*archive.Archive, error) {
+func startArchive(ctx context.Context, cfg *Config, st storage.Store, retention archive.RetentionDecider, trail audit.Log, log *slog.Logger) (*archive.Archive, error) {
 	as, err := archiveStore(st)
 	if err != nil {
 		return nil, err
@@ -146,6 +147,9 @@ func startArchive(ctx context.Context, cfg *Config, st storage.Store, retention 
 	}
 	opts := archiveOptions(cfg, as, keys, log)
 	opts.Retention = retention
+	if trail != nil {
+		opts.Audit = trail
+	}
 	a, err := archive.New(opts)
 	if err != nil {
 		return nil, err
@@ -223,7 +227,14 @@ func archiveCmd(flags *configFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			start := time.Now()
 			res, err := a.Purge(cmd.Context())
+			if err == nil {
+				e := archive.PurgeAuditEntry(res, time.Since(start))
+				if err := auditFromCLI(cmd.Context(), &cfg, st, cmd, e); err != nil {
+					return err
+				}
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "purged %d messages, destroyed %d data keys; skipped %d owners on hold (%d whose hold check failed)\n",
 				res.Messages, res.Keys, res.HeldOwners, res.HoldErrored)
 			return err

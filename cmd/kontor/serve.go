@@ -118,7 +118,11 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		retention := policyRetention{d: s.policy, isLocal: func(d string) bool { return slices.Contains(cfg.Domains, d) },
 			// Called by the archive's flusher, once the router exists.
 			isRoom: func(d string) bool { r := routed.Load(); return r != nil && r.ServedBy(d) == muc.ID }}
-		if s.archive, err = startArchive(ctx, &cfg, s.store, retention, log.With("component", "archive")); err != nil {
+		var trail audit.Log
+		if s.audit != nil {
+			trail = s.audit
+		}
+		if s.archive, err = startArchive(ctx, &cfg, s.store, retention, trail, log.With("component", "archive")); err != nil {
 			return nil, err
 		}
 	}
