@@ -279,7 +279,7 @@ func runMAM(ctx context.Context, cfg *Config) (*Result, error) {
 	}
 	m.stop(ctx, r)
 	if r.Ops > 0 {
-		r.MessagesPerEntry = int(messages / r.Ops)
+		r.MessagesPerPage = float64(messages) / float64(r.Ops)
 	}
 	lat.fill(r)
 	e.fill(r)

@@ -200,7 +200,7 @@ func (c *conn) element(start xml.StartElement) (*element, error) {
 }
 
 func (c *conn) write(s string) { c.w.WriteString(s) }
-func (c *conn) flush() error  { return c.w.Flush() }
+func (c *conn) flush() error   { return c.w.Flush() }
 
 // send writes one stanza and flushes; safe for concurrent use.
 func (c *conn) send(s string) error {

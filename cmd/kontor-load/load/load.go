@@ -85,13 +85,13 @@ type Result struct {
 	Sent int64 `json:"sent,omitempty"`
 	Lost int64 `json:"lost"`
 	// idle: server memory growth per session.
-	RSSBeforeKiB     int64   `json:"rss_before_kib,omitempty"`
-	RSSAfterKiB      int64   `json:"rss_after_kib,omitempty"`
-	KiBPerSession    float64 `json:"kib_per_session,omitempty"`
-	Config           *Config `json:"config"`
-	FirstError       string  `json:"first_error,omitempty"`
-	MeasuredPIDs     []int   `json:"measured_pids,omitempty"`
-	MessagesPerEntry int     `json:"messages_per_page,omitempty"`
+	RSSBeforeKiB    int64   `json:"rss_before_kib,omitempty"`
+	RSSAfterKiB     int64   `json:"rss_after_kib,omitempty"`
+	KiBPerSession   float64 `json:"kib_per_session,omitempty"`
+	Config          *Config `json:"config"`
+	FirstError      string  `json:"first_error,omitempty"`
+	MeasuredPIDs    []int   `json:"measured_pids,omitempty"`
+	MessagesPerPage float64 `json:"messages_per_page,omitempty"` // mam: the last page of a pass may be partial
 }
 
 func (c *Config) defaults() {

@@ -13,8 +13,8 @@ import (
 
 // figure is one row of the comparison table.
 type figure struct {
-	name   string
-	lower  bool // smaller is better
+	name    string
+	lower   bool // smaller is better
 	select_ func(r *Result) (float64, bool)
 }
 
@@ -31,6 +31,7 @@ var figures = []figure{
 	{"chat@max: p99 ms", true, func(r *Result) (float64, bool) { return r.P99ms, r.Scenario == "chat" && r.Config.Rate == 0 }},
 	{"chat: messages lost", true, func(r *Result) (float64, bool) { return float64(r.Lost), r.Scenario == "chat" }},
 	{"mam: CPU ms per page of 50 (server+db)", true, func(r *Result) (float64, bool) { return r.CPUPerOpMS, r.Scenario == "mam" }},
+	{"mam: messages per page (mean)", false, func(r *Result) (float64, bool) { return r.MessagesPerPage, r.Scenario == "mam" }},
 	{"mam: p99 ms per page", true, func(r *Result) (float64, bool) { return r.P99ms, r.Scenario == "mam" }},
 	{"idle: KiB per session", true, func(r *Result) (float64, bool) { return r.KiBPerSession, r.Scenario == "idle" }},
 	{"idle: sessions held", false, func(r *Result) (float64, bool) { return float64(r.Ops), r.Scenario == "idle" }},
