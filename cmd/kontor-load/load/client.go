@@ -421,9 +421,9 @@ func hmacSum(h func() hash.Hash, key, msg []byte) []byte {
 // not spend its CPU on key stretching.
 func (cfg *Config) saltedPassword(h func() hash.Hash, mech string, salt []byte, iter int) ([]byte, error) {
 	key := mech + "\x00" + string(salt) + "\x00" + strconv.Itoa(iter)
-	cfg.saltMu.Lock()
-	v, ok := cfg.saltCache[key]
-	cfg.saltMu.Unlock()
+	cfg.salts.mu.Lock()
+	v, ok := cfg.salts.m[key]
+	cfg.salts.mu.Unlock()
 	if ok {
 		return v, nil
 	}
@@ -431,14 +431,11 @@ func (cfg *Config) saltedPassword(h func() hash.Hash, mech string, salt []byte, 
 	if err != nil {
 		return nil, err
 	}
-	cfg.saltMu.Lock()
-	if cfg.saltCache == nil {
-		cfg.saltCache = map[string][]byte{}
+	cfg.salts.mu.Lock()
+	if len(cfg.salts.m) < 100000 {
+		cfg.salts.m[key] = v
 	}
-	if len(cfg.saltCache) < 100000 {
-		cfg.saltCache[key] = v
-	}
-	cfg.saltMu.Unlock()
+	cfg.salts.mu.Unlock()
 	return v, nil
 }
 

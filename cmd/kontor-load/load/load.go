@@ -59,8 +59,13 @@ type Config struct {
 	ServerPID   int           `json:"server_pid,omitempty"`
 	DBPID       int           `json:"db_pid,omitempty"` // the database's main process (postmaster): it and its children
 
-	saltMu    sync.Mutex
-	saltCache map[string][]byte
+	salts *saltCache // shared by copies of a Config
+}
+
+// saltCache holds PBKDF2 results (see Config.saltedPassword).
+type saltCache struct {
+	mu sync.Mutex
+	m  map[string][]byte
 }
 
 // Result is one run's JSON line.
@@ -130,6 +135,9 @@ func (c *Config) defaults() {
 	}
 	if c.Settle < 0 {
 		c.Settle = 0
+	}
+	if c.salts == nil {
+		c.salts = &saltCache{m: map[string][]byte{}}
 	}
 }
 
