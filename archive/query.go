@@ -207,14 +207,23 @@ func (a *Archive) Prefs(ctx context.Context, owner string) (module.ArchivePrefs,
 	if err := checkJID("owner", owner, false); err != nil {
 		return module.ArchivePrefs{}, err
 	}
+	if p, _, ok := a.prefs.get(owner); ok {
+		return p, nil
+	}
+	_, gen, _ := a.prefs.get(owner)
 	p, err := a.store.ArchivePrefs(ctx, owner)
 	if errors.Is(err, storage.ErrNotFound) {
+		a.prefs.put(owner, module.ArchivePrefs{}, gen)
 		return module.ArchivePrefs{}, nil
 	}
 	if err != nil {
 		return module.ArchivePrefs{}, fmt.Errorf("archive: prefs: %w", err)
 	}
-	return module.ArchivePrefs{Default: p.Default, Always: p.Always, Never: p.Never}, nil
+	// The lists are shared by every caller of a cached value: callers
+	// only read them (the mam module's decide).
+	out := module.ArchivePrefs{Default: p.Default, Always: p.Always, Never: p.Never}
+	a.prefs.put(owner, out, gen)
+	return out, nil
 }
 
 // maxPrefsJIDs bounds each list of preferences.
@@ -240,6 +249,10 @@ func (a *Archive) SetPrefs(ctx context.Context, owner string, p module.ArchivePr
 			}
 		}
 	}
+	// Invalidate before and after: a read that starts in between does not
+	// cache the old value (prefsCache.gen).
+	a.prefs.invalidate(owner)
+	defer a.prefs.invalidate(owner)
 	if err := a.store.SetArchivePrefs(ctx, owner, storage.ArchivePrefs{Default: p.Default, Always: p.Always, Never: p.Never}); err != nil {
 		return fmt.Errorf("archive: set prefs: %w", err)
 	}
