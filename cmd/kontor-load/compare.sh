@@ -11,7 +11,7 @@
 # ratio to the best peer. Everything started here is stopped at the end.
 #
 # Fair settings: rate limits and traffic shapers off everywhere, Nagle off
-# (Prosody's tcp_nodelay), ejabberd's listen backlog raised from 5, MAM
+# (Prosody: network_settings.nagle = false), ejabberd's listen backlog raised from 5, MAM
 # "always" on ejabberd and Prosody, SCRAM-hashed passwords everywhere.
 # "kontor-nopolicy" is Kontor with the policy gate module off (issue 4's
 # overhead figure); it runs the chat scenarios only.
@@ -143,7 +143,7 @@ s2s_interfaces = { "127.0.0.1" }
 http_ports = { }
 https_ports = { }
 modules_disabled = { "s2s" }
-network_settings = { tcp_nodelay = true }
+network_settings = { nagle = false }  -- TCP_NODELAY (net/server_epoll.lua: cfg.nagle)
 modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "register", "mam" }
 allow_registration = true
 min_seconds_between_registrations = 0
