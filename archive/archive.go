@@ -152,6 +152,11 @@ type Config struct {
 	PurgeBatch    int // messages or keys per purge transaction; default 1000
 	KeyCacheSize  int // unwrapped data keys held; default 10000
 	KeyCacheTTL   time.Duration
+	// PrefsCacheSize bounds the owners whose archiving preferences are
+	// held in memory (default 10000); a change made outside this Archive
+	// is seen after at most PrefsCacheTTL (default 1 minute).
+	PrefsCacheSize int
+	PrefsCacheTTL  time.Duration
 	// DefaultPage and MaxPage bound ArchiveQuery.Max; defaults 50 and 250.
 	DefaultPage, MaxPage int
 	// CountLimit bounds the counting behind ArchivePage.Count (beyond it,
@@ -188,6 +193,7 @@ func (c *Config) setDefaults() {
 	def(&c.BatchSize, DefaultBatchSize)
 	def(&c.PurgeBatch, 1000)
 	def(&c.KeyCacheSize, 10_000)
+	def(&c.PrefsCacheSize, 10_000)
 	def(&c.DefaultPage, 50)
 	def(&c.MaxPage, 250)
 	def(&c.CountLimit, 1000)
@@ -197,6 +203,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.KeyCacheTTL <= 0 {
 		c.KeyCacheTTL = time.Hour
+	}
+	if c.PrefsCacheTTL <= 0 {
+		c.PrefsCacheTTL = time.Minute
 	}
 	if c.DefaultRetention == (RetentionClass{}) {
 		c.DefaultRetention = RetentionClass{Name: DefaultClassName, Keep: DefaultKeep}
@@ -217,9 +226,9 @@ type Archive struct {
 	log   *slog.Logger
 	store storage.ArchiveStore
 	keys  *keyManager
+	prefs *prefsCache
 	q     *queue
 	now   func() time.Time
-	prefs prefsCache
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -254,6 +263,7 @@ func New(cfg Config) (*Archive, error) {
 		log:   cfg.Logger,
 		store: cfg.Store,
 		keys:  newKeyManager(cfg.Store, cfg.Keys, cfg.Now, cfg.KeyCacheSize, cfg.KeyCacheTTL),
+		prefs: newPrefsCache(cfg.PrefsCacheSize, cfg.PrefsCacheTTL, cfg.Now),
 		q:     newQueue(cfg.QueueSize, cfg.QueueBytes),
 		now:   cfg.Now,
 	}, nil

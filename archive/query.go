@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"kontor.im/kontor/core/module"
@@ -208,57 +207,29 @@ func (a *Archive) Prefs(ctx context.Context, owner string) (module.ArchivePrefs,
 	if err := checkJID("owner", owner, false); err != nil {
 		return module.ArchivePrefs{}, err
 	}
+	if p, _, ok := a.prefs.get(owner); ok {
+		return p, nil
+	}
+	_, gen, _ := a.prefs.get(owner)
 	p, err := a.store.ArchivePrefs(ctx, owner)
 	if errors.Is(err, storage.ErrNotFound) {
-		a.prefs.put(owner, module.ArchivePrefs{})
+		a.prefs.put(owner, module.ArchivePrefs{}, gen)
 		return module.ArchivePrefs{}, nil
 	}
 	if err != nil {
 		// The database is unreachable: what was read last still holds,
 		// so that messages keep being archived (into the queue) as their
 		// owner wants during an outage.
-		if c, ok := a.prefs.get(owner); ok {
+		if c, ok := a.prefs.stale(owner); ok {
 			return c, nil
 		}
 		return module.ArchivePrefs{}, fmt.Errorf("archive: prefs: %w", err)
 	}
+	// The lists are shared by every caller of a cached value: callers
+	// only read them (the mam module's decide).
 	out := module.ArchivePrefs{Default: p.Default, Always: p.Always, Never: p.Never}
-	a.prefs.put(owner, out)
+	a.prefs.put(owner, out, gen)
 	return out, nil
-}
-
-// maxCachedPrefs bounds the preferences kept for a database outage.
-const maxCachedPrefs = 100_000
-
-// prefsCache keeps the archiving preferences last read or written per
-// owner, for when the database is unreachable. It is bounded: when full,
-// an arbitrary entry goes (an owner whose preferences are not cached gets
-// the module's default during an outage).
-type prefsCache struct {
-	mu sync.Mutex
-	m  map[string]module.ArchivePrefs
-}
-
-func (c *prefsCache) get(owner string) (module.ArchivePrefs, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.m[owner]
-	return p, ok
-}
-
-func (c *prefsCache) put(owner string, p module.ArchivePrefs) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]module.ArchivePrefs{}
-	}
-	if _, ok := c.m[owner]; !ok && len(c.m) >= maxCachedPrefs {
-		for k := range c.m {
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[owner] = p
 }
 
 // maxPrefsJIDs bounds each list of preferences.
@@ -284,9 +255,12 @@ func (a *Archive) SetPrefs(ctx context.Context, owner string, p module.ArchivePr
 			}
 		}
 	}
+	// Invalidate before and after: a read that starts in between does not
+	// cache the old value (prefsCache.gen).
+	a.prefs.invalidate(owner)
+	defer a.prefs.invalidate(owner)
 	if err := a.store.SetArchivePrefs(ctx, owner, storage.ArchivePrefs{Default: p.Default, Always: p.Always, Never: p.Never}); err != nil {
 		return fmt.Errorf("archive: set prefs: %w", err)
 	}
-	a.prefs.put(owner, p)
 	return nil
 }

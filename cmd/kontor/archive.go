@@ -40,6 +40,9 @@ type ArchiveConfig struct {
 	WhenFull      string        `mapstructure:"when_full"`
 	PurgeInterval time.Duration `mapstructure:"purge_interval"`
 	KeyCacheSize  int           `mapstructure:"key_cache_size"`
+	// PrefsCacheSize bounds the owners whose archiving preferences
+	// (XEP-0441) are held in memory.
+	PrefsCacheSize int `mapstructure:"prefs_cache_size"`
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -79,6 +82,7 @@ func (a *ArchiveConfig) validate(dataDir string) []string {
 		{"batch_size", int64(a.BatchSize), 1, 10_000},
 		{"flush_interval", int64(a.FlushInterval), int64(time.Millisecond), int64(time.Minute)},
 		{"key_cache_size", int64(a.KeyCacheSize), 100, 10_000_000},
+		{"prefs_cache_size", int64(a.PrefsCacheSize), 100, 10_000_000},
 	}
 	for _, b := range bounds {
 		if b.n < b.lo || b.n > b.hi {
@@ -180,7 +184,7 @@ func archiveOptions(cfg *Config, as storage.ArchiveStore, keys keyring.Provider,
 		DefaultRetention: archive.RetentionClass{Name: archive.DefaultClassName, Keep: keep},
 		QueueSize:        c.QueueSize, QueueBytes: c.QueueBytes, BatchSize: c.BatchSize,
 		FlushInterval: c.FlushInterval, WhenFull: full, PurgeInterval: c.PurgeInterval,
-		KeyCacheSize: c.KeyCacheSize,
+		KeyCacheSize: c.KeyCacheSize, PrefsCacheSize: c.PrefsCacheSize,
 	}
 }
 

@@ -42,6 +42,7 @@ func TestArchiveConfigValidate(t *testing.T) {
 			a.QueueSize, a.BatchSize, a.FlushInterval, a.PurgeInterval, a.DefaultRetentionDays = 10, 0, 0, time.Second, -1
 		}, []string{"default_retention_days", "queue_size", "batch_size", "flush_interval", "purge_interval"}},
 		{"purge off", func(a *ArchiveConfig) { a.PurgeInterval = 0 }, nil},
+		{"cache bounds", func(a *ArchiveConfig) { a.KeyCacheSize, a.PrefsCacheSize = 10, 0 }, []string{"key_cache_size", "prefs_cache_size"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
