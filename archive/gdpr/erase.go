@@ -72,9 +72,10 @@ func (c Certificate) Kept() []Category {
 
 // erasePlan is what an erasure will do.
 type erasePlan struct {
-	cats  []Category
-	shred []int64 // data keys to destroy
-	keep  []storage.Restriction
+	cats   []Category
+	shred  []int64 // data keys to destroy
+	keep   []storage.Restriction
+	heldBy string // the cases of the legal holds on the person, or ""
 }
 
 func (t *Tool) plan(ctx context.Context, subject string) (erasePlan, error) {
@@ -160,6 +161,18 @@ func (t *Tool) plan(ctx context.Context, subject string) (erasePlan, error) {
 		cases = append(cases, h.Case)
 	}
 	heldBy := strings.Join(cases, ", ")
+	p.heldBy = heldBy
+	if t.Uploads != nil {
+		n, err := t.Uploads.CountOwner(ctx, subject)
+		if err != nil {
+			return p, err
+		}
+		c := Category{Name: "uploads", Count: n, Status: statusOf(n)}
+		if heldBy != "" && n > 0 {
+			c.Status, c.Case = Held, heldBy
+		}
+		p.cats = append(p.cats, c)
+	}
 	msgs, err := st.CountArchive(ctx, storage.ArchiveRowQuery{Owner: subject, MaxID: maxID}, 1<<62)
 	if err != nil {
 		return p, err
@@ -361,6 +374,14 @@ func (t *Tool) erase(ctx context.Context, subject string, p erasePlan, opts Eras
 		return err
 	}
 	cert.Categories = append(cert.Categories, Category{Name: "directory_link", Count: links, Status: statusOf(links)})
+	// Uploaded files (counted by plan): deleted, or kept while a legal
+	// hold covers the person (their archive keys are kept then too, so
+	// the files stay readable to the DPO).
+	if t.Uploads != nil && p.heldBy == "" {
+		if _, err := t.Uploads.DeleteOwner(ctx, subject); err != nil {
+			return err
+		}
+	}
 	if err := st.DeletePEPOwner(ctx, subject); err != nil {
 		return err
 	}

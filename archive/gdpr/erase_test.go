@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,6 +317,67 @@ func TestEraseResumes(t *testing.T) {
 		}
 		if _, err := b.st.Account(ctx, alice); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("account after the rerun: %v", err)
+		}
+	})
+}
+
+// fakeUploads stands for the upload module's files (core/mod/upload,
+// adapted in cmd/kontor): files per owner.
+type fakeUploads struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (f *fakeUploads) CountOwner(_ context.Context, owner string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n[owner], nil
+}
+
+func (f *fakeUploads) DeleteOwner(_ context.Context, owner string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.n[owner]
+	delete(f.n, owner)
+	return n, nil
+}
+
+// TestEraseUploads: an erasure deletes the person's uploaded files and says
+// so in the certificate; a dry run only counts them; a legal hold keeps
+// them.
+func TestEraseUploads(t *testing.T) {
+	forBackends(t, func(t *testing.T, b *backend) {
+		ctx := t.Context()
+		tool, a, _ := newTool(t, b, retention)
+		seed(t, b, a, marker(t, "S"), marker(t, "V"))
+		up := &fakeUploads{n: map[string]int{alice: 2, dave: 3}}
+		tool.Uploads = up
+		g := Grant{Operator: "dpo"}
+		category := func(cert Certificate) Category {
+			for _, c := range cert.Categories {
+				if c.Name == "uploads" {
+					return c
+				}
+			}
+			t.Fatalf("no uploads category in %+v", cert.Categories)
+			return Category{}
+		}
+		dry, err := tool.Erase(ctx, g, alice, EraseOptions{DryRun: true})
+		ok(t, err)
+		if c := category(dry); c.Count != 2 || c.Status != Deleted || up.n[alice] != 2 {
+			t.Errorf("dry run: %+v, files left %d", c, up.n[alice])
+		}
+		cert, err := tool.Erase(ctx, g, alice, EraseOptions{})
+		ok(t, err)
+		if c := category(cert); c.Count != 2 || c.Status != Deleted || up.n[alice] != 0 {
+			t.Errorf("erasure: %+v, files left %d", c, up.n[alice])
+		}
+		_, err = tool.AddHold(ctx, g, dave, "LIT-9", "lawsuit")
+		ok(t, err)
+		cert, err = tool.Erase(ctx, g, dave, EraseOptions{})
+		ok(t, err)
+		if c := category(cert); c.Count != 3 || c.Status != Held || c.Case != "LIT-9" || up.n[dave] != 3 {
+			t.Errorf("held: %+v, files left %d", c, up.n[dave])
 		}
 	})
 }

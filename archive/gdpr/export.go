@@ -13,6 +13,7 @@ import (
 	"html"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -580,7 +581,11 @@ func (x *exporter) run(ctx context.Context, b *Bundle) error {
 			return err
 		}
 	}
-	for _, s := range x.opts.Sections {
+	sections := x.opts.Sections
+	if t.UploadsSection != nil {
+		sections = append(slices.Clip(sections), t.UploadsSection)
+	}
+	for _, s := range sections {
 		t.progress("export %s: %s", x.subject, s.Name())
 		if err := s.Export(ctx, x.subject, b, x.pseudo); err != nil {
 			return fmt.Errorf("%s: %w", s.Name(), err)

@@ -121,6 +121,15 @@ type Tool struct {
 	// ErasureLog is the path of the erasure log ("" keeps none: tests
 	// only).
 	ErasureLog string
+	// Uploads are the person's uploaded files (XEP-0363), kept outside the
+	// stores this package knows; nil when the upload module is off.
+	// Erasure deletes them (they are sealed with the person's archive keys,
+	// so shredding those already made them unreadable); a legal hold keeps
+	// them. The export lists and includes them through UploadsSection.
+	Uploads Uploads
+	// UploadsSection adds the person's uploaded files to every export
+	// (nil: none).
+	UploadsSection Section
 	// Progress receives progress lines (nil: none).
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -191,4 +200,13 @@ type RetentionRule struct {
 // person's typical messages (cmd/kontor wires the policy engine in).
 type RetentionExplainer interface {
 	ExplainRetention(ctx context.Context, owner string) ([]RetentionRule, error)
+}
+
+// Uploads is what erasure needs of the uploaded files: cmd/kontor adapts
+// core/mod/upload's Files to it.
+type Uploads interface {
+	// CountOwner returns how many files owner has.
+	CountOwner(ctx context.Context, owner string) (int, error)
+	// DeleteOwner deletes every file of owner and returns how many.
+	DeleteOwner(ctx context.Context, owner string) (int, error)
 }

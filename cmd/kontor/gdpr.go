@@ -139,6 +139,14 @@ func newGDPRTool(cfg *Config, st storage.Store, cmd *cobra.Command) (*gdpr.Tool,
 		sealer := a.OfflineOpener()
 		t.OpenOffline = func(m storage.OfflineMessage) ([]byte, error) { return offline.OpenStored(sealer, m) }
 	}
+	files, err := uploadFiles(cfg, st, t.Archive)
+	if err != nil {
+		return nil, nil, err
+	}
+	if files != nil {
+		t.Uploads = gdprUploads{files}
+		t.UploadsSection = uploadsSection{files}
+	}
 	pe, err := newPolicyEngine(cmd.Context(), cfg, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: the retention policy cannot be asked: %v\n", err)
@@ -228,7 +236,7 @@ func gdprCmd(flags *configFlags) *cobra.Command {
 		Use:   "erase USER",
 		Short: "Erase a person: shred their archive keys, delete their data, restrict what must stay",
 		Long: `Destroys the person's archive data keys first (crypto-shredding), then deletes
-their archive, account, roster (and their entries in other users' rosters),
+their archive, uploaded files, account, roster (and their entries in other users' rosters),
 vCard, PEP, private XML, offline messages, blocklist, archiving preferences
 and directory link. What a legal hold or a retention duty (gdpr.duty_classes)
 keeps stays stored but restricted: the command says what and until when. The
