@@ -16,10 +16,11 @@ const (
 	// reasons). Details "request".
 	ActionRequestDone = "gdpr.request.done"
 	// ActionExport: someone's data was exported (Art. 15/20). Details
-	// "request" when it answers a request; "messages" counts what it held.
+	// "dsr" when it answers a data subject request (the "request" detail
+	// is a dual-control request); "messages" counts what it held.
 	ActionExport = "gdpr.export"
-	// ActionErase: someone's data was erased (Art. 17). Details "request"
-	// when it answers a request.
+	// ActionErase: someone's data was erased (Art. 17). Details "dsr"
+	// when it answers a data subject request.
 	ActionErase = "gdpr.erase"
 	// ActionHoldSet and ActionHoldRelease place and release a legal hold on
 	// Subject; Reason or Details "case" name the case.

@@ -38,7 +38,13 @@ func RequestsData(ctx context.Context, src *Source, p Period) ([]SubjectRequest,
 		return r
 	}
 	for _, e := range recs {
-		id := e.Details["request"]
+		// The data subject request's id: "dsr" on exports and erasures
+		// (their "request" is the dual-control request), "request" on
+		// the gdpr.request entries.
+		id := e.Details["dsr"]
+		if e.Action == ActionRequest || e.Action == ActionRequestDone {
+			id = e.Details["request"]
+		}
 		switch e.Action {
 		case ActionRequest:
 			if id == "" {

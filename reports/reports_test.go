@@ -89,7 +89,7 @@ func fixture(t *testing.T, st storage.Store) *reports.Source {
 		{Actor: "dpo", Action: reports.ActionHoldSet, Subject: "carol@example.com", Reason: "case-1"},
 		{Actor: "dpo", Action: reports.ActionRequest, Subject: "dave@example.com", Details: map[string]string{"request": "R1", "type": "access"}},
 		{Actor: "anna", Action: reports.ActionApproval, Subject: "dave@example.com", Details: map[string]string{"request": "R1"}},
-		{Actor: "dpo", Action: reports.ActionExport, Subject: "dave@example.com", Details: map[string]string{"request": "R1", "messages": "12"}},
+		{Actor: "dpo", Action: reports.ActionExport, Subject: "dave@example.com", Details: map[string]string{"dsr": "R1", "request": "A7", "messages": "12"}},
 		{Actor: "dpo", Action: reports.ActionRequest, Subject: "erin@example.com", Details: map[string]string{"request": "R2", "type": "erasure"}},
 		{Actor: "dpo", Action: reports.ActionHoldSet, Subject: "frank@example.com", Reason: "case-2"},
 		{Actor: "legal", Action: reports.ActionHoldRelease, Subject: "carol@example.com", Reason: "case-1"},

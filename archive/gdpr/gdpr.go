@@ -157,6 +157,10 @@ type Grant struct {
 	Purpose    string
 	Request    string // the approved dual-control request, "" when none
 	DecisionID string
+	// DSR is the data subject request this action answers (recorded with
+	// `kontor gdpr request add`), "" when none: the DPO's request report
+	// matches them.
+	DSR string
 }
 
 // Details adds the grant (case, purpose, request, decision) to d.
@@ -172,6 +176,7 @@ func (g Grant) Details(d map[string]string) map[string]string {
 	set("case", g.CaseNumber)
 	set("purpose", g.Purpose)
 	set("request", g.Request)
+	set("dsr", g.DSR)
 	set("decision_id", g.DecisionID)
 	return d
 }

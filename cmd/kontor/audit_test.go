@@ -56,7 +56,7 @@ func (e *auditEnv) run(t *testing.T, stdin string, args ...string) (stdout, stde
 	var out, errOut bytes.Buffer
 	root := newRootCmd(&out, &errOut)
 	root.SetIn(strings.NewReader(stdin))
-	if len(args) > 0 && len(e.operatorArgs) > 0 && slices.Contains([]string{"gdpr", "hold", "ediscovery"}, args[0]) {
+	if len(args) > 0 && len(e.operatorArgs) > 0 && slices.Contains([]string{"gdpr", "hold", "ediscovery", "report"}, args[0]) {
 		args = append(slices.Clip(args), e.operatorArgs...)
 	}
 	root.SetArgs(append(args, "--config", e.cfgFile))

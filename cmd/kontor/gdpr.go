@@ -108,6 +108,9 @@ func openGDPR(cmd *cobra.Command, flags *configFlags, action, subject string) (*
 		return nil, err
 	}
 	env.grant = gdpr.Grant{Operator: g.Operator.ID, CaseNumber: g.CaseNumber, Purpose: g.Purpose, Request: g.Request, DecisionID: g.Decision.ID}
+	if f := cmd.Flags().Lookup("dsr"); f != nil {
+		env.grant.DSR = f.Value.String()
+	}
 	if env.tool, env.policy, err = newGDPRTool(&env.cfg, st, cmd); err != nil {
 		st.Close()
 		return nil, err
@@ -300,6 +303,7 @@ backup).`,
 	erase.Flags().StringVar(&reason, "reason", "", "why (goes into the audit entry)")
 	erase.Flags().IntVar(&batch, "batch", 5000, "archived messages deleted per transaction")
 	addAccessFlags(erase)
+	erase.Flags().String("dsr", "", "the data subject request this erasure answers (kontor gdpr request add)")
 
 	restrictions := &cobra.Command{
 		Use:   "restrictions [USER]",

@@ -83,6 +83,7 @@ The archive is read page by page: memory stays bounded whatever its size.`,
 	f.StringVar(&justification, "justification", "", "why third parties are included (audited)")
 	f.IntVar(&batch, "batch", 1000, "archived messages read at a time")
 	addAccessFlags(cmd)
+	cmd.Flags().String("dsr", "", "the data subject request this export answers (kontor gdpr request add)")
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // gdprEnv is an auditEnv with the archive enabled (a key file outside the
@@ -200,5 +201,35 @@ func TestGDPRNeedsApproval(t *testing.T) {
 	}
 	if _, err := x.store(t).Account(t.Context(), "bob@localhost"); err == nil {
 		t.Error("bob's account is still there after the approved erasure")
+	}
+}
+
+// TestGDPRRequests: a data subject request recorded on receipt and
+// answered by an erasure (--dsr) shows in the requests report as done,
+// with its deadline.
+func TestGDPRRequests(t *testing.T) {
+	e := newGDPRTestEnv(t, "sqlite")
+	e.must(t, auditTestPassword+"\n", "user", "add", "bob@localhost")
+	out := e.must(t, "", "gdpr", "request", "add", "bob@localhost", "--type", "erasure", "--id", "DSR-1")
+	if !strings.Contains(out, "request DSR-1 (erasure) of bob@localhost recorded; due by ") {
+		t.Errorf("request add: %s", out)
+	}
+	if _, _, err := e.run(t, "", "gdpr", "request", "add", "bob@localhost", "--type", "gossip"); err == nil {
+		t.Error("an unknown request type was recorded")
+	}
+	e.must(t, "", "gdpr", "request", "add", "bob@localhost", "--type", "rectification", "--id", "DSR-2")
+	e.must(t, "", "gdpr", "request", "done", "DSR-2", "bob@localhost", "--note", "name corrected")
+	e.must(t, "", "gdpr", "erase", "bob@localhost", "--dsr", "DSR-1")
+	csv := e.must(t, "", "report", "requests", "--format", "csv", "--from", "1d")
+	for _, id := range []string{"DSR-1", "DSR-2"} {
+		line := ""
+		for _, l := range strings.Split(csv, "\n") {
+			if strings.Contains(l, id+",") {
+				line = l
+			}
+		}
+		if line == "" || !strings.Contains(line, "bob@localhost") || strings.Count(line, time.Now().UTC().Format(time.DateOnly)) < 2 {
+			t.Errorf("%s is not in the requests report as received and done today:\n%s", id, csv)
+		}
 	}
 }

@@ -200,6 +200,7 @@ const (
 	AccessArchiveExport    = "archive.export"     // export it (GDPR Art. 15/20, eDiscovery)
 	AccessArchiveErase     = "archive.erase"      // erase it (GDPR Art. 17)
 	AccessReportView       = "report.view"        // view a DPO report
+	AccessDSRRecord        = "dsr.record"         // record a data subject request and its completion
 	AccessLegalHoldSet     = "legal_hold.set"     // place a legal hold
 	AccessLegalHoldRelease = "legal_hold.release" // release one
 	// Calls of the admin API and management of operators (admins only in

@@ -4,6 +4,7 @@
 #   {"operator": {"id": "erika", "roles": ["dpo"]},
 #    "action": "archive.view" | "archive.export" | "archive.erase" |
 #              "report.view" | "legal_hold.set" | "legal_hold.release" |
+#              "dsr.record" |
 #              "admin.policy_reload" | "admin.ldap_sync" | "operator.manage",
 #    "subject": "bob@example.com",      # whose data; "" for reports
 #    "case_number": "C-2025-017", "purpose": "…",
@@ -52,6 +53,10 @@ requirements := {
 	"legal_hold.release": {
 		"roles": {"dpo", "legal"}, "case": true, "approvers": 1,
 		"approver_roles": set(), "eligible": {"dpo", "legal"},
+	},
+	"dsr.record": {
+		"roles": {"dpo", "admin"}, "case": false, "approvers": 0,
+		"approver_roles": set(), "eligible": set(),
 	},
 	"report.view": {
 		"roles": {"dpo", "auditor", "admin"}, "case": false, "approvers": 0,

@@ -155,3 +155,10 @@ test_admin_may_reload_policy_sync_and_manage_operators if {
 		d.reason == "allowed"
 	}
 }
+
+test_recording_a_data_subject_request_needs_the_dpo if {
+	d := access.decision with input as with_({"action": "dsr.record", "operator": {"id": "erika", "roles": ["dpo"]}, "case_number": "", "purpose": ""})
+	d.allow
+	e := access.decision with input as with_({"action": "dsr.record", "operator": {"id": "audrey", "roles": ["auditor"]}, "case_number": "", "purpose": ""})
+	not e.allow
+}
