@@ -148,7 +148,7 @@ func (m *Module) stamp(ctx context.Context, p *module.Packet) (module.Verdict, e
 	}
 	id := ""
 	if archive {
-		id = m.ids.next()
+		id = m.ids.Next()
 	}
 	c := restamp(s, id, own)
 	if archive {
@@ -281,7 +281,7 @@ func (m *Module) reserve(ctx context.Context, p *module.Packet) (module.Verdict,
 	if err := m.accepting(); err != nil {
 		return module.Drop, err
 	}
-	p.Origin.SetValue(reservationKey{}, &reservation{p: p, id: m.ids.next(), at: m.stampTime()})
+	p.Origin.SetValue(reservationKey{}, &reservation{p: p, id: m.ids.Next(), at: m.stampTime()})
 	return module.Continue, nil
 }
 

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"kontor.im/kontor/core/uuid7"
 
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/mod/mam/mamtest"
@@ -112,7 +113,7 @@ func TestArchivesBothParties(t *testing.T) {
 			}
 			if tc.aliceWants == 1 {
 				m := ts.arch.Messages(alice)[0]
-				if _, ok := uuidv7Millis(m.ID); !ok || !m.Outgoing || m.With != tc.to || m.Owner != alice || !m.Time.Equal(t0) {
+				if _, ok := uuid7.Millis(m.ID); !ok || !m.Outgoing || m.With != tc.to || m.Owner != alice || !m.Time.Equal(t0) {
 					t.Fatalf("alice's archived message: %+v", m)
 				}
 				el := parseStored(t, m.Stanza)
@@ -122,7 +123,7 @@ func TestArchivesBothParties(t *testing.T) {
 			}
 			if tc.bobWants == 1 {
 				m := ts.arch.Messages(bob)[0]
-				if _, ok := uuidv7Millis(m.ID); !ok || m.Outgoing || m.With != alice+"/home" || m.Owner != bob || !m.Time.Equal(t0) {
+				if _, ok := uuid7.Millis(m.ID); !ok || m.Outgoing || m.With != alice+"/home" || m.Owner != bob || !m.Time.Equal(t0) {
 					t.Fatalf("bob's archived message: %+v", m)
 				}
 			}
@@ -594,64 +595,4 @@ func TestDerived(t *testing.T) {
 func carolJID(t *testing.T) jid.JID {
 	t.Helper()
 	return jid.MustParse(carol)
-}
-
-func TestIDs(t *testing.T) {
-	c := &clock{t: t0}
-	g := newIDGen(c.now)
-	tests := []struct {
-		name string
-		step time.Duration // clock change before the id
-	}{
-		{name: "first"},
-		{name: "same millisecond"},
-		{name: "same millisecond again"},
-		{name: "next millisecond", step: time.Millisecond},
-		{name: "clock steps back", step: -time.Hour},
-		{name: "clock back to normal", step: time.Hour + time.Second},
-	}
-	var prev string
-	latest := t0 // the latest time the clock showed: ids never go back
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c.set(c.now().Add(tc.step))
-			if c.now().After(latest) {
-				latest = c.now()
-			}
-			id := g.next()
-			ms, ok := uuidv7Millis(id)
-			if !ok {
-				t.Fatalf("id %q is not a canonical lowercase UUIDv7", id)
-			}
-			if id <= prev {
-				t.Fatalf("id %q does not sort after %q", id, prev)
-			}
-			if got := time.UnixMilli(ms).UTC(); got.Before(t0) || got.After(latest.Add(time.Millisecond)) {
-				t.Fatalf("id %q has time %v, clock %v, latest %v", id, got, c.now(), latest)
-			}
-			prev = id
-		})
-	}
-	seen := map[string]bool{}
-	for range 10000 {
-		id := g.next()
-		if _, ok := uuidv7Millis(id); !ok || seen[id] || id <= prev {
-			t.Fatalf("id %q malformed, repeated or out of order after %q", id, prev)
-		}
-		seen[id], prev = true, id
-	}
-}
-
-// uuidv7Millis checks that id is a UUIDv7 in canonical lowercase text (as
-// the archive package parses it) and returns its milliseconds.
-func uuidv7Millis(id string) (int64, bool) {
-	if len(id) != IDLen || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
-		return 0, false
-	}
-	h := id[0:8] + id[9:13] + id[14:18] + id[19:23] + id[24:36]
-	if strings.Trim(h, "0123456789abcdef") != "" || h[12] != '7' || !strings.ContainsRune("89ab", rune(h[16])) {
-		return 0, false
-	}
-	ms, err := strconv.ParseInt(h[:12], 16, 64)
-	return ms, err == nil
 }

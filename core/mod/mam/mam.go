@@ -148,6 +148,8 @@ import (
 	"log/slog"
 	"time"
 
+	"kontor.im/kontor/core/uuid7"
+
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
@@ -252,7 +254,7 @@ type Module struct {
 	archive module.Archive
 	store   storage.Store
 	log     *slog.Logger
-	ids     *idGen
+	ids     *uuid7.Generator
 	now     func() time.Time
 	stamps  stamps
 }
@@ -277,7 +279,7 @@ func (m *Module) Provision(h module.Host) error {
 	if m.now == nil {
 		m.now = time.Now
 	}
-	m.ids = newIDGen(m.now)
+	m.ids = uuid7.New(m.now)
 	m.stamps.init(m.now)
 	if m.archive == nil {
 		m.log.Debug("no archive configured: message archiving is off")

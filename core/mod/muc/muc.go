@@ -92,6 +92,8 @@ import (
 	"sync"
 	"time"
 
+	"kontor.im/kontor/core/uuid7"
+
 	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
@@ -206,7 +208,7 @@ type Module struct {
 	store   storage.MUCRooms // nil: rooms are not stored
 	sealer  module.Sealer
 	now     func() time.Time
-	ids     *idGen
+	ids     *uuid7.Generator
 
 	// mu guards rooms; a room's own lock may be taken while holding mu,
 	// never the reverse.
@@ -233,7 +235,7 @@ func (m *Module) Provision(h module.Host) error {
 	if m.now == nil {
 		m.now = time.Now
 	}
-	m.ids = newIDGen(m.now)
+	m.ids = uuid7.New(m.now)
 	m.rooms = map[string]*room{}
 	domain := m.opts.Domain
 	if domain == "" {

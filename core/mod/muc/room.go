@@ -470,7 +470,7 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) error
 		r.subject, r.subjectFrom = subject.Text(), r.occupantJID(o.nick)
 	}
 	from := r.occupantJID(o.nick)
-	id := m.ids.next()
+	id := m.ids.Next()
 	at := m.now().UTC().Truncate(time.Microsecond)
 	// The message as occupants get it: the sender's children without
 	// forged room stanza-ids and occupant-ids, plus the room's own.

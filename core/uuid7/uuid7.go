@@ -1,17 +1,24 @@
-package mam
+// Package uuid7 mints the ids of archived messages, which are also their
+// XEP-0359 stanza-ids: UUIDv7 (RFC 9562) in canonical lowercase text, the
+// form the archive package requires, strictly increasing per generator.
+// The mam module (one-to-one archives) and the muc module (room archives)
+// share it; modules may not import each other.
+package uuid7
 
 import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
-// IDLen is the length of an archive id: a UUID in canonical text.
-const IDLen = 36
+// Len is the length of an id: a UUID in canonical text.
+const Len = 36
 
-// idGen mints archive ids: UUIDv7 (RFC 9562 §5.7) in canonical lowercase
+// Generator mints ids: UUIDv7 (RFC 9562 §5.7) in canonical lowercase
 // text, the form the archive package requires. The 48-bit timestamp is
 // milliseconds since 1970; the 74 bits around the version and variant are
 // random.
@@ -24,7 +31,7 @@ const IDLen = 36
 // the server handles (XEP-0359, Security Considerations), and each keeps
 // at least 32 unpredictable bits. A fresh millisecond gets 74 fresh random
 // bits.
-type idGen struct {
+type Generator struct {
 	now func() time.Time
 
 	mu sync.Mutex
@@ -34,15 +41,16 @@ type idGen struct {
 	hi     uint16
 }
 
-func newIDGen(now func() time.Time) *idGen { return &idGen{now: now} }
+// New returns a generator that reads the time from now.
+func New(now func() time.Time) *Generator { return &Generator{now: now} }
 
 const (
 	loBits = 62
 	hiBits = 12
 )
 
-// next returns a new id.
-func (g *idGen) next() string {
+// Next returns a new id.
+func (g *Generator) Next() string {
 	var r [12]byte // 10 bytes for 74 fresh bits, or 4 for an increment
 	_, _ = rand.Read(r[:])
 	ms := uint64(max(g.now().UnixMilli(), 0)) & (1<<48 - 1)
@@ -68,7 +76,7 @@ func (g *idGen) next() string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[0:8], ms<<16|0x7000|uint64(hi))
 	binary.BigEndian.PutUint64(b[8:16], 1<<63|lo)
-	var out [IDLen]byte
+	var out [Len]byte
 	hex.Encode(out[0:8], b[0:4])
 	out[8] = '-'
 	hex.Encode(out[9:13], b[4:6])
@@ -79,4 +87,18 @@ func (g *idGen) next() string {
 	out[23] = '-'
 	hex.Encode(out[24:36], b[10:16])
 	return string(out[:])
+}
+
+// Millis checks that id is a UUIDv7 in canonical lowercase text (as the
+// archive package parses it) and returns its milliseconds.
+func Millis(id string) (int64, bool) {
+	if len(id) != Len || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+		return 0, false
+	}
+	h := id[0:8] + id[9:13] + id[14:18] + id[19:23] + id[24:36]
+	if strings.Trim(h, "0123456789abcdef") != "" || h[12] != '7' || !strings.ContainsRune("89ab", rune(h[16])) {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(h[:12], 16, 64)
+	return ms, err == nil
 }
