@@ -11,33 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"kontor.im/kontor/core/testenv"
+
 	"kontor.im/kontor/reports"
 )
 
 var screenshots = flag.Bool("screenshots", false, "write a screenshot of each HTML report to docs/")
 
-// chromium returns Debian's chromium, installing it as root when missing;
-// under CI=true a missing browser fails the test.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if os.Geteuid() == 0 {
-		cmd := exec.Command("apt-get", "install", "-y", "--no-install-recommends", "chromium")
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Logf("apt-get install chromium: %v\n%s", err, out)
-		} else if p, err := exec.LookPath("chromium"); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed (apt-get install chromium)")
-	}
-	t.Skip("chromium is not installed")
-	return ""
-}
+// chromium returns Debian's chromium (core/testenv installs it as root
+// when missing; under CI=true a missing browser fails the test).
+func chromium(t *testing.T) string { return testenv.Program(t, "chromium", "chromium") }
 
 // TestHTMLInChromium renders each report's HTML in headless Chromium and
 // checks that it loads without console errors and that the DOM holds the

@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,67 +22,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"kontor.im/kontor/core/testenv"
 )
-
-// needTool finds a program; as root it installs the Debian package when
-// the program is missing. Missing, it skips the test, or fails it with
-// CI=true.
-func needTool(t *testing.T, program, pkg string) string {
-	t.Helper()
-	if p, err := exec.LookPath(program); err == nil {
-		return p
-	}
-	if os.Geteuid() == 0 {
-		if err := aptInstall(pkg); err != nil {
-			t.Logf("installing %s: %v", pkg, err)
-		}
-		if p, err := exec.LookPath(program); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not available (Debian package %s); CI must not skip the browser test", program, pkg)
-	}
-	t.Skipf("%s is not available: install the Debian package %s", program, pkg)
-	return ""
-}
-
-// aptInstall installs a Debian package, one test binary at a time (the
-// lock file is pgtest's).
-func aptInstall(pkg string) error {
-	f, err := os.OpenFile("/tmp/kontor-apt.lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	run := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"-o", "DPkg::Lock::Timeout=300"}, args...)...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("apt-get %s: %w: %s", strings.Join(args, " "), err, out[max(0, len(out)-2000):])
-		}
-		return nil
-	}
-	if err := run("install", "-y", pkg); err != nil {
-		if uerr := run("update"); uerr != nil {
-			return errors.Join(err, uerr)
-		}
-		return run("install", "-y", pkg)
-	}
-	return nil
-}
 
 // browserClient installs the pinned npm packages of testdata/browser into
 // a cache directory (once per lock file) and returns its node_modules.
 func browserClient(t *testing.T) string {
 	t.Helper()
-	npm := needTool(t, "npm", "npm")
+	npm := testenv.Program(t, "npm", "npm")
 	lock, err := os.ReadFile("testdata/browser/package-lock.json")
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +163,7 @@ func runChromium(t *testing.T, chromium, url string) {
 }
 
 func TestBrowser(t *testing.T) {
-	chromium := needTool(t, "chromium", "chromium")
+	chromium := testenv.Program(t, "chromium", "chromium")
 	mods := browserClient(t)
 	for _, transport := range []string{"websocket", "bosh"} {
 		t.Run(transport, func(t *testing.T) {
