@@ -227,6 +227,12 @@ func TestInactivity(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("an inactive session stayed open")
 	}
+	// The session leaves the handler's table just after its transport
+	// closed.
+	deadline := time.Now().Add(5 * time.Second)
+	for h.Open() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if h.Open() != 0 {
 		t.Errorf("Open() = %d after the session ended", h.Open())
 	}
