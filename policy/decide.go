@@ -140,6 +140,7 @@ func accessValue(in *gate.AccessInput, now time.Time) ast.Value {
 		ast.Item(kSubjectLegalHold, ast.InternedTerm(in.SubjectLegalHold)),
 		ast.Item(kNow, ast.IntNumberTerm(int(now.Unix()))),
 		ast.Item(kApprovals, ast.ArrayTerm(approvals...)),
+		ast.Item(kRemote, ast.StringTerm(in.Remote)),
 	)
 }
 
@@ -585,6 +586,11 @@ func (e *Engine) Access(ctx context.Context, in gate.AccessInput) gate.AccessDec
 	}
 	if len(approvers) > 0 {
 		details["approvers"] = joinComma(approvers)
+	}
+	if in.Remote != "" {
+		// An operator's address in full: unlike an employee's, it is
+		// what the works council asks for (who looked, from where).
+		details["remote"] = in.Remote
 	}
 	if e.audit != nil {
 		_, aerr := e.audit.Append(context.WithoutCancel(ctx), audit.Entry{Actor: in.Operator.ID, Action: "policy.access",

@@ -103,6 +103,7 @@
 //	                   "admin.policy_reload" | "admin.ldap_sync" | "operator.manage",
 //	         "subject": "<bare JID>", "case_number", "purpose",
 //	         "subject_legal_hold": bool, "now": <Unix seconds>,
+//	         "remote": "<admin API caller host:port>" | "" (local CLI),
 //	         "approvals": [{"by", "roles": [...], "case_number", "at": <Unix seconds>}]}
 //	output: {"allow", "reason", "message", "approvals_needed": n,
 //	         "roles_needed": [...], "obligations": {"case_number"}}

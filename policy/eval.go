@@ -82,6 +82,7 @@ type accessJSON struct {
 	CaseNumber       string `json:"case_number"`
 	Purpose          string `json:"purpose"`
 	SubjectLegalHold bool   `json:"subject_legal_hold"`
+	Remote           string `json:"remote"`
 	Now              int64  `json:"now"`
 	Approvals        []struct {
 		By         string   `json:"by"`
@@ -150,7 +151,7 @@ func ParseInput(decision string, data []byte) (Input, error) {
 			return Input{}, errors.New("policy: input: action and operator.id are required")
 		}
 		v := gate.AccessInput{Operator: gate.Operator{ID: j.Operator.ID, Roles: j.Operator.Roles}, Action: j.Action,
-			Subject: j.Subject, CaseNumber: j.CaseNumber, Purpose: j.Purpose, SubjectLegalHold: j.SubjectLegalHold}
+			Subject: j.Subject, CaseNumber: j.CaseNumber, Purpose: j.Purpose, SubjectLegalHold: j.SubjectLegalHold, Remote: j.Remote}
 		if j.Now != 0 {
 			v.Now = time.Unix(j.Now, 0)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -110,6 +111,9 @@ func TestAdminAPIOperators(t *testing.T) {
 	}
 	var byAda, byErika int
 	for _, e := range es {
+		if host, _, err := net.SplitHostPort(e.Details["remote"]); err != nil || host != "127.0.0.1" {
+			t.Errorf("audit entry %d does not name the caller's address: remote=%q", e.Seq, e.Details["remote"])
+		}
 		switch {
 		case e.Actor == "ada" && e.Details["allow"] == "true":
 			byAda++

@@ -55,7 +55,8 @@ func (s *Server) adminOperator(action string, next http.HandlerFunc) http.Handle
 			unauthorized(w, "the operator is disabled")
 			return
 		}
-		d := s.policy.Access(ctx, gate.AccessInput{Operator: gate.Operator{ID: op.ID, Roles: op.Roles}, Action: action})
+		d := s.policy.Access(ctx, gate.AccessInput{Operator: gate.Operator{ID: op.ID, Roles: op.Roles}, Action: action,
+			Remote: r.RemoteAddr})
 		if !d.Allow {
 			http.Error(w, fmt.Sprintf("access denied: %s (%s, decision %s)", d.Message, d.Reason, d.ID), http.StatusForbidden)
 			return

@@ -113,6 +113,9 @@ archive:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			p.dumpGoroutines()
+		}
 		p.kill()
 		if t.Failed() {
 			t.Logf("server output (every run):\n%s", p.logs)
@@ -208,6 +211,21 @@ func (p *procServer) kill() {
 	fmt.Fprintf(p.logs, "===== SIGKILL %s\n", time.Now().Format(time.RFC3339Nano))
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
+}
+
+// dumpGoroutines makes a running server print every goroutine's stack
+// into the logs and exit (Go's SIGQUIT handling), so that a failed test
+// shows where the server was stuck.
+func (p *procServer) dumpGoroutines() {
+	if !p.running() {
+		return
+	}
+	fmt.Fprintf(p.logs, "===== SIGQUIT %s\n", time.Now().Format(time.RFC3339Nano))
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 // terminate sends SIGTERM and returns how long the process took to exit

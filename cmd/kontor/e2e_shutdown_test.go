@@ -24,6 +24,11 @@ func TestE2EGracefulShutdown(t *testing.T) {
 	p.addUsers(t, password, "alice", "bob")
 	bob := dialRecipient(t, p.ts, "bob", password)
 	alice := p.ts.dial(t, "alice", password)
+	t.Cleanup(func() { // before the clients close: where the server is stuck
+		if t.Failed() {
+			p.dumpGoroutines()
+		}
+	})
 	const n = 50
 	for i := range n {
 		alice.send(t, fmt.Sprintf("<message to='bob@localhost' id='m%d' type='chat'><body>m%d</body></message>", i, i))

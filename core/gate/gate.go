@@ -220,6 +220,9 @@ type AccessInput struct {
 	Approvals  []Approval
 	// SubjectLegalHold: a legal hold covers the subject.
 	SubjectLegalHold bool
+	// Remote is the caller's network address (host:port) when the
+	// request came over the admin API; "" for the local CLI.
+	Remote string
 	// Now is the time of the request, against which approvals expire.
 	// Zero means now.
 	Now time.Time
