@@ -493,6 +493,9 @@ type Host interface {
 	// invalid, a virtual host, or served already. IsLocal stays false for
 	// it: its JIDs are not accounts.
 	ServeDomain(domain string, h DomainHandler) error
+	// ServedBy returns the ID of the module serving domain
+	// (ServeDomain), or "" when no module serves it.
+	ServedBy(domain string) string
 }
 
 func (t Target) String() string {

@@ -204,6 +204,7 @@ func (v *hostView) Store() storage.Store                        { return v.r.sto
 func (v *hostView) Sealer() module.Sealer                       { return v.r.sealer }
 func (v *hostView) Archive() module.Archive                     { return v.r.archive }
 func (v *hostView) IsLocal(domain string) bool                  { return v.r.IsLocal(domain) }
+func (v *hostView) ServedBy(domain string) string               { return v.r.ServedBy(domain) }
 func (v *hostView) Route(ctx context.Context, s *stanza.Stanza) { v.r.Route(ctx, s) }
 func (v *hostView) Resources(bare jid.JID) []module.Resource {
 	return v.r.Resources(bare)

@@ -17,6 +17,15 @@
 //     available presence and probes: contact "presence".
 //   - an IQ get or set to another user: contact "iq".
 //
+// Stanzas to a domain a module serves (module.Host.ServeDomain: rooms,
+// components, the upload and proxy services) ask no contact question
+// here: the serving module asks its own, with the people involved (MUC:
+// muc.join and muc.invite; components: contact for the component's JID;
+// proxy65: the two parties of a transfer). Asking here too would ask
+// about a room's or service's address as if it were a person, and a
+// policy that refuses unknown or external parties would lock everyone out
+// of rooms. End-to-end encrypted messages to them still ask e2ee.
+//
 // Stanzas of type error, IQ results, unavailable presence and withdrawals
 // (unsubscribe, unsubscribed) always pass: refusing them would break the
 // protocol or keep someone from ending a contact, and an error cannot be
@@ -106,7 +115,7 @@ func (g *Gate) outbound(ctx context.Context, p *module.Packet) (module.Verdict, 
 	if !ok {
 		return module.Continue, nil
 	}
-	if in.Action != "" {
+	if in.Action != "" && g.host.ServedBy(s.To.Domain()) == "" {
 		if err := g.ask(ctx, in); err != nil {
 			return module.Drop, err
 		}

@@ -297,3 +297,70 @@ func TestTimeoutIsWait(t *testing.T) {
 		t.Errorf("timeout is %s/%s, want wait/policy-violation", e.Type, e.Condition)
 	}
 }
+
+// service serves a domain the way MUC and components do, and records what
+// reaches it.
+type service struct {
+	domain string
+	mu     sync.Mutex
+	got    []string
+}
+
+func (s *service) Provision(h module.Host) error {
+	return h.ServeDomain(s.domain, func(_ context.Context, p *module.Packet) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.got = append(s.got, p.Stanza.El.Get("id"))
+		return nil
+	})
+}
+
+func (s *service) received() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
+// TestServedDomainsDecideForThemselves: stanzas to a domain a module
+// serves ask no contact question in the gate (the module asks its own, with
+// the people involved), so that a policy refusing every unknown party
+// still lets people reach rooms; an encrypted message still asks e2ee.
+func TestServedDomainsDecideForThemselves(t *testing.T) {
+	d := &fakeDecider{refuse: func(contract.ContactInput) bool { return true }}
+	g := new(Gate)
+	g.SetDecider(d)
+	info, _ := module.Lookup(ID)
+	svc := &service{domain: "rooms.example.com"}
+	srv := modtest.New(t, modtest.Options{}, router.Enabled{Info: info, Module: g},
+		router.Enabled{Info: module.Info{ID: "test_service", New: func() module.Module { return svc }}, Module: svc})
+	srv.Account("alice")
+	a := srv.Connect("alice@example.com/phone")
+	for _, send := range []string{
+		"<presence to='team@rooms.example.com/alice' id='join'/>",
+		"<message to='team@rooms.example.com/bob' type='chat' id='pm'><body>hi</body></message>",
+		"<iq to='team@rooms.example.com' type='get' id='info'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+	} {
+		a.SendXML(send)
+	}
+	a.SendXML("<message to='team@rooms.example.com/bob' type='chat' id='omemo'><encrypted xmlns='urn:xmpp:omemo:2'/></message>")
+	contacts, e2ees := d.asked()
+	if len(contacts) != 0 {
+		t.Errorf("the gate asked contact questions about a served domain: %+v", contacts)
+	}
+	if len(e2ees) != 1 {
+		t.Errorf("e2ee asked %+v, want once for the encrypted message", e2ees)
+	}
+	for _, s := range a.Received() {
+		if s.IsError() {
+			t.Errorf("refused: %s", s.El)
+		}
+	}
+	if got := strings.Join(svc.received(), " "); got != "join pm info omemo" {
+		t.Errorf("the service received %q, want every stanza", got)
+	}
+	// A user at a domain nobody serves is still asked about (and refused).
+	a.SendXML("<message to='carol@elsewhere.example' type='chat' id='out'><body>hi</body></message>")
+	if contacts, _ := d.asked(); len(contacts) != 1 {
+		t.Errorf("contact asked %+v for a remote user, want once", contacts)
+	}
+}
