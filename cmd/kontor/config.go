@@ -209,9 +209,11 @@ func loadConfig(f configFlags) (Config, error) {
 		file = env
 	}
 	if file != "" {
-		v.SetConfigFile(file)
-		v.SetConfigType("yaml")
-		if err := v.MergeInConfig(); err != nil {
+		data, err := os.ReadFile(file)
+		if err == nil {
+			err = mergeConfigYAML(v, data)
+		}
+		if err != nil {
 			return Config{}, fmt.Errorf("config: reading %s: %w", file, err)
 		}
 	}

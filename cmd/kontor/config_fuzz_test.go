@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -29,7 +28,7 @@ func FuzzLoadConfig(f *testing.F) {
 		if err := v.ReadConfig(strings.NewReader(defaultYAML)); err != nil {
 			t.Fatal(err)
 		}
-		if err := v.MergeConfig(bytes.NewReader(data)); err != nil {
+		if err := mergeConfigYAML(v, data); err != nil {
 			return
 		}
 		cfg, err := decodeConfig(v)

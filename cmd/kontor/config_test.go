@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,5 +124,33 @@ func TestConfigCheckCommand(t *testing.T) {
 	root.SetArgs([]string{"serve", "--config", writeConfig(t, "c2s:\n  bogus: 1\n")})
 	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "c2s.bogus: unknown key") {
 		t.Fatalf("serve started on a bad configuration: %v", err)
+	}
+}
+
+// TestConfigAliasBomb: a file whose YAML aliases expand to millions of
+// values, or an alias inside its own anchor, is refused with a clear error
+// before anything decodes it; a file of ordinary anchors is fine.
+func TestConfigAliasBomb(t *testing.T) {
+	var bomb strings.Builder
+	bomb.WriteString("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&bomb, "l%d: &l%d [*l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"billion laughs", bomb.String(), "more than 100000 values"},
+		{"self reference", "a: &a [*a]\n", "inside its own anchor"},
+		{"too big", "# " + strings.Repeat("x", maxConfigBytes) + "\n", "at most"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(configFlags{file: writeConfig(t, tt.yaml)})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("loadConfig: %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+	ok := "shutdown_timeout: &t 20s\nc2s:\n  write_timeout: *t\n"
+	cfg, err := loadConfig(configFlags{file: writeConfig(t, ok)})
+	if err != nil || cfg.C2S.WriteTimeout != 20*time.Second {
+		t.Errorf("an ordinary alias: write_timeout %v, %v; want 20s", cfg.C2S.WriteTimeout, err)
 	}
 }
