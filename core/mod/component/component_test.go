@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"kontor.im/kontor/core/gate"
-	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/modtest"
+	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/router"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/xmlstream"
