@@ -169,6 +169,7 @@ func TestE2EComponent(t *testing.T) {
 	})
 	ts.addUser(t, "alice", "password-a")
 	ts.addUser(t, "carol", "password-c")
+	ts.addUser(t, "dave", "password-d")
 	if got := scrape(t, ts)["kontor_components_connected"]; got != 0 {
 		t.Fatalf("kontor_components_connected %v before any connect", got)
 	}
@@ -270,6 +271,31 @@ func TestE2EComponent(t *testing.T) {
 		carol.barrier(t)
 		carol.Messages.none(t, "carol", func(n xmlNode) bool { return n.attr("id") == "c2" })
 		bot.Messages.none(t, "bot", func(n xmlNode) bool { return n.attr("id") == "c1" })
+	})
+
+	t.Run("offline user gets the message later", func(t *testing.T) {
+		bot.send(t, "<message type='chat' from='bot.localhost' to='dave@localhost' id='off1'><body>your ticket is done</body></message>")
+		deadline := time.Now().Add(e2eWait)
+		for {
+			// The message is stored once it is archived for dave.
+			page, err := ts.srv.archive.Query(context.Background(), module.ArchiveQuery{Owner: "dave@localhost", With: "bot.localhost"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Messages) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the message to offline dave was not archived")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		dave := ts.dial(t, "dave", "password-d", withResource("phone"))
+		dave.send(t, "<presence/>")
+		m := dave.Messages.expect(t, "dave's offline message", func(n xmlNode) bool { return n.attr("id") == "off1" })
+		if m.attr("from") != "bot.localhost" || m.body() != "your ticket is done" {
+			t.Fatalf("dave got %s", m)
+		}
 	})
 
 	t.Run("forged from ends the stream", func(t *testing.T) {
