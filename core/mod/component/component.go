@@ -59,7 +59,9 @@
 // here, with the same actions (message, presence, subscribe, subscribed,
 // iq) and the same policy-violation error on a refusal: to the user for
 // what the user sent, to the component for what it sent. Without a policy
-// engine every such stanza is refused (fail closed).
+// engine every such stanza is refused (fail closed). The end-to-end
+// encryption decision (core/gate E2EE) is not asked for this traffic: a
+// component is a service that reads what it is sent.
 //
 // # Secrets and trust
 //

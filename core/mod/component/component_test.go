@@ -462,3 +462,70 @@ func TestValidate(t *testing.T) {
 		t.Fatal("a duplicate domain passed")
 	}
 }
+
+// TestQueueLimit: a component that stops reading is cut off once
+// queue_size stanzas wait for it, and what does not fit bounces.
+func TestQueueLimit(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.QueueSize = 2; o.WriteTimeout = time.Second })
+	e.srv.Account("alice")
+	alice := e.srv.Connect("alice@example.com/a")
+	e.connect(t, "bot.example.com") // and never read again
+	big := modtest.Parse(t, "<message to='bot.example.com' type='chat'><body>"+strings.Repeat("x", 200<<10)+"</body></message>")
+	big.SetFrom(alice.JID)
+	bounced := false
+	for i := 0; i < 500 && !bounced; i++ {
+		e.srv.Router.RouteFrom(context.Background(), alice.Res, big)
+		for _, s := range alice.Received() {
+			if s.Type == "error" && modtest.ErrorCondition(s) == stanza.ServiceUnavailable {
+				bounced = true
+			}
+		}
+	}
+	if !bounced {
+		t.Fatal("nothing bounced although the component reads nothing")
+	}
+	waitFor(t, func() bool { return e.m.ConnectedComponents() == 0 })
+}
+
+// BenchmarkFromComponent measures the path of a chat message from a
+// component to a local user's resource: namespace mapping, parsing,
+// address checks, the contact decision (answered at once) and routing.
+func BenchmarkFromComponent(b *testing.B) {
+	info, _ := module.Lookup(ID)
+	m := newModule()
+	m.opts.Listen = "127.0.0.1:0"
+	m.opts.Components = []ComponentOptions{{Domain: "bot.example.com", Secret: secret}}
+	m.SetDecider(&decider{})
+	srv := modtest.New(b, modtest.Options{}, router.Enabled{Info: info, Module: m})
+	srv.Account("alice")
+	alice := srv.Connect("alice@example.com/a")
+	a, bside := net.Pipe()
+	defer a.Close()
+	defer bside.Close()
+	c := m.newConn(a)
+	c.comp = m.comps["bot.example.com"]
+	rd := xmlstream.NewReader(strings.NewReader("<stream:stream xmlns='"+NS+"' xmlns:stream='"+stanza.NSStream+"'>"+
+		"<message from='bot.example.com' to='alice@example.com/a' type='chat' id='b1'><body>Your ticket 4711 is solved.</body></message>"), xmlstream.Limits{})
+	if _, err := rd.Header(); err != nil {
+		b.Fatal(err)
+	}
+	el, err := rd.Next()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	m.decider.(*decider).asked = make([]gate.ContactInput, 0, 1)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if !c.handle(ctx, el.Clone()) {
+			b.Fatal("stream ended")
+		}
+		if i%1024 == 0 {
+			alice.Received()
+			m.decider.(*decider).questions()
+		}
+	}
+	if len(alice.Received()) == 0 {
+		b.Fatal("nothing delivered")
+	}
+}
