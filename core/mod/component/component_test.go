@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kontor.im/kontor/core/gate"
+	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/modtest"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/router"
@@ -527,5 +528,51 @@ func BenchmarkFromComponent(b *testing.B) {
 	}
 	if len(alice.Received()) == 0 {
 		b.Fatal("nothing delivered")
+	}
+}
+
+// TestSeveralHosts: the components attach to the host the host option
+// names; the module does nothing on the others, and without the option a
+// second host refuses to start with a message that says what to set.
+func TestSeveralHosts(t *testing.T) {
+	info, _ := module.Lookup(ID)
+	build := func(host string) router.Enabled {
+		m := newModule()
+		m.opts.Listen = "127.0.0.1:0"
+		m.opts.Host = host
+		m.opts.Components = []ComponentOptions{{Domain: "bot.example.com", Secret: secret}}
+		return router.Enabled{Info: info, Module: m}
+	}
+	stop := func(r *router.Router) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = r.Stop(ctx)
+	}
+
+	r := router.New(router.Config{})
+	defer stop(r)
+	first, second := build("example.org"), build("example.org")
+	if _, err := r.AddHost(jid.MustParse("example.com"), []router.Enabled{first}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddHost(jid.MustParse("example.org"), []router.Enabled{second}); err != nil {
+		t.Fatal(err)
+	}
+	if first.Module.(*Module).Addr() != nil || second.Module.(*Module).Addr() == nil {
+		t.Fatal("the wrong host listens")
+	}
+	if r.ServedBy("bot.example.com") != ID || len(r.Host("example.org").DiscoInfo(module.ToHost).Items) != 1 ||
+		len(r.Host("example.com").DiscoInfo(module.ToHost).Items) != 0 {
+		t.Fatal("the component is not attached to example.org alone")
+	}
+
+	r2 := router.New(router.Config{})
+	defer stop(r2)
+	if _, err := r2.AddHost(jid.MustParse("example.com"), []router.Enabled{build("")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r2.AddHost(jid.MustParse("example.org"), []router.Enabled{build("")})
+	if err == nil || !strings.Contains(err.Error(), "set the host option") {
+		t.Fatalf("second host without the host option: %v", err)
 	}
 }
