@@ -189,7 +189,6 @@ func newModule() *Module {
 var (
 	_ module.Configurable = (*Module)(nil)
 	_ module.Validator    = (*Options)(nil)
-	_ module.Stopper      = (*Module)(nil)
 )
 
 // Validate checks the options (not yet the secrets' sources, which
@@ -394,10 +393,6 @@ func loadSecret(o ComponentOptions) ([]byte, error) {
 	}
 	return []byte(s), nil
 }
-
-// Stop is part of module.Stopper: the host has already ended the accept
-// loop (which closes every connection); nothing else is held.
-func (m *Module) Stop(context.Context) error { return nil }
 
 // serve accepts connections until ctx ends, then closes every connection
 // with system-shutdown and waits for their goroutines.

@@ -133,7 +133,10 @@ func (c *conn) serve(ctx context.Context) {
 	reason := c.read(ctx, rd)
 	c.Close(nil)
 	<-done
+	// Detach at once (not after the linger below), so that the component
+	// may connect again right away; what was still queued bounces.
 	c.bounceQueued(context.WithoutCancel(ctx))
+	m.detach(c)
 	if ce := c.closeErr.Load(); ce != nil {
 		reason = ce.Condition
 	}
