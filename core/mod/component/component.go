@@ -18,7 +18,10 @@
 // and back off exponentially: while a component or an address waits, even
 // the right secret is refused (policy-violation), so that guessing does not
 // pay. A second connection for a component that is connected already is
-// refused with conflict; the first one stays.
+// refused with conflict; the first one stays. A connection whose peer
+// vanished without closing it is found by TCP keep-alive (on by default for
+// accepted connections in Go: probes after 15 s of silence, given up after
+// about two and a half minutes) and then detached.
 //
 // After the handshake, stanzas flow both ways in jabber:component:accept,
 // which the module maps to jabber:client inside the server (and back on the
