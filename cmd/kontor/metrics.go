@@ -22,6 +22,9 @@ func (s *Server) writeMetrics(w io.Writer) {
 		{"kontor_sessions", "Bound client sessions (attached or waiting to be resumed).", "gauge", float64(s.router.SessionCount())},
 		{"kontor_sessions_detached", "Sessions that lost their connection and wait to be resumed (XEP-0198).", "gauge", float64(s.c2s.DetachedCount())},
 	}
+	if n, ok := s.connectedComponents(); ok {
+		ms = append(ms, metric{"kontor_components_connected", "External components connected (XEP-0114).", "gauge", float64(n)})
+	}
 	if s.ws != nil {
 		ms = append(ms,
 			metric{"kontor_websocket_connections", "Open WebSocket connections (RFC 7395; also counted in kontor_c2s_connections once negotiating).", "gauge", float64(s.ws.Open())},
@@ -48,4 +51,18 @@ func (s *Server) writeMetrics(w io.Writer) {
 	for _, m := range ms {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", m.name, m.help, m.name, m.typ, m.name, m.value)
 	}
+}
+
+// connectedComponents sums the connected components of every host whose
+// component module runs (false when none does).
+func (s *Server) connectedComponents() (int, bool) {
+	n, any := 0, false
+	for _, d := range s.router.Domains() {
+		for _, m := range s.router.Host(d).Modules() {
+			if c, ok := m.Module.(interface{ ConnectedComponents() int }); ok {
+				n, any = n+c.ConnectedComponents(), true
+			}
+		}
+	}
+	return n, any
 }

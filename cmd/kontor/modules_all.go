@@ -5,6 +5,7 @@ package main
 import (
 	_ "kontor.im/kontor/core/mod/blocking"
 	_ "kontor.im/kontor/core/mod/carbons"
+	_ "kontor.im/kontor/core/mod/component"
 	_ "kontor.im/kontor/core/mod/disco"
 	_ "kontor.im/kontor/core/mod/extdisco"
 	_ "kontor.im/kontor/core/mod/gate"

@@ -148,6 +148,9 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 			if g, ok := m.(interface{ SetDecider(gate.Decider) }); ok {
 				g.SetDecider(s.policy)
 			}
+			if a, ok := m.(interface{ SetAuditLog(audit.Log) }); ok && s.audit != nil {
+				a.SetAuditLog(s.audit)
+			}
 			if d, ok := m.(interface{ SetDataDir(string) }); ok {
 				d.SetDataDir(cfg.DataDir)
 			}
