@@ -135,6 +135,37 @@ const (
 	ActionMUCInvite  Action = "muc.invite" // invite To into Room
 )
 
+// StanzaAction returns the contact action a stanza from one party to
+// another asks about: a message (of any type) "message"; directed
+// available presence and probes "presence"; subscription requests and
+// approvals "subscribe" and "subscribed"; IQ requests "iq". Errors, IQ
+// results, unavailable presence and withdrawals (unsubscribe,
+// unsubscribed) ask nothing (false): refusing them would break the
+// protocol or keep someone from ending a contact.
+func StanzaAction(s *stanza.Stanza) (Action, bool) {
+	if s.IsError() {
+		return "", false
+	}
+	switch s.Kind {
+	case stanza.KindMessage:
+		return ActionMessage, true
+	case stanza.KindPresence:
+		switch s.Type {
+		case "subscribe":
+			return ActionSubscribe, true
+		case "subscribed":
+			return ActionSubscribed, true
+		case "", "probe":
+			return ActionPresence, true
+		}
+	case stanza.KindIQ:
+		if s.Type == "get" || s.Type == "set" {
+			return ActionIQ, true
+		}
+	}
+	return "", false
+}
+
 // ContactInput asks whether From may do Action to To (or in Room).
 type ContactInput struct {
 	Action Action

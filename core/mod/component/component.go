@@ -54,17 +54,17 @@
 // between two users (core/gate), with the component's bare JID (its domain,
 // or user@domain for a gateway's JIDs) as the other party; it is not a
 // local account (Party.Local false), so the default policy treats it as an
-// external business contact, and a policy file can name it. What a user
-// sends to a JID at the component with a local part is asked by the
-// policy_gate module like any other contact; what a user sends to the
-// component's own domain (which policy_gate leaves alone, as it does the
-// server's) and everything the component sends to a local user is asked
-// here, with the same actions (message, presence, subscribe, subscribed,
-// iq) and the same policy-violation error on a refusal: to the user for
-// what the user sent, to the component for what it sent. Without a policy
-// engine every such stanza is refused (fail closed). The end-to-end
-// encryption decision (core/gate E2EE) is not asked for this traffic: a
-// component is a service that reads what it is sent.
+// external business contact, and a policy file can name it. The
+// policy_gate module leaves domains that a module serves to that module,
+// so both directions are asked here: what a user sends to the component
+// (its domain or any JID at it) and what the component sends to a local
+// user, with the same actions as between users (core/gate StanzaAction)
+// and the same policy-violation error on a refusal: to the user for what
+// the user sent, to the component for what it sent. Without a policy
+// engine every such stanza is refused (fail closed). An end-to-end
+// encrypted message a user sends to a component is still asked the e2ee
+// decision by policy_gate; what a component sends is not (it is a service
+// that reads what it is sent, and encrypts nothing on its own behalf).
 //
 // # Secrets and trust
 //
@@ -474,9 +474,9 @@ func (m *Module) detach(cn *conn) {
 func (m *Module) handler(c *component) module.DomainHandler {
 	return func(ctx context.Context, p *module.Packet) error {
 		s := p.Stanza
-		if p.Origin != nil && s.To.Local() == "" && !s.IsError() {
-			// policy_gate asks about JIDs with a local part; the
-			// component's own domain is asked here.
+		if p.Origin != nil {
+			// policy_gate leaves served domains to their module: every
+			// stanza a user sends to the component is asked here.
 			if in, ok := question(s, party(s.From, true), party(s.To, false)); ok {
 				if d := m.decide(ctx, in); !d.Allow {
 					return d.StanzaError()
@@ -514,33 +514,8 @@ func party(j jid.JID, local bool) gate.Party {
 // "subscribe" and "subscribed", IQ requests "iq". Errors, IQ results,
 // unavailable presence and withdrawals always pass.
 func question(s *stanza.Stanza, from, to gate.Party) (gate.ContactInput, bool) {
-	if s.IsError() {
-		return gate.ContactInput{}, false
-	}
-	in := gate.ContactInput{StanzaType: s.Type, From: from, To: to}
-	switch s.Kind {
-	case stanza.KindMessage:
-		in.Action = gate.ActionMessage
-	case stanza.KindPresence:
-		switch s.Type {
-		case "subscribe":
-			in.Action = gate.ActionSubscribe
-		case "subscribed":
-			in.Action = gate.ActionSubscribed
-		case "", "probe":
-			in.Action = gate.ActionPresence
-		default:
-			return gate.ContactInput{}, false
-		}
-	case stanza.KindIQ:
-		if s.Type != "get" && s.Type != "set" {
-			return gate.ContactInput{}, false
-		}
-		in.Action = gate.ActionIQ
-	default:
-		return gate.ContactInput{}, false
-	}
-	return in, true
+	a, ok := gate.StanzaAction(s)
+	return gate.ContactInput{Action: a, StanzaType: s.Type, From: from, To: to}, ok
 }
 
 // unavailable is the refusal when no decider is wired in.

@@ -383,6 +383,13 @@ func TestRouting(t *testing.T) {
 		if modtest.ErrorCondition(r) != stanza.PolicyViolation {
 			t.Fatalf("alice got %s", r.El)
 		}
+		// A JID at the component (a gateway's contact) is asked here too:
+		// policy_gate leaves served domains to their module.
+		alice.SendXML("<message to='someone@bot.example.com' id='m3' type='chat'><body>hi</body></message>")
+		r = alice.Next(func(s *stanza.Stanza) bool { return s.ID == "m3" })
+		if modtest.ErrorCondition(r) != stanza.PolicyViolation {
+			t.Fatalf("alice got %s", r.El)
+		}
 		// And the component's message to alice is refused back to it.
 		w.write("<message from='bot.example.com' to='alice@example.com/a' id='r2' type='chat'><body>spam</body></message>")
 		el := w.next()

@@ -161,7 +161,7 @@ func (g *Gate) refusal(ctx context.Context, decision string, d contract.Decision
 // classify returns the contact question a stanza asks (Action "" when it
 // asks only about end-to-end encryption, a groupchat message), or false
 // when it asks none.
-func classify(s *stanza.Stanza, isLocal func(domain string) bool) (contract.ContactInput, bool) {
+func classify(s *stanza.Stanza, isLocal func(domain string) bool) (in contract.ContactInput, ok bool) {
 	to := s.To
 	if to.IsZero() || to.Local() == "" {
 		return contract.ContactInput{}, false
@@ -171,36 +171,15 @@ func classify(s *stanza.Stanza, isLocal func(domain string) bool) (contract.Cont
 	if peer == from {
 		return contract.ContactInput{}, false
 	}
-	in := contract.ContactInput{StanzaType: s.Type,
+	in = contract.ContactInput{StanzaType: s.Type,
 		From: contract.Party{JID: from.String(), Local: true},
 		To:   contract.Party{JID: peer.String(), Local: isLocal(peer.Domain())}}
-	switch s.Kind {
-	case stanza.KindMessage:
-		if s.Type == "groupchat" {
-			in.To, in.Room = contract.Party{}, peer.String()
-			return in, true
-		}
-		in.Action = contract.ActionMessage
-	case stanza.KindPresence:
-		switch s.Type {
-		case "subscribe":
-			in.Action = contract.ActionSubscribe
-		case "subscribed":
-			in.Action = contract.ActionSubscribed
-		case "", "probe":
-			in.Action = contract.ActionPresence
-		default: // unavailable, unsubscribe, unsubscribed: always allowed
-			return contract.ContactInput{}, false
-		}
-	case stanza.KindIQ:
-		if s.Type != "get" && s.Type != "set" {
-			return contract.ContactInput{}, false
-		}
-		in.Action = contract.ActionIQ
-	default:
-		return contract.ContactInput{}, false
+	if s.Kind == stanza.KindMessage && s.Type == "groupchat" {
+		in.To, in.Room = contract.Party{}, peer.String()
+		return in, true
 	}
-	return in, true
+	in.Action, ok = contract.StanzaAction(s)
+	return in, ok
 }
 
 // rosterItems returns the contacts a roster set adds or changes (never
