@@ -118,9 +118,7 @@ func connectComponent(t *testing.T, ts *testServer, domain, secret string) (*tes
 
 func (c *testComponent) send(t *testing.T, rawXML string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
-	defer cancel()
-	if err := c.Send(ctx, tokens(t, rawXML)); err != nil {
+	if err := c.Send(sendContext(), tokens(t, rawXML)); err != nil {
 		t.Fatalf("component: send %s: %v", rawXML, err)
 	}
 }
