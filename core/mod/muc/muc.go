@@ -26,7 +26,7 @@
 // occupant-id key) is stored (storage.MUCRooms, on both backends), sealed
 // with the host's Sealer under the room's JID because it may hold a
 // password, each time it changes; it is restored when the server starts.
-// Occupants and the in-memory history are not stored. Rooms are
+// Occupants are not stored; history is the room's archive (below). Rooms are
 // semi-anonymous: an occupant's real JID is shown
 // to moderators only.
 //
@@ -52,8 +52,14 @@
 // <occupant-id/> added; forged ones are removed. A message with a subject
 // and no body changes the subject (moderators only, unless the room lets
 // participants change it). The last max_history messages with a body are
-// kept in memory for history on join (maxstanzas, maxchars 0, seconds and
-// since are honoured).
+// kept in memory for history on join; the room's history length
+// (muc#maxhistoryfetch, at most max_history) caps what a joiner gets, and
+// the request's maxstanzas, maxchars (whole stanzas as sent, counted from
+// the newest), seconds and since narrow it. A room restored at start
+// loads its history from its archive at the first join (when the host has
+// one), so history survives a restart with the stanza-ids, occupant-ids
+// and delay stamps occupants saw first, and ends with the archive's
+// retention; without an archive it is memory only.
 //
 // When the host has an archive (module.Host.Archive), each message with a
 // body goes into the room's archive: owner is the room's bare JID, With is
@@ -139,7 +145,7 @@ func init() {
 		Description: "Multi-user chat at conference.DOMAIN: rooms, history, subject, kicks and bans, room archives under the room's retention class; join asks the contact policy",
 		Specs: []module.Spec{
 			{ID: "XEP-0045", Name: "Multi-User Chat", Version: "1.34.6", Status: module.Partial,
-				Note: "mediated invitations without declines; history on join from memory (not across restarts); no registration, voice requests or room destruction yet"},
+				Note: "mediated invitations without declines; history across restarts needs archive.enabled; no registration, voice requests or room destruction yet"},
 			{ID: "XEP-0421", Name: "Anonymous unique occupant identifiers for MUCs", Version: "0.1.0", Status: module.Complete},
 			{ID: "XEP-0410", Name: "MUC Self-Ping (Schrödinger's Chat)", Version: "1.1.0", Status: module.Complete},
 			{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Version: "0.7.0", Status: module.Partial,

@@ -63,7 +63,12 @@ type room struct {
 	occupants    map[string]*occupant
 	byJID        map[jid.JID]*occupant
 	affiliations map[string]string // bare JID → owner, admin, member, outcast
-	history      []historyItem
+	history      []historyItem // oldest first, at most max_history
+	// primed is set once history holds what the archive had when the
+	// room was restored (or for a room created here, which starts
+	// empty); primeMu makes the load happen once.
+	primed  bool
+	primeMu sync.Mutex
 	// directory holds the members the directory gave (bare JIDs) of a
 	// room that follows a directory group; nil for other rooms.
 	directory map[string]bool
@@ -80,6 +85,7 @@ type occupant struct {
 
 type historyItem struct {
 	msg *stanza.Stanza // as sent to occupants (to not set)
+	id  string         // the room's stanza-id (UUIDv7: orders items)
 	at  time.Time
 }
 
@@ -253,6 +259,7 @@ func (m *Module) join(ctx context.Context, s *stanza.Stanza, bare jid.JID, nick 
 		if err != nil {
 			return err
 		}
+		m.primeHistory(ctx, r)
 		r.mu.Lock()
 		if r.gone {
 			r.mu.Unlock()
@@ -285,6 +292,8 @@ func (m *Module) room(bare jid.JID) (*room, bool, error) {
 		return nil, false, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint, Text: "there are too many rooms"}
 	}
 	r := newRoom(bare)
+	r.cfg.HistoryLength = m.opts.MaxHistory
+	r.primed = true // a new room has no history of its own
 	m.rooms[bare.String()] = r
 	return r, true, nil
 }
@@ -350,7 +359,7 @@ func (m *Module) joinLocked(ctx context.Context, r *room, s *stanza.Stanza, nick
 		codes = []string{"201"}
 	}
 	out = append(out, r.broadcastPresence(o, "", codes, nil)...)
-	out = append(out, r.historyFor(o, x.Child(NS, "history"))...)
+	out = append(out, r.historyFor(o, x.Child(NS, "history"), min(r.cfg.HistoryLength, m.opts.MaxHistory), m.now())...)
 	subj := stanza.NewMessage(r.jid, o.real, "groupchat", "")
 	if !r.subjectFrom.IsZero() {
 		subj.SetFrom(r.subjectFrom)
@@ -364,22 +373,27 @@ func passwordOK(x *stanza.Element, want string) bool {
 	return hmac.Equal([]byte(got), []byte(want))
 }
 
-// historyFor returns the history an occupant asked for (XEP-0045 §7.2.15):
-// maxstanzas, seconds and since narrow it; maxchars='0' asks for none
-// (other maxchars values are not counted: the whole of each message is
-// sent).
-func (r *room) historyFor(o *occupant, h *stanza.Element) []outgoing {
+// historyFor returns the history an occupant asked for (XEP-0045
+// §7.2.15): at most limit messages (the room's history length), narrowed by
+// the request's maxstanzas, seconds and since, and by maxchars, which
+// counts the characters of the complete stanzas as sent (with their delay),
+// the newest first: a message that does not fit ends the history.
+func (r *room) historyFor(o *occupant, h *stanza.Element, limit int, now time.Time) []outgoing {
 	items := r.history
+	if limit < len(items) {
+		items = items[len(items)-max(limit, 0):]
+	}
+	maxChars := -1
 	if h != nil {
-		if h.Get("maxchars") == "0" {
-			return nil
+		if v, err := strconv.Atoi(h.Get("maxchars")); err == nil && v >= 0 {
+			maxChars = v
 		}
 		if v, err := strconv.Atoi(h.Get("maxstanzas")); err == nil && v >= 0 && v < len(items) {
 			items = items[len(items)-v:]
 		}
 		var since time.Time
 		if v, err := strconv.Atoi(h.Get("seconds")); err == nil && v >= 0 {
-			since = time.Now().Add(-time.Duration(v) * time.Second)
+			since = now.Add(-time.Duration(v) * time.Second)
 		}
 		if t, err := time.Parse(time.RFC3339Nano, h.Get("since")); err == nil && t.After(since) {
 			since = t
@@ -392,15 +406,96 @@ func (r *room) historyFor(o *occupant, h *stanza.Element) []outgoing {
 			items = items[i:]
 		}
 	}
-	out := make([]outgoing, 0, len(items))
-	for _, it := range items {
+	out := make([]outgoing, len(items))
+	first, chars := len(items), 0
+	for i := len(items) - 1; i >= 0; i-- {
+		it := items[i]
 		c := it.msg.Readdress(it.msg.From, o.real)
 		c.El = c.El.ShallowClone()
 		c.El.Nodes = append(slices.Clip(c.El.Nodes), stanza.Node{Elem: stanza.New(NSDelay, "delay").
-			Set("from", r.jid.String()).Set("stamp", it.at.UTC().Format("2006-01-02T15:04:05.000Z"))})
-		out = append(out, c)
+			Set("from", r.jid.String()).Set("stamp", it.at.UTC().Format("2006-01-02T15:04:05.000000Z"))})
+		if maxChars >= 0 {
+			chars += utf8.RuneCount(c.El.AppendXML(nil, ""))
+			if chars > maxChars {
+				break
+			}
+		}
+		out[i], first = c, i
 	}
-	return out
+	return out[first:]
+}
+
+// addHistory keeps msg for history on join, within max_history. r.mu is
+// held.
+func (r *room) addHistory(it historyItem, maxHistory int) {
+	if maxHistory <= 0 {
+		return
+	}
+	if len(r.history) >= maxHistory {
+		r.history = append(r.history[:0:0], r.history[len(r.history)-maxHistory+1:]...)
+	}
+	r.history = append(r.history, it)
+}
+
+// primeHistory fills the history of a room restored at start from the
+// room's archive, once: the last max_history messages with their
+// stanza-ids, occupant-ids and times as occupants first got them, so that
+// history on join survives a restart. Messages said since the restart stay
+// after them. Without an archive there is nothing to load (history is
+// then memory only). A failure is logged and tried again at the next join.
+func (m *Module) primeHistory(ctx context.Context, r *room) {
+	r.mu.Lock()
+	done := r.primed
+	r.mu.Unlock()
+	if done || m.archive == nil || m.opts.MaxHistory == 0 {
+		return
+	}
+	r.primeMu.Lock()
+	defer r.primeMu.Unlock()
+	r.mu.Lock()
+	done = r.primed
+	r.mu.Unlock()
+	if done {
+		return
+	}
+	page, err := m.archive.Query(ctx, module.ArchiveQuery{Owner: r.jid.String(), Last: true, Max: m.opts.MaxHistory})
+	if err != nil {
+		m.log.ErrorContext(ctx, "room history not loaded from the archive", "room", r.jid.String(), "err", err)
+		return
+	}
+	loaded := make([]historyItem, 0, len(page.Messages))
+	for _, a := range page.Messages {
+		el, err := parseStored(a.Stanza)
+		if err != nil {
+			m.log.ErrorContext(ctx, "archived room message does not parse", "room", r.jid.String(), "archive_id", a.ID, "err", err)
+			continue
+		}
+		msg, err := stanza.Parse(el)
+		if err != nil || el.ChildText(stanza.NSClient, "body") == "" {
+			continue
+		}
+		loaded = append(loaded, historyItem{msg: msg, id: a.ID, at: a.Time})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.primed {
+		return
+	}
+	seen := make(map[string]bool, len(loaded))
+	for _, it := range loaded {
+		seen[it.id] = true
+	}
+	for _, it := range r.history {
+		if !seen[it.id] {
+			loaded = append(loaded, it)
+		}
+	}
+	slices.SortStableFunc(loaded, func(a, b historyItem) int { return strings.Compare(a.id, b.id) })
+	r.history = nil
+	for _, it := range loaded {
+		r.addHistory(it, m.opts.MaxHistory)
+	}
+	r.primed = true
 }
 
 // message handles messages to a room or an occupant.
@@ -492,11 +587,8 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) error
 		r.mu.Unlock()
 		return stanza.ErrBadRequest("")
 	}
-	if hasBody && m.opts.MaxHistory > 0 {
-		if len(r.history) >= m.opts.MaxHistory {
-			r.history = append(r.history[:0:0], r.history[len(r.history)-m.opts.MaxHistory+1:]...)
-		}
-		r.history = append(r.history, historyItem{msg: msg, at: at})
+	if hasBody {
+		r.addHistory(historyItem{msg: msg, id: id, at: at}, m.opts.MaxHistory)
 	}
 	targets := make([]jid.JID, 0, len(r.occupants))
 	for _, x := range r.occupants {
