@@ -63,7 +63,7 @@ type room struct {
 	occupants    map[string]*occupant
 	byJID        map[jid.JID]*occupant
 	affiliations map[string]string // bare JID → owner, admin, member, outcast
-	history      []historyItem // oldest first, at most max_history
+	history      []historyItem     // oldest first, at most max_history
 	// primed is set once history holds what the archive had when the
 	// room was restored (or for a room created here, which starts
 	// empty); primeMu makes the load happen once.
