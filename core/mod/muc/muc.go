@@ -41,8 +41,14 @@
 // A mediated invitation (XEP-0045 §7.8.2) from an occupant asks the
 // contact policy (muc.invite, inviter to invitee, Room set) and is relayed
 // from the room; in a members-only room only admins and owners invite,
-// and the invitee becomes a member. Direct invitations (XEP-0249) go from
-// client to client and need nothing of the room.
+// and the invitee becomes a member. The room remembers the invitation
+// (in memory, at most 1000 invitees per room) so that the invitee's
+// <decline/> sent to the room goes back to that inviter, from the room,
+// once; a decline without an invitation is item-not-found. Direct
+// invitations (XEP-0249) go from client to client and need nothing of the
+// room: the policy gate (core/mod/gate) asks muc.invite for them as well.
+// Supporting them is a client's feature that the client announces
+// (XEP-0249 §3), so the service lists no feature for them.
 //
 // # Messages
 //
@@ -145,7 +151,9 @@ func init() {
 		Description: "Multi-user chat at conference.DOMAIN: rooms, history, subject, kicks and bans, room archives under the room's retention class; join asks the contact policy",
 		Specs: []module.Spec{
 			{ID: "XEP-0045", Name: "Multi-User Chat", Version: "1.34.6", Status: module.Partial,
-				Note: "mediated invitations without declines; history across restarts needs archive.enabled; no registration, voice requests or room destruction yet"},
+				Note: "history across restarts needs archive.enabled; no registration, voice requests or room destruction yet"},
+			{ID: "XEP-0249", Name: "Direct MUC Invitations", Version: "1.2", Status: module.Complete,
+				Note: "client to client; the policy gate asks the contact policy (muc.invite) for each"},
 			{ID: "XEP-0421", Name: "Anonymous unique occupant identifiers for MUCs", Version: "0.1.0", Status: module.Complete},
 			{ID: "XEP-0410", Name: "MUC Self-Ping (Schrödinger's Chat)", Version: "1.1.0", Status: module.Complete},
 			{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Version: "0.7.0", Status: module.Partial,

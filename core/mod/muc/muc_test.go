@@ -831,3 +831,54 @@ func TestHistorySurvivesRestart(t *testing.T) {
 		t.Fatalf("history %v, want [h3 h4 h5]", got)
 	}
 }
+
+func TestDeclineInvitation(t *testing.T) {
+	f := setup(t, nil)
+	alice, bob, carol := f.user("alice"), f.user("bob"), f.user("carol")
+	join(t, alice, "Alice", "")
+	for _, c := range []*modtest.Client{alice, bob, carol} {
+		avail := modtest.Parse(t, "<presence/>")
+		avail.SetFrom(c.JID)
+		f.srv.Host.SetPresence(context.Background(), c.Res, avail)
+	}
+	alice.SendXML(fmt.Sprintf("<message to='%s'><x xmlns='%s'><invite to='bob@example.com'/></x></message>", roomJID, NSUser))
+	bob.Next(func(s *stanza.Stanza) bool { return s.Kind == stanza.KindMessage && s.El.Child(NSUser, "x") != nil })
+	decline := func(from *modtest.Client, to string) {
+		from.SendXML(fmt.Sprintf("<message to='%s'><x xmlns='%s'><decline to='%s'><reason>busy</reason></decline></x></message>", roomJID, NSUser, to))
+	}
+	isDecline := func(s *stanza.Stanza) bool {
+		x := s.El.Child(NSUser, "x")
+		return s.Kind == stanza.KindMessage && !s.IsError() && x != nil && x.Child(NSUser, "decline") != nil
+	}
+	decline(bob, "alice@example.com")
+	m := alice.Next(isDecline)
+	d := m.El.Child(NSUser, "x").Child(NSUser, "decline")
+	if m.From.String() != roomJID || d.Get("from") != "bob@example.com" || d.ChildText(NSUser, "reason") != "busy" {
+		t.Fatalf("decline: %s", m.El)
+	}
+	// Declined once; a second decline, or one to someone who invited
+	// nobody, is not relayed.
+	decline(bob, "alice@example.com")
+	if e := bob.Next(func(s *stanza.Stanza) bool { return s.IsError() }); modtest.ErrorCondition(e) != stanza.ItemNotFound {
+		t.Fatalf("second decline: %s", e.El)
+	}
+	decline(carol, "bob@example.com")
+	if e := carol.Next(func(s *stanza.Stanza) bool { return s.IsError() }); modtest.ErrorCondition(e) != stanza.ItemNotFound {
+		t.Fatalf("decline without an invitation: %s", e.El)
+	}
+	alice.Nothing(50*time.Millisecond, isDecline)
+	bob.Nothing(10*time.Millisecond, isDecline)
+}
+
+func TestPendingInvitesAreBounded(t *testing.T) {
+	r := newRoom(jid.MustParse(roomJID))
+	for i := range maxPendingInvites + 50 {
+		r.noteInvite(fmt.Sprintf("u%d@example.com", i), "alice@example.com")
+	}
+	for i := range 20 {
+		r.noteInvite("bob@example.com", fmt.Sprintf("i%d@example.com", i))
+	}
+	if len(r.invited) > maxPendingInvites || len(r.invited["bob@example.com"]) != 10 {
+		t.Fatalf("%d invitees, %d inviters of bob", len(r.invited), len(r.invited["bob@example.com"]))
+	}
+}

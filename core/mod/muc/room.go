@@ -69,6 +69,10 @@ type room struct {
 	// empty); primeMu makes the load happen once.
 	primed  bool
 	primeMu sync.Mutex
+	// invited maps an invitee's bare JID to the bare JIDs of those who
+	// invited them here (mediated), so that a decline goes back to an
+	// inviter only; at most maxPendingInvites invitees.
+	invited map[string]map[string]bool
 	// directory holds the members the directory gave (bare JIDs) of a
 	// room that follows a directory group; nil for other rooms.
 	directory map[string]bool
@@ -511,8 +515,13 @@ func (m *Module) message(ctx context.Context, s *stanza.Stanza) error {
 		return m.private(ctx, r, s)
 	}
 	if s.Type != "groupchat" {
-		if x := s.El.Child(NSUser, "x"); x != nil && x.Child(NSUser, "invite") != nil {
-			return m.invite(ctx, r, s, x)
+		if x := s.El.Child(NSUser, "x"); x != nil {
+			switch {
+			case x.Child(NSUser, "invite") != nil:
+				return m.invite(ctx, r, s, x)
+			case x.Child(NSUser, "decline") != nil:
+				return m.decline(ctx, r, s, x.Child(NSUser, "decline"))
+			}
 		}
 		return stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "only groupchat messages go to the room"}
 	}
@@ -655,6 +664,9 @@ func (m *Module) invite(ctx context.Context, r *room, s *stanza.Stanza, x *stanz
 			r.mu.Unlock()
 			m.persist(ctx, r)
 		}
+		r.mu.Lock()
+		r.noteInvite(to.String(), s.From.Bare().String())
+		r.mu.Unlock()
 		out := stanza.NewMessage(r.jid, to, "", "")
 		fwd := stanza.New(NSUser, "invite").Set("from", s.From.Bare().String())
 		if reason := inv.ChildText(NSUser, "reason"); reason != "" {
@@ -667,5 +679,62 @@ func (m *Module) invite(ctx context.Context, r *room, s *stanza.Stanza, x *stanz
 		out.El.Append(ux)
 		m.host.Route(ctx, out)
 	}
+	return nil
+}
+
+// maxPendingInvites bounds the invitations a room remembers for declines.
+const maxPendingInvites = 1000
+
+// noteInvite remembers that inviter invited invitee (bare JIDs). r.mu is
+// held. When the room remembers too many, an arbitrary one is forgotten
+// (its decline is then not relayed).
+func (r *room) noteInvite(invitee, inviter string) {
+	if r.invited == nil {
+		r.invited = map[string]map[string]bool{}
+	}
+	if r.invited[invitee] == nil {
+		if len(r.invited) >= maxPendingInvites {
+			for k := range r.invited {
+				delete(r.invited, k)
+				break
+			}
+		}
+		r.invited[invitee] = map[string]bool{}
+	}
+	if len(r.invited[invitee]) < 10 {
+		r.invited[invitee][inviter] = true
+	}
+}
+
+// decline relays an invitee's decline of a mediated invitation to the
+// inviter (XEP-0045 §7.8.2), from the room, naming the invitee's bare JID
+// and with the reason. Only a pending invitation can be declined, once:
+// the room does not relay declines to someone who invited nobody (it
+// would be a way to send anyone a message from the room).
+func (m *Module) decline(ctx context.Context, r *room, s *stanza.Stanza, d *stanza.Element) error {
+	to, err := jid.Parse(d.Get("to"))
+	if err != nil {
+		return stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: "the inviter's JID is not valid"}
+	}
+	invitee, inviter := s.From.Bare().String(), to.Bare().String()
+	r.mu.Lock()
+	pending := r.invited[invitee][inviter]
+	if pending {
+		delete(r.invited[invitee], inviter)
+		if len(r.invited[invitee]) == 0 {
+			delete(r.invited, invitee)
+		}
+	}
+	r.mu.Unlock()
+	if !pending {
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound, Text: "there is no invitation from this JID to decline"}
+	}
+	fwd := stanza.New(NSUser, "decline").Set("from", invitee)
+	if reason := d.ChildText(NSUser, "reason"); reason != "" {
+		fwd.Append(stanza.New(NSUser, "reason").AppendText(reason))
+	}
+	out := stanza.NewMessage(r.jid, to.Bare(), "", "")
+	out.El.Append(stanza.New(NSUser, "x").Append(fwd))
+	m.host.Route(ctx, out)
 	return nil
 }
