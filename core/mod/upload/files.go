@@ -49,6 +49,7 @@ type File struct {
 	Created     time.Time
 	Stored      time.Time // zero while the slot was not used
 	Until       time.Time // when it is deleted; zero: kept
+	Class       string    // the retention class Until comes from
 }
 
 // Files is the store of uploaded files: records in a storage.Uploads,
@@ -94,7 +95,7 @@ func (f *Files) file(u storage.Upload) (File, error) {
 		return File{}, fmt.Errorf("upload: open the name of %s: %w", u.ID, err)
 	}
 	return File{ID: u.ID, Owner: u.Owner, Name: string(name), Size: u.Size, ContentType: u.ContentType,
-		Created: u.Created, Stored: u.Stored, Until: u.Until}, nil
+		Created: u.Created, Stored: u.Stored, Until: u.Until, Class: u.Class}, nil
 }
 
 // List returns owner's files, oldest first, including slots not used
