@@ -110,7 +110,9 @@ func (p *uploadPolicy) Upload(_ context.Context, in gate.UploadInput) gate.Uploa
 	return d
 }
 
-func (p *uploadPolicy) Contact(context.Context, gate.ContactInput) gate.Decision { return gate.Decision{} }
+func (p *uploadPolicy) Contact(context.Context, gate.ContactInput) gate.Decision {
+	return gate.Decision{}
+}
 func (p *uploadPolicy) Retention(context.Context, gate.RetentionInput) gate.RetentionDecision {
 	return gate.RetentionDecision{}
 }
