@@ -487,3 +487,33 @@ func TestNoPolicyRefusesUploads(t *testing.T) {
 		t.Fatalf("without a policy: %s", r.El)
 	}
 }
+
+func TestFilesPut(t *testing.T) {
+	e := newEnv(t, nil)
+	content := randomBytes(2500)
+	created := e.now().Add(-time.Hour)
+	fi, err := e.m.files.Put(t.Context(), "alice@example.com", "p.bin", "application/octet-stream", bytes.NewReader(content),
+		int64(len(content)), created, created.Add(48*time.Hour), "internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.m.files.Lookup(t.Context(), fi.ID, e.now())
+	if err != nil || got.Name != "p.bin" || got.Class != "internal" || !got.Stored.Equal(created) || got.Owner != "alice@example.com" {
+		t.Fatalf("Lookup = %+v, %v", got, err)
+	}
+	r, err := e.m.files.Open(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if b, _ := io.ReadAll(r); !bytes.Equal(b, content) {
+		t.Fatal("the content read back differs")
+	}
+	// A short body is refused and leaves nothing behind.
+	if _, err := e.m.files.Put(t.Context(), "alice@example.com", "short", "text/plain", strings.NewReader("abc"), 10, created, time.Time{}, ""); err == nil {
+		t.Fatal("a body shorter than the size was stored")
+	}
+	if list, _ := e.m.files.List(t.Context(), "alice@example.com"); len(list) != 1 {
+		t.Fatalf("records after a failed Put: %+v", list)
+	}
+}
