@@ -42,7 +42,8 @@
 // contact policy (muc.invite, inviter to invitee, Room set) and is relayed
 // from the room; in a members-only room only admins and owners invite,
 // and the invitee becomes a member. The room remembers the invitation
-// (in memory, at most 1000 invitees per room) so that the invitee's
+// (in memory, at most max_pending_invites invitees per room, ten inviters
+// each) so that the invitee's
 // <decline/> sent to the room goes back to that inviter, from the room,
 // once; a decline without an invitation is item-not-found. Direct
 // invitations (XEP-0249) go from client to client and need nothing of the
@@ -92,8 +93,9 @@
 // domain (default "", meaning conference.DOMAIN); max_history (20, 0–100);
 // max_occupants per room (200, 1–10000); max_rooms (1000, 1–100000);
 // page_size and max_page_size of archive queries (50 and 250, at most 500);
-// max_nick_bytes (64, 1–1023); directory_rooms (a list of group, room and
-// name).
+// max_nick_bytes (64, 1–1023); max_pending_invites, the mediated
+// invitations a room remembers for declines (1000, 1–100000);
+// directory_rooms (a list of group, room and name).
 package muc
 
 import (
@@ -143,6 +145,7 @@ const (
 	DefaultPageSize     = 50
 	DefaultMaxPageSize  = 250
 	DefaultMaxNickBytes = 64
+	DefaultMaxInvites   = 1000
 )
 
 func init() {
@@ -176,6 +179,9 @@ type Options struct {
 	PageSize     int    `mapstructure:"page_size"`
 	MaxPageSize  int    `mapstructure:"max_page_size"`
 	MaxNickBytes int    `mapstructure:"max_nick_bytes"`
+	// MaxPendingInvites bounds the mediated invitations a room remembers
+	// so that a decline reaches the inviter.
+	MaxPendingInvites int `mapstructure:"max_pending_invites"`
 	// DirectoryRooms are rooms whose members follow directory groups.
 	DirectoryRooms []DirectoryRoom `mapstructure:"directory_rooms"`
 }
@@ -183,7 +189,8 @@ type Options struct {
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{MaxHistory: DefaultMaxHistory, MaxOccupants: DefaultMaxOccupants, MaxRooms: DefaultMaxRooms,
-		PageSize: DefaultPageSize, MaxPageSize: DefaultMaxPageSize, MaxNickBytes: DefaultMaxNickBytes}
+		PageSize: DefaultPageSize, MaxPageSize: DefaultMaxPageSize, MaxNickBytes: DefaultMaxNickBytes,
+		MaxPendingInvites: DefaultMaxInvites}
 }
 
 // Validate checks the values.
@@ -207,6 +214,7 @@ func (o *Options) Validate() error {
 		check("max_page_size", o.MaxPageSize, 1, 500),
 		check("page_size", o.PageSize, 1, o.MaxPageSize),
 		check("max_nick_bytes", o.MaxNickBytes, 1, 1023),
+		check("max_pending_invites", o.MaxPendingInvites, 1, 100000),
 		o.validateDirectoryRooms(),
 	)
 }

@@ -585,6 +585,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"no occupants", func(o *Options) { o.MaxOccupants = 0 }, false},
 		{"page size above max", func(o *Options) { o.PageSize = 300 }, false},
 		{"bad domain", func(o *Options) { o.Domain = "a@b" }, false},
+		{"no pending invites", func(o *Options) { o.MaxPendingInvites = 0 }, false},
 		{"directory room without group", func(o *Options) { o.DirectoryRooms = []DirectoryRoom{{Room: "x"}} }, false},
 		{"directory room mapped twice", func(o *Options) {
 			o.DirectoryRooms = []DirectoryRoom{{Group: "a", Room: "x"}, {Group: "b", Room: "x"}}
@@ -833,7 +834,7 @@ func TestHistorySurvivesRestart(t *testing.T) {
 }
 
 func TestDeclineInvitation(t *testing.T) {
-	f := setup(t, nil)
+	f := setup(t, func(o *Options) { o.MaxPendingInvites = 1 })
 	alice, bob, carol := f.user("alice"), f.user("bob"), f.user("carol")
 	join(t, alice, "Alice", "")
 	for _, c := range []*modtest.Client{alice, bob, carol} {
@@ -866,19 +867,35 @@ func TestDeclineInvitation(t *testing.T) {
 	if e := carol.Next(func(s *stanza.Stanza) bool { return s.IsError() }); modtest.ErrorCondition(e) != stanza.ItemNotFound {
 		t.Fatalf("decline without an invitation: %s", e.El)
 	}
+	// max_pending_invites is 1: inviting carol makes the room forget the
+	// invitation of dave.
+	dave := f.user("dave")
+	alice.SendXML(fmt.Sprintf("<message to='%s'><x xmlns='%s'><invite to='dave@example.com'/></x></message>", roomJID, NSUser))
+	alice.SendXML(fmt.Sprintf("<message to='%s'><x xmlns='%s'><invite to='carol@example.com'/></x></message>", roomJID, NSUser))
+	carol.Next(func(s *stanza.Stanza) bool {
+		x := s.El.Child(NSUser, "x")
+		return x != nil && x.Child(NSUser, "invite") != nil
+	})
+	decline(carol, "alice@example.com")
+	alice.Next(isDecline)
+	decline(dave, "alice@example.com")
+	if e := dave.Next(func(s *stanza.Stanza) bool { return s.IsError() }); modtest.ErrorCondition(e) != stanza.ItemNotFound {
+		t.Fatalf("decline of a forgotten invitation: %s", e.El)
+	}
 	alice.Nothing(50*time.Millisecond, isDecline)
 	bob.Nothing(10*time.Millisecond, isDecline)
 }
 
 func TestPendingInvitesAreBounded(t *testing.T) {
 	r := newRoom(jid.MustParse(roomJID))
-	for i := range maxPendingInvites + 50 {
-		r.noteInvite(fmt.Sprintf("u%d@example.com", i), "alice@example.com")
+	const limit = 30
+	for i := range limit + 50 {
+		r.noteInvite(fmt.Sprintf("u%d@example.com", i), "alice@example.com", limit)
 	}
 	for i := range 20 {
-		r.noteInvite("bob@example.com", fmt.Sprintf("i%d@example.com", i))
+		r.noteInvite("bob@example.com", fmt.Sprintf("i%d@example.com", i), limit)
 	}
-	if len(r.invited) > maxPendingInvites || len(r.invited["bob@example.com"]) != 10 {
+	if len(r.invited) > limit || len(r.invited["bob@example.com"]) != maxInviters {
 		t.Fatalf("%d invitees, %d inviters of bob", len(r.invited), len(r.invited["bob@example.com"]))
 	}
 }

@@ -71,7 +71,7 @@ type room struct {
 	primeMu sync.Mutex
 	// invited maps an invitee's bare JID to the bare JIDs of those who
 	// invited them here (mediated), so that a decline goes back to an
-	// inviter only; at most maxPendingInvites invitees.
+	// inviter only; at most max_pending_invites invitees.
 	invited map[string]map[string]bool
 	// directory holds the members the directory gave (bare JIDs) of a
 	// room that follows a directory group; nil for other rooms.
@@ -665,7 +665,7 @@ func (m *Module) invite(ctx context.Context, r *room, s *stanza.Stanza, x *stanz
 			m.persist(ctx, r)
 		}
 		r.mu.Lock()
-		r.noteInvite(to.String(), s.From.Bare().String())
+		r.noteInvite(to.String(), s.From.Bare().String(), m.opts.MaxPendingInvites)
 		r.mu.Unlock()
 		out := stanza.NewMessage(r.jid, to, "", "")
 		fwd := stanza.New(NSUser, "invite").Set("from", s.From.Bare().String())
@@ -682,18 +682,19 @@ func (m *Module) invite(ctx context.Context, r *room, s *stanza.Stanza, x *stanz
 	return nil
 }
 
-// maxPendingInvites bounds the invitations a room remembers for declines.
-const maxPendingInvites = 1000
+// maxInviters bounds the inviters remembered per invitee (as one message
+// relays at most ten invitations).
+const maxInviters = 10
 
-// noteInvite remembers that inviter invited invitee (bare JIDs). r.mu is
-// held. When the room remembers too many, an arbitrary one is forgotten
-// (its decline is then not relayed).
-func (r *room) noteInvite(invitee, inviter string) {
+// noteInvite remembers that inviter invited invitee (bare JIDs), for at
+// most limit invitees. r.mu is held. When the room remembers too many, an
+// arbitrary one is forgotten (its decline is then not relayed).
+func (r *room) noteInvite(invitee, inviter string, limit int) {
 	if r.invited == nil {
 		r.invited = map[string]map[string]bool{}
 	}
 	if r.invited[invitee] == nil {
-		if len(r.invited) >= maxPendingInvites {
+		if len(r.invited) >= limit {
 			for k := range r.invited {
 				delete(r.invited, k)
 				break
@@ -701,7 +702,7 @@ func (r *room) noteInvite(invitee, inviter string) {
 		}
 		r.invited[invitee] = map[string]bool{}
 	}
-	if len(r.invited[invitee]) < 10 {
+	if len(r.invited[invitee]) < maxInviters {
 		r.invited[invitee][inviter] = true
 	}
 }
