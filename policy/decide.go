@@ -15,7 +15,10 @@ import (
 	"kontor.im/kontor/core/gate"
 )
 
-var _ gate.Decider = (*Engine)(nil)
+var (
+	_ gate.Decider       = (*Engine)(nil)
+	_ gate.UploadDecider = (*Engine)(nil)
+)
 
 // Keys of inputs and outputs, built once.
 var (
@@ -50,6 +53,8 @@ var (
 	kDomain           = ast.StringTerm("domain")
 	kUsername         = ast.StringTerm("username")
 	kRemote           = ast.StringTerm("remote")
+	kSize             = ast.StringTerm("size")
+	kContentType      = ast.StringTerm("content_type")
 
 	kAllow           = ast.StringTerm("allow")
 	kReason          = ast.StringTerm("reason")
@@ -64,6 +69,8 @@ var (
 	kYearsAfterEnd   = ast.StringTerm("years_after_year_end")
 	kApprovalsNeeded = ast.StringTerm("approvals_needed")
 	kRolesNeeded     = ast.StringTerm("roles_needed")
+	kMaxSize         = ast.StringTerm("max_size")
+	kContentTypes    = ast.StringTerm("content_types")
 )
 
 // Input documents, exactly as the package documentation describes them.
@@ -153,6 +160,14 @@ func registrationValue(in *gate.RegistrationInput) ast.Value {
 	)
 }
 
+func (st *state) uploadValue(in *gate.UploadInput) ast.Value {
+	return ast.NewObject(
+		ast.Item(kFrom, st.party(in.From)),
+		ast.Item(kSize, ast.InternedTerm(int(in.Size))),
+		ast.Item(kContentType, ast.StringTerm(in.ContentType)),
+	)
+}
+
 // outcome is what a policy answered, decoded and checked. It is immutable
 // once made: the cache hands the same outcome to many decisions.
 type outcome struct {
@@ -165,6 +180,9 @@ type outcome struct {
 	// access
 	approvalsNeeded int
 	rolesNeeded     []string
+	// upload (and rules)
+	maxSize      int64
+	contentTypes []string
 }
 
 // Bounds on what a policy may answer; beyond them the answer is invalid.
@@ -172,6 +190,7 @@ const (
 	maxReasonLen  = 64
 	maxMessageLen = 1000
 	maxRules      = 32
+	maxTypes      = 64
 )
 
 // errInvalid marks answers that are not decisions.
@@ -239,6 +258,25 @@ func decodeOutcome(k kind, v ast.Value) (*outcome, error) {
 		}
 		if o.rules, err = decodeRules(obj.Get(kRules)); err != nil {
 			return nil, fmt.Errorf("%w: retention: %v", errInvalid, err)
+		}
+	case kindUpload:
+		if t := obj.Get(kMaxSize); t != nil {
+			n, ok := t.Value.(ast.Number)
+			i, iok := n.Int64()
+			if !ok || !iok || i < 0 {
+				return nil, invalid(k, "max_size is not a size in bytes")
+			}
+			o.maxSize = i
+		}
+		if t := obj.Get(kContentTypes); t != nil {
+			if o.contentTypes, err = stringList(t.Value); err != nil || len(o.contentTypes) > maxTypes {
+				return nil, invalid(k, "content_types is not a list of at most %d strings", maxTypes)
+			}
+		}
+		if o.allow {
+			if o.rules, err = decodeRules(obj.Get(kRules)); err != nil {
+				return nil, fmt.Errorf("%w: upload: %v", errInvalid, err)
+			}
 		}
 	case kindAccess:
 		if t := obj.Get(kApprovalsNeeded); t != nil {
@@ -617,6 +655,31 @@ func (e *Engine) Registration(ctx context.Context, in gate.RegistrationInput) ga
 		e.auditDeny(ctx, kindRegistration, d, in.JID, in.JID, map[string]string{"domain": in.Domain, "remote_net": maskAddr(in.Remote)})
 	}
 	return d
+}
+
+// Upload decides whether someone may upload a file (upload.request),
+// within which limits, and the file's retention: the policy names the
+// applicable rules and the longest one wins, as for a message. Refusals go
+// to the audit trail.
+func (e *Engine) Upload(ctx context.Context, in gate.UploadInput) gate.UploadDecision {
+	st := e.state.Load()
+	at := in.At
+	if at.IsZero() {
+		at = e.now()
+	}
+	id := e.newID()
+	o, err := e.evaluate(ctx, st, kindUpload, nil, id, st.uploadValue(&in))
+	ud := gate.UploadDecision{Decision: e.decision(ctx, st, kindUpload, id, o, err)}
+	if !ud.Allow {
+		e.auditDeny(ctx, kindUpload, ud.Decision, in.From.JID, in.From.JID, map[string]string{
+			"content_type": in.ContentType, "size": strconv.FormatInt(in.Size, 10)})
+		return ud
+	}
+	ud.MaxSize, ud.ContentTypes = o.maxSize, o.contentTypes
+	if best, until, ok := longest(o.rules, at, e.loc); ok {
+		ud.Class, ud.Period, ud.Until = best.Class, best.Period(), until
+	}
+	return ud
 }
 
 // auditDeny writes a refusal to the audit trail. The details are a fixed

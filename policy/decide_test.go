@@ -412,3 +412,59 @@ func TestDirectoryDataLeavesOutContactDetails(t *testing.T) {
 		t.Errorf("invalid JID: people %d skipped %d", d.people, d.skipped)
 	}
 }
+
+func TestUploadDecisions(t *testing.T) {
+	rec := &recordingAudit{}
+	e := companyEngine(t, Options{Audit: rec})
+	at := time.Date(2025, 3, 14, 10, 0, 0, 0, berlin)
+	tests := []struct {
+		name    string
+		in      gate.UploadInput
+		allow   bool
+		reason  string
+		maxSize int64
+		types   []string
+		class   string
+		until   time.Time
+	}{
+		{"employee: no extra limits, kept like an internal chat", gate.UploadInput{From: local("anna@example.com"), Size: 5 << 20, ContentType: "video/mp4"},
+			true, "upload", 0, nil, "internal", at.AddDate(0, 0, 90)},
+		{"accountant: an accounting record", gate.UploadInput{From: local("fritz@example.com"), Size: 1000, ContentType: "application/pdf"},
+			true, "upload", 0, nil, "accounting_record", time.Date(2034, 1, 1, 0, 0, 0, 0, berlin)},
+		{"guest: limits", gate.UploadInput{From: local("gus@example.com"), Size: 1000, ContentType: "image/png"},
+			true, "upload", 20 << 20, []string{"application/pdf", "image/*"}, "internal", at.AddDate(0, 0, 90)},
+		{"guest: too large", gate.UploadInput{From: local("gus@example.com"), Size: 20<<20 + 1, ContentType: "image/png"},
+			false, "too_large_for_you", 0, nil, "", time.Time{}},
+		{"disabled account", gate.UploadInput{From: local("dora@example.com"), Size: 10, ContentType: "text/plain"},
+			false, "account_disabled", 0, nil, "", time.Time{}},
+		{"remote user", gate.UploadInput{From: remote("cora@customer.example"), Size: 10, ContentType: "text/plain"},
+			false, "not_local", 0, nil, "", time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.At = at
+			d := e.Upload(context.Background(), tt.in)
+			if d.Allow != tt.allow || d.Reason != tt.reason || d.MaxSize != tt.maxSize || !slices.Equal(d.ContentTypes, tt.types) ||
+				d.Class != tt.class || !d.Until.Equal(tt.until) {
+				t.Fatalf("got %+v", d)
+			}
+			entries := rec.take()
+			if tt.allow != (len(entries) == 0) {
+				t.Fatalf("audit entries %+v for allow=%v", entries, tt.allow)
+			}
+			if !tt.allow && (entries[0].Details["decision"] != "upload" || entries[0].Actor != tt.in.From.JID || d.Message == "") {
+				t.Fatalf("audit entry %+v, decision %+v", entries[0], d)
+			}
+		})
+	}
+}
+
+func TestUploadInvalidOutputFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "big.rego", "package kontor.upload\n\nlimits contains {\"max_size\": -1}\n")
+	e := newEngine(t, Options{Dir: dir})
+	d := e.Upload(context.Background(), gate.UploadInput{From: local("anna@example.com"), Size: 1, ContentType: "text/plain"})
+	if d.Allow || d.Reason != gate.ReasonInvalid {
+		t.Fatalf("got %+v, want a refusal for an invalid answer", d)
+	}
+}

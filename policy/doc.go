@@ -120,6 +120,22 @@
 //	input:  {"domain", "username", "jid", "remote": "<client address>"}
 //	output: {"allow", "reason", "message"}
 //
+// upload (data.kontor.upload.decision, the upload.request decision point):
+// may from upload a file (XEP-0363 slot request), within which limits, and
+// how long is the file kept?
+//
+//	input:  {"from": party, "size": <bytes>, "content_type": "image/png"}
+//	output: {"allow", "reason", "message", "obligations",
+//	         "max_size": <bytes, 0 for no limit of the policy's>,
+//	         "content_types": ["image/*", ...] (empty: no list of the policy's),
+//	         "rules": [<retention rules, as for retention>]}
+//
+// The limits narrow the upload module's options; the rules are the file's
+// retention (class, period and deletion date as for a message: the longest
+// applicable rule wins). The default policy gives a file the rules a
+// message of the uploader's would get, and limits guests to images and
+// PDFs of up to 20 MiB.
+//
 // # Speed
 //
 // Each decision is a prepared query, reused. The whole prepared state
@@ -131,7 +147,7 @@
 // lock-free, direct-mapped table that belongs to the state, so a reload or
 // a directory update starts with an empty cache. A cached answer is the
 // same decision applied again: it carries the id of the evaluation that
-// made it. Access and registration decisions are rare and never cached. A
+// made it. Access, registration and upload decisions are rare and never cached. A
 // policy that calls a nondeterministic builtin
 // (time.now_ns, rand.intn, ...) is not cached at all.
 //
@@ -143,6 +159,6 @@
 // input, never the input itself: the parties' JIDs, action, stanza type
 // and room; for access the case number, the purpose (at most 200 bytes)
 // and the approvers; for registration the client's network (/24, /48), not
-// its address. Inputs never carry message bodies. An access decision that
+// its address; for upload the content type and size. Inputs never carry message bodies. An access decision that
 // cannot be written to the trail is refused (audit_unavailable).
 package policy

@@ -41,6 +41,7 @@ const (
 	kindAccess
 	kindE2EE
 	kindRegistration
+	kindUpload
 	numKinds
 )
 
@@ -61,6 +62,7 @@ var kinds = func() []kindInfo {
 		{kind: kindAccess, name: "access", query: "data.kontor.access.decision"},
 		{kind: kindE2EE, name: "e2ee", query: "data.kontor.e2ee.decision", cacheable: true},
 		{kind: kindRegistration, name: "registration", query: "data.kontor.registration.decision"},
+		{kind: kindUpload, name: "upload", query: "data.kontor.upload.decision"},
 	}
 	for i := range out {
 		out[i].ref = ast.MustParseRef(out[i].query)

@@ -22,7 +22,7 @@ const MaxInputBytes = 1 << 20
 type Input struct {
 	Decision string
 	// Value is a gate.ContactInput, gate.RetentionInput, gate.AccessInput,
-	// gate.E2EEInput or gate.RegistrationInput.
+	// gate.E2EEInput, gate.RegistrationInput or gate.UploadInput.
 	Value any
 	// People are parties given with attributes ("kind" set); they are
 	// loaded as directory data before the decision.
@@ -90,6 +90,12 @@ type accessJSON struct {
 		CaseNumber string   `json:"case_number"`
 		At         *int64   `json:"at"`
 	} `json:"approvals"`
+}
+
+type uploadJSON struct {
+	From        partyJSON `json:"from"`
+	Size        int64     `json:"size"`
+	ContentType string    `json:"content_type"`
 }
 
 type registrationJSON struct {
@@ -168,6 +174,14 @@ func ParseInput(decision string, data []byte) (Input, error) {
 			break
 		}
 		in.Value = gate.RegistrationInput{Domain: j.Domain, Username: j.Username, JID: j.JID, Remote: j.Remote}
+	case "upload":
+		var j uploadJSON
+		if err = decodeStrict(data, &j); err != nil {
+			break
+		}
+		v := gate.UploadInput{Size: j.Size, ContentType: j.ContentType}
+		v.From, err = in.party("from", j.From)
+		in.Value = v
 	default:
 		return Input{}, fmt.Errorf("policy: unknown decision %q (one of %v)", decision, Decisions())
 	}
@@ -273,6 +287,9 @@ func (e *Engine) Eval(ctx context.Context, in Input, at time.Time) (any, error) 
 		return e.Access(ctx, v), nil
 	case gate.RegistrationInput:
 		return e.Registration(ctx, v), nil
+	case gate.UploadInput:
+		v.At = at
+		return e.Upload(ctx, v), nil
 	}
 	return nil, fmt.Errorf("policy: nothing to evaluate for decision %q", in.Decision)
 }

@@ -59,6 +59,8 @@ func FuzzParseInput(f *testing.F) {
 		case gate.E2EEInput:
 			check(v.From)
 			check(v.To)
+		case gate.UploadInput:
+			check(v.From)
 		case gate.AccessInput, gate.RegistrationInput:
 		default:
 			t.Fatalf("value %T for %s", in.Value, name)
@@ -82,6 +84,8 @@ func FuzzParseInput(f *testing.F) {
 		case gate.RetentionDecision:
 			id = d.ID
 		case gate.AccessDecision:
+			id = d.ID
+		case gate.UploadDecision:
 			id = d.ID
 		}
 		if id == "" {
@@ -107,7 +111,8 @@ func FuzzDecodeOutcome(f *testing.F) {
 			}
 			return
 		}
-		if !validReason(o.reason) || len(o.message) > maxMessageLen || len(o.rules) > maxRules || o.approvalsNeeded < 0 {
+		if !validReason(o.reason) || len(o.message) > maxMessageLen || len(o.rules) > maxRules || o.approvalsNeeded < 0 ||
+			o.maxSize < 0 || len(o.contentTypes) > maxTypes {
 			t.Fatalf("accepted %+v", o)
 		}
 		for _, r := range o.rules {

@@ -6,6 +6,7 @@
 //
 //	kontor-load -scenario register -users 200 -addr 127.0.0.1:5222
 //	kontor-load -scenario chat -pairs 10 -rate 100 -duration 20s -server-port 5222 -db-port 5432
+//	kontor-load -scenario muc -occupants 500 -messages 50 -db-port 5432
 package main
 
 import (
@@ -33,7 +34,7 @@ func main() {
 func run(args []string) error {
 	var cfg load.Config
 	fs := flag.NewFlagSet("kontor-load", flag.ContinueOnError)
-	fs.StringVar(&cfg.Scenario, "scenario", "login", "register, login, idle, chat or mam")
+	fs.StringVar(&cfg.Scenario, "scenario", "login", "register, login, idle, chat, mam or muc")
 	fs.StringVar(&cfg.Server, "label", "", "the server's name in the output")
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:5222", "the server's STARTTLS listener (loopback only)")
 	fs.StringVar(&cfg.Domain, "domain", "localhost", "the XMPP domain")
@@ -53,6 +54,7 @@ func run(args []string) error {
 	serverPort := fs.Int("server-port", 0, "find the server's pid by its listening port (default: -addr's port)")
 	fs.IntVar(&cfg.DBPID, "db-pid", 0, "the database's main process id (its children count too)")
 	dbPort := fs.Int("db-port", 0, "find the database's pid by its listening port")
+	load.MUCFlags(fs, &cfg)
 	table := fs.String("table", "", "print the comparison table of a file of result lines instead of running (- for standard input)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -148,7 +148,7 @@ func newGDPRTool(cfg *Config, st storage.Store, cmd *cobra.Command) (*gdpr.Tool,
 	}
 	if files != nil {
 		t.Uploads = gdprUploads{files}
-		t.UploadsSection = uploadsSection{files}
+		t.UploadsSection = gdpr.UploadsSection(exportUploads{files})
 	}
 	pe, err := newPolicyEngine(cmd.Context(), cfg, nil, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -8,14 +8,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"path"
 	"path/filepath"
 	"slices"
-	"strings"
-	"time"
 
 	"kontor.im/kontor/archive"
 	"kontor.im/kontor/archive/gdpr"
@@ -68,74 +64,24 @@ func (g gdprUploads) DeleteOwner(ctx context.Context, owner string) (int, error)
 	return g.f.DeleteOwner(ctx, owner)
 }
 
-// uploadsSection puts a person's uploaded files into an export.
-type uploadsSection struct{ f *upload.Files }
+// exportUploads adapts upload.Files to what the export's uploads section
+// (gdpr.UploadsSection) needs.
+type exportUploads struct{ f *upload.Files }
 
-func (uploadsSection) Name() string { return "uploaded files" }
-
-// uploadEntry is one file in uploads/index.json.
-type uploadEntry struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name"`
-	Size        int64     `json:"size"`
-	ContentType string    `json:"content_type"`
-	Created     time.Time `json:"created"`
-	Stored      time.Time `json:"stored,omitzero"`
-	DeletedFrom time.Time `json:"deleted_from,omitzero"`
-	// File is the content's path in the export; "" when the slot was
-	// never used or the content cannot be read any more.
-	File  string `json:"file,omitempty"`
-	Error string `json:"error,omitempty"`
+func (x exportUploads) List(ctx context.Context, owner string) ([]gdpr.UploadedFile, error) {
+	files, err := x.f.List(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]gdpr.UploadedFile, len(files))
+	for i, fi := range files {
+		out[i] = gdpr.UploadedFile{ID: fi.ID, Owner: fi.Owner, Name: fi.Name, Size: fi.Size, ContentType: fi.ContentType,
+			Created: fi.Created, Stored: fi.Stored, Until: fi.Until, Class: fi.Class}
+	}
+	return out, nil
 }
 
-func (s uploadsSection) Export(ctx context.Context, subject string, b *gdpr.Bundle, _ func(string) string) error {
-	files, err := s.f.List(ctx, subject)
-	if err != nil {
-		return err
-	}
-	index := make([]uploadEntry, 0, len(files))
-	for _, fi := range files {
-		e := uploadEntry{ID: fi.ID, Name: fi.Name, Size: fi.Size, ContentType: fi.ContentType, Created: fi.Created,
-			Stored: fi.Stored, DeletedFrom: fi.Until}
-		if !fi.Stored.IsZero() {
-			if err := s.copyFile(b, fi, &e); err != nil {
-				e.Error = err.Error()
-			}
-		}
-		index = append(index, e)
-	}
-	w, err := b.Create("uploads/index.json")
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(index)
-}
-
-func (s uploadsSection) copyFile(b *gdpr.Bundle, fi upload.File, e *uploadEntry) error {
-	r, err := s.f.Open(fi)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	name := strings.Map(func(c rune) rune {
-		if c == '/' || c == '\\' || c < 0x20 {
-			return '_'
-		}
-		return c
-	}, fi.Name)
-	if name == "" || name == "." || name == ".." {
-		name = "file"
-	}
-	p := path.Join("uploads", fi.ID, name)
-	w, err := b.Create(p)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(w, r); err != nil {
-		return err
-	}
-	e.File = p
-	return nil
+func (x exportUploads) Open(_ context.Context, f gdpr.UploadedFile) (io.ReadCloser, error) {
+	return x.f.Open(upload.File{ID: f.ID, Owner: f.Owner, Name: f.Name, Size: f.Size, ContentType: f.ContentType,
+		Created: f.Created, Stored: f.Stored, Until: f.Until, Class: f.Class})
 }

@@ -312,3 +312,41 @@ func (g RegistrationGate) AllowRegistration(ctx context.Context, domain, usernam
 	}
 	return false, d.StanzaError().Text
 }
+
+// UploadInput asks whether From may upload a file (XEP-0363 slot request,
+// decision upload.request) and how long the file is kept.
+type UploadInput struct {
+	From        Party
+	Size        int64  // bytes
+	ContentType string // lowercase type/subtype
+	// At is when the slot is requested: the retention period counts from
+	// it. Zero means now.
+	At time.Time
+}
+
+// UploadDecision says whether a file may be uploaded, within which limits,
+// and until when it is kept. The limits narrow the upload module's own;
+// they never widen them.
+type UploadDecision struct {
+	Decision
+	// MaxSize is the largest file the policy allows this uploader (0: the
+	// module's limit only).
+	MaxSize int64 `json:"max_size"`
+	// ContentTypes the policy allows ("image/*" allows every image type);
+	// empty: the module's list only.
+	ContentTypes []string `json:"content_types,omitempty"`
+	// Class, Period and Until are the file's retention, decided as for a
+	// message: the longest applicable rule wins; Until zero keeps it
+	// without a date.
+	Class  string    `json:"class"`
+	Period string    `json:"period"`
+	Until  time.Time `json:"until"`
+}
+
+// UploadDecider answers the upload.request decision. It is a separate
+// interface so that deciders which need not answer it (test doubles of
+// Decider) stay as they are; a module that needs it asserts it and fails
+// closed without it.
+type UploadDecider interface {
+	Upload(ctx context.Context, in UploadInput) UploadDecision
+}

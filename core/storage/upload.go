@@ -26,6 +26,8 @@ type Upload struct {
 	Stored time.Time
 	// Until is when the file must be deleted; zero keeps it.
 	Until time.Time
+	// Class is the retention class Until comes from ("" if unknown).
+	Class string
 }
 
 // Uploads stores the records of XEP-0363 uploads. Times are kept to the

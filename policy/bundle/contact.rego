@@ -60,7 +60,9 @@ allow contains "business_contact" if {
 #       input.room == "acme-project@conference.example.com"
 #   }
 # An invitation (muc.invite) is decided like any contact between the
-# inviter (from) and the invitee (to).
+# inviter (from) and the invitee (to): a mediated one that the room relays
+# (XEP-0045 §7.8.2) and a direct one from client to client (XEP-0249,
+# asked after the "message" decision of the message that carries it).
 allow contains "room" if {
 	input.action == "muc.join"
 	input.from.kind == "employee"

@@ -23,9 +23,9 @@
 //   - mam: the first pair's archive is filled with Seed messages, then
 //     pages of Page messages are fetched (XEP-0313 with RSM) for Duration;
 //     CPU and latency per page.
-//
-// Group chat (muc) is not a scenario yet: Kontor has no rooms. It belongs
-// next to chat, as a function runMUC with its own Result fields.
+//   - muc: Occupants users join one room, then one of them posts Messages
+//     groupchat messages one at a time; fan-out time to the first and the
+//     last occupant (p50, p99) and CPU per room message (muc.go).
 package load
 
 import (
@@ -58,6 +58,7 @@ type Config struct {
 	Timeout     time.Duration `json:"-"`              // per network step, and the bound on draining
 	ServerPID   int           `json:"server_pid,omitempty"`
 	DBPID       int           `json:"db_pid,omitempty"` // the database's main process (postmaster): it and its children
+	MUC         MUCConfig     `json:"muc,omitzero"`     // muc scenario (muc.go)
 
 	salts *saltCache // shared by copies of a Config
 }
@@ -97,6 +98,9 @@ type Result struct {
 	FirstError      string  `json:"first_error,omitempty"`
 	MeasuredPIDs    []int   `json:"measured_pids,omitempty"`
 	MessagesPerPage float64 `json:"messages_per_page,omitempty"` // mam: the last page of a pass may be partial
+
+	// muc scenario (muc.go)
+	MUC *MUCResult `json:"muc,omitempty"`
 }
 
 func (c *Config) defaults() {
@@ -167,8 +171,10 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		return runChat(ctx, cfg)
 	case "mam":
 		return runMAM(ctx, cfg)
+	case "muc":
+		return runMUC(ctx, cfg)
 	}
-	return nil, fmt.Errorf("load: unknown scenario %q (register, login, idle, chat, mam)", cfg.Scenario)
+	return nil, fmt.Errorf("load: unknown scenario %q (register, login, idle, chat, mam, muc)", cfg.Scenario)
 }
 
 // meter reads server and database CPU at the start and end of a run.

@@ -6,7 +6,10 @@
 // It hooks the Outbound chain at the Policy phase, so it runs after the
 // server stamped 'from' and before any feature module acts. What it asks:
 //
-//   - a message to another user: contact "message"; if the message is end-
+//   - a message to another user: contact "message"; a direct invitation
+//     to a room (XEP-0249, <x xmlns='jabber:x:conference' jid='ROOM'/>)
+//     then also contact "muc.invite" with the room set, like a mediated
+//     one the room relays; if the message is end-
 //     to-end encrypted (OMEMO, OpenPGP for XMPP, XEP-0027 or an XEP-0380
 //     marker), then also e2ee. A groupchat message asks only e2ee (who may
 //     be in a room is the room's join decision).
@@ -120,6 +123,15 @@ func (g *Gate) outbound(ctx context.Context, p *module.Packet) (module.Verdict, 
 			return module.Drop, err
 		}
 	}
+	if in.Action == contract.ActionMessage {
+		if room, ok := directInvitation(s.El); ok {
+			inv := in
+			inv.Action, inv.Room = contract.ActionMUCInvite, room
+			if err := g.ask(ctx, inv); err != nil {
+				return module.Drop, err
+			}
+		}
+	}
 	if s.Kind == stanza.KindMessage && encrypted(s.El) {
 		e := contract.E2EEInput{From: in.From, To: in.To, Room: in.Room, StanzaType: s.Type}
 		if err := g.refusal(ctx, "e2ee", g.e2ee(ctx, e), in); err != nil {
@@ -180,6 +192,24 @@ func classify(s *stanza.Stanza, isLocal func(domain string) bool) (in contract.C
 	}
 	in.Action, ok = contract.StanzaAction(s)
 	return in, ok
+}
+
+// NSDirectInvite is the namespace of XEP-0249 direct invitations.
+const NSDirectInvite = "jabber:x:conference"
+
+// directInvitation returns the room a message invites its recipient to
+// (XEP-0249), as a bare JID. An invitation whose jid is not a room's JID
+// is not one (the recipient's client ignores it); it goes as a message.
+func directInvitation(msg *stanza.Element) (string, bool) {
+	x := msg.Child(NSDirectInvite, "x")
+	if x == nil {
+		return "", false
+	}
+	room, err := jid.Parse(x.Get("jid"))
+	if err != nil || room.Local() == "" {
+		return "", false
+	}
+	return room.Bare().String(), true
 }
 
 // rosterItems returns the contacts a roster set adds or changes (never

@@ -116,6 +116,11 @@ func TestAskedQuestions(t *testing.T) {
 			[]contract.E2EEInput{{From: alice, To: bob, StanzaType: "chat"}}},
 		{"encrypted groupchat asks only e2ee", "<message to='team@rooms.example.com' type='groupchat'><encrypted xmlns='urn:xmpp:omemo:2'/></message>",
 			nil, []contract.E2EEInput{{From: alice, Room: "team@rooms.example.com", StanzaType: "groupchat"}}},
+		{"direct invitation asks muc.invite too", "<message to='bob@example.com' id='i1'><x xmlns='jabber:x:conference' jid='team@rooms.example.com/x' reason='hi'/></message>",
+			[]contract.ContactInput{{Action: contract.ActionMessage, From: alice, To: bob},
+				{Action: contract.ActionMUCInvite, From: alice, To: bob, Room: "team@rooms.example.com"}}, nil},
+		{"direct invitation without a room JID is a message", "<message to='bob@example.com' id='i2'><x xmlns='jabber:x:conference' jid='rooms.example.com'/></message>",
+			[]contract.ContactInput{{Action: contract.ActionMessage, From: alice, To: bob}}, nil},
 		{"plain groupchat asks nothing", "<message to='team@rooms.example.com' type='groupchat'><body>hi</body></message>", nil, nil},
 		{"subscription request", "<presence to='bob@example.com' type='subscribe'/>",
 			[]contract.ContactInput{{Action: contract.ActionSubscribe, StanzaType: "subscribe", From: alice, To: bob}}, nil},
@@ -363,4 +368,19 @@ func TestServedDomainsDecideForThemselves(t *testing.T) {
 	if contacts, _ := d.asked(); len(contacts) != 1 {
 		t.Errorf("contact asked %+v for a remote user, want once", contacts)
 	}
+}
+
+func TestDirectInvitationRefused(t *testing.T) {
+	d := &fakeDecider{refuse: func(in contract.ContactInput) bool { return in.Action == contract.ActionMUCInvite }}
+	srv := newServer(t, d)
+	a := srv.Connect("alice@example.com/phone")
+	b := srv.Connect("bob@example.com/desk")
+	a.SendXML("<message to='bob@example.com/desk' id='i1'><x xmlns='jabber:x:conference' jid='team@rooms.example.com'/></message>")
+	if got := a.Next(func(s *stanza.Stanza) bool { return s.IsError() && s.ID == "i1" }); modtest.ErrorCondition(got) != stanza.PolicyViolation {
+		t.Fatalf("refused invitation answered %s", got.El)
+	}
+	b.Nothing(quiet, func(s *stanza.Stanza) bool { return s.ID == "i1" })
+	// An ordinary message still goes.
+	a.SendXML("<message to='bob@example.com/desk' type='chat' id='m1'><body>hi</body></message>")
+	b.Next(func(s *stanza.Stanza) bool { return s.ID == "m1" && !s.IsError() })
 }

@@ -21,11 +21,15 @@ type Config struct {
 	WhoIs         string // "moderators" or "anyone": who sees real JIDs
 	MaxUsers      int
 	Password      string // "" for none
+	// HistoryLength is how many messages history on join sends at most
+	// (muc#maxhistoryfetch); the module's max_history caps it.
+	HistoryLength int
 }
 
-// DefaultConfig is the configuration of a new room.
+// DefaultConfig is the configuration of a new room (the module sets
+// HistoryLength to its max_history).
 func DefaultConfig() Config {
-	return Config{Public: true, WhoIs: "moderators", MaxUsers: 10000}
+	return Config{Public: true, WhoIs: "moderators", MaxUsers: 10000, HistoryLength: DefaultMaxHistory}
 }
 
 // Limits of configuration values.
@@ -47,7 +51,11 @@ const (
 	fMaxUsers      = "muc#roomconfig_maxusers"
 	fPassword      = "muc#roomconfig_roomsecret"
 	fPasswordOn    = "muc#roomconfig_passwordprotectedroom"
+	fHistory       = "muc#maxhistoryfetch"
 )
+
+// maxHistoryLength bounds HistoryLength (as max_history is bounded).
+const maxHistoryLength = 100
 
 // Form is the configuration as a form of type form (an owner's get).
 func (c Config) Form() dataform.Form {
@@ -68,6 +76,7 @@ func (c Config) Form() dataform.Form {
 		dataform.Field{Var: fWhoIs, Type: dataform.ListSingle, Label: "Who may see real JIDs", Values: []string{c.WhoIs},
 			Options: []dataform.Option{{Label: "Moderators", Value: "moderators"}, {Label: "Anyone", Value: "anyone"}}},
 		dataform.Field{Var: fMaxUsers, Type: dataform.TextSingle, Label: "Maximum number of occupants", Values: []string{strconv.Itoa(c.MaxUsers)}},
+		dataform.Field{Var: fHistory, Type: dataform.TextSingle, Label: "Maximum number of history messages sent on join", Values: []string{strconv.Itoa(c.HistoryLength)}},
 		dataform.Field{Var: fPasswordOn, Type: dataform.Boolean, Label: "Password protected", Values: b(c.Password != "")},
 		dataform.Field{Var: fPassword, Type: dataform.TextPrivate, Label: "Password"},
 	)
@@ -127,6 +136,12 @@ func (c Config) ApplyForm(f dataform.Form) (Config, error) {
 				return c, fmt.Errorf("muc: %w: %s must be a number from 1 to 10000", dataform.ErrInvalid, fld.Var)
 			}
 			c.MaxUsers = n
+		case fHistory:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > maxHistoryLength {
+				return c, fmt.Errorf("muc: %w: %s must be a number from 0 to %d", dataform.ErrInvalid, fld.Var, maxHistoryLength)
+			}
+			c.HistoryLength = n
 		case fPassword:
 			if len(v) > maxNameBytes {
 				return c, fmt.Errorf("muc: %w: %s is longer than %d bytes", dataform.ErrInvalid, fld.Var, maxNameBytes)

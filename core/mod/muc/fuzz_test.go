@@ -19,6 +19,7 @@ func FuzzConfigForm(f *testing.F) {
 	f.Add([]byte(`<x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_maxusers'><value>0</value></field></x>`))
 	f.Add([]byte(`<x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_passwordprotectedroom'><value>true</value></field><field var='muc#roomconfig_roomsecret'><value>s3cret</value></field></x>`))
 	f.Add([]byte(`<x xmlns='jabber:x:data' type='form'><field var='muc#roomconfig_whois'><value>anyone</value></field></x>`))
+	f.Add([]byte(`<x xmlns='jabber:x:data' type='submit'><field var='muc#maxhistoryfetch'><value>7</value></field></x>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		el, err := xmlstream.ParseElement(b, xmlstream.Limits{MaxStanzaBytes: 1 << 16})
 		if err != nil || el.Name.Space != dataform.NS || el.Name.Local != "x" {
@@ -40,6 +41,8 @@ func FuzzConfigForm(f *testing.F) {
 			t.Fatalf("whois %q", c.WhoIs)
 		case c.MaxUsers < 1 || c.MaxUsers > 10000:
 			t.Fatalf("maxusers %d", c.MaxUsers)
+		case c.HistoryLength < 0 || c.HistoryLength > maxHistoryLength:
+			t.Fatalf("history length %d", c.HistoryLength)
 		case len(c.Name) > maxNameBytes || len(c.Description) > maxDescBytes || len(c.Password) > maxNameBytes:
 			t.Fatal("a value is longer than its bound")
 		case !utf8.ValidString(c.Name + c.Description + c.Password):

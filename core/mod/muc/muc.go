@@ -26,7 +26,7 @@
 // occupant-id key) is stored (storage.MUCRooms, on both backends), sealed
 // with the host's Sealer under the room's JID because it may hold a
 // password, each time it changes; it is restored when the server starts.
-// Occupants and the in-memory history are not stored. Rooms are
+// Occupants are not stored; history is the room's archive (below). Rooms are
 // semi-anonymous: an occupant's real JID is shown
 // to moderators only.
 //
@@ -41,8 +41,15 @@
 // A mediated invitation (XEP-0045 §7.8.2) from an occupant asks the
 // contact policy (muc.invite, inviter to invitee, Room set) and is relayed
 // from the room; in a members-only room only admins and owners invite,
-// and the invitee becomes a member. Direct invitations (XEP-0249) go from
-// client to client and need nothing of the room.
+// and the invitee becomes a member. The room remembers the invitation
+// (in memory, at most max_pending_invites invitees per room, ten inviters
+// each) so that the invitee's
+// <decline/> sent to the room goes back to that inviter, from the room,
+// once; a decline without an invitation is item-not-found. Direct
+// invitations (XEP-0249) go from client to client and need nothing of the
+// room: the policy gate (core/mod/gate) asks muc.invite for them as well.
+// Supporting them is a client's feature that the client announces
+// (XEP-0249 §3), so the service lists no feature for them.
 //
 // # Messages
 //
@@ -52,8 +59,14 @@
 // <occupant-id/> added; forged ones are removed. A message with a subject
 // and no body changes the subject (moderators only, unless the room lets
 // participants change it). The last max_history messages with a body are
-// kept in memory for history on join (maxstanzas, maxchars 0, seconds and
-// since are honoured).
+// kept in memory for history on join; the room's history length
+// (muc#maxhistoryfetch, at most max_history) caps what a joiner gets, and
+// the request's maxstanzas, maxchars (whole stanzas as sent, counted from
+// the newest), seconds and since narrow it. A room restored at start
+// loads its history from its archive at the first join (when the host has
+// one), so history survives a restart with the stanza-ids, occupant-ids
+// and delay stamps occupants saw first, and ends with the archive's
+// retention; without an archive it is memory only.
 //
 // When the host has an archive (module.Host.Archive), each message with a
 // body goes into the room's archive: owner is the room's bare JID, With is
@@ -80,8 +93,9 @@
 // domain (default "", meaning conference.DOMAIN); max_history (20, 0–100);
 // max_occupants per room (200, 1–10000); max_rooms (1000, 1–100000);
 // page_size and max_page_size of archive queries (50 and 250, at most 500);
-// max_nick_bytes (64, 1–1023); directory_rooms (a list of group, room and
-// name).
+// max_nick_bytes (64, 1–1023); max_pending_invites, the mediated
+// invitations a room remembers for declines (1000, 1–100000);
+// directory_rooms (a list of group, room and name).
 package muc
 
 import (
@@ -131,6 +145,7 @@ const (
 	DefaultPageSize     = 50
 	DefaultMaxPageSize  = 250
 	DefaultMaxNickBytes = 64
+	DefaultMaxInvites   = 1000
 )
 
 func init() {
@@ -139,7 +154,9 @@ func init() {
 		Description: "Multi-user chat at conference.DOMAIN: rooms, history, subject, kicks and bans, room archives under the room's retention class; join asks the contact policy",
 		Specs: []module.Spec{
 			{ID: "XEP-0045", Name: "Multi-User Chat", Version: "1.34.6", Status: module.Partial,
-				Note: "mediated invitations without declines; history on join from memory (not across restarts); no registration, voice requests or room destruction yet"},
+				Note: "history across restarts needs archive.enabled; no registration, voice requests or room destruction yet"},
+			{ID: "XEP-0249", Name: "Direct MUC Invitations", Version: "1.2", Status: module.Complete,
+				Note: "client to client; the policy gate asks the contact policy (muc.invite) for each"},
 			{ID: "XEP-0421", Name: "Anonymous unique occupant identifiers for MUCs", Version: "0.1.0", Status: module.Complete},
 			{ID: "XEP-0410", Name: "MUC Self-Ping (Schrödinger's Chat)", Version: "1.1.0", Status: module.Complete},
 			{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Version: "0.7.0", Status: module.Partial,
@@ -162,6 +179,9 @@ type Options struct {
 	PageSize     int    `mapstructure:"page_size"`
 	MaxPageSize  int    `mapstructure:"max_page_size"`
 	MaxNickBytes int    `mapstructure:"max_nick_bytes"`
+	// MaxPendingInvites bounds the mediated invitations a room remembers
+	// so that a decline reaches the inviter.
+	MaxPendingInvites int `mapstructure:"max_pending_invites"`
 	// DirectoryRooms are rooms whose members follow directory groups.
 	DirectoryRooms []DirectoryRoom `mapstructure:"directory_rooms"`
 }
@@ -169,7 +189,8 @@ type Options struct {
 // DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{MaxHistory: DefaultMaxHistory, MaxOccupants: DefaultMaxOccupants, MaxRooms: DefaultMaxRooms,
-		PageSize: DefaultPageSize, MaxPageSize: DefaultMaxPageSize, MaxNickBytes: DefaultMaxNickBytes}
+		PageSize: DefaultPageSize, MaxPageSize: DefaultMaxPageSize, MaxNickBytes: DefaultMaxNickBytes,
+		MaxPendingInvites: DefaultMaxInvites}
 }
 
 // Validate checks the values.
@@ -193,6 +214,7 @@ func (o *Options) Validate() error {
 		check("max_page_size", o.MaxPageSize, 1, 500),
 		check("page_size", o.PageSize, 1, o.MaxPageSize),
 		check("max_nick_bytes", o.MaxNickBytes, 1, 1023),
+		check("max_pending_invites", o.MaxPendingInvites, 1, 100000),
 		o.validateDirectoryRooms(),
 	)
 }

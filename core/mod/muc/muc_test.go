@@ -585,6 +585,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"no occupants", func(o *Options) { o.MaxOccupants = 0 }, false},
 		{"page size above max", func(o *Options) { o.PageSize = 300 }, false},
 		{"bad domain", func(o *Options) { o.Domain = "a@b" }, false},
+		{"no pending invites", func(o *Options) { o.MaxPendingInvites = 0 }, false},
 		{"directory room without group", func(o *Options) { o.DirectoryRooms = []DirectoryRoom{{Room: "x"}} }, false},
 		{"directory room mapped twice", func(o *Options) {
 			o.DirectoryRooms = []DirectoryRoom{{Group: "a", Room: "x"}, {Group: "b", Room: "x"}}
@@ -706,5 +707,195 @@ func TestPersistentRoomSurvivesRestart(t *testing.T) {
 	}
 	if recs, _ := st.MUCRooms(context.Background(), "conference.example.com"); len(recs) != 0 {
 		t.Fatalf("a temporary room is still stored: %v", recs)
+	}
+}
+
+// history joins the roomJID as c with the given <history/> and returns the
+// history messages it gets before the subject.
+func history(t *testing.T, c *modtest.Client, nick, req string) []*stanza.Stanza {
+	t.Helper()
+	c.SendXML(fmt.Sprintf("<presence to='%s/%s'><x xmlns='%s'>%s</x></presence>", roomJID, nick, NS, req))
+	c.Next(selfPresence)
+	var got []*stanza.Stanza
+	for {
+		s := c.Next(func(s *stanza.Stanza) bool { return s.Kind == stanza.KindMessage })
+		if isSubject(s) {
+			return got
+		}
+		got = append(got, s)
+	}
+}
+
+func bodies(list []*stanza.Stanza) []string {
+	var out []string
+	for _, s := range list {
+		out = append(out, s.El.ChildText(stanza.NSClient, "body"))
+	}
+	return out
+}
+
+func TestHistoryMaxCharsAndRoomLength(t *testing.T) {
+	f := setup(t, func(o *Options) { o.MaxHistory = 5 })
+	alice := f.user("alice")
+	join(t, alice, "Alice", "")
+	for i := range 5 {
+		say(alice, fmt.Sprint("h", i))
+		alice.Next(body(fmt.Sprint("h", i)))
+	}
+	all := history(t, f.user("u0"), "u0", "")
+	if fmt.Sprint(bodies(all)) != "[h0 h1 h2 h3 h4]" {
+		t.Fatalf("history %v", bodies(all))
+	}
+	size := func(s *stanza.Stanza) int { return len(s.El.AppendXML(nil, "")) }
+	// maxchars counts whole stanzas, the newest first. The stanzas differ
+	// only in their to, which has the same length for u1 and u0.
+	two := size(all[3]) + size(all[4])
+	cases := []struct {
+		req  string
+		want string
+	}{
+		{fmt.Sprintf("<history maxchars='%d'/>", two), "[h3 h4]"},
+		{fmt.Sprintf("<history maxchars='%d'/>", two-1), "[h4]"},
+		{"<history maxchars='1'/>", "[]"},
+		{"<history maxchars='100000' maxstanzas='1'/>", "[h4]"},
+	}
+	for i, tc := range cases {
+		nick := fmt.Sprint("u", i+1)
+		if got := bodies(history(t, f.user(nick), nick, tc.req)); fmt.Sprint(got) != tc.want {
+			t.Errorf("%s: history %v, want %s", tc.req, got, tc.want)
+		}
+	}
+	// The room's history length (muc#maxhistoryfetch) caps what is sent.
+	if r := configure(t, alice, "c1", map[string]string{fHistory: "2"}); r.Type != "result" {
+		t.Fatalf("configure: %s", r.El)
+	}
+	if got := bodies(history(t, f.user("u9"), "u9", "<history maxstanzas='10'/>")); fmt.Sprint(got) != "[h3 h4]" {
+		t.Fatalf("room history length 2: %v", got)
+	}
+	if r := configure(t, alice, "c2", map[string]string{fHistory: "101"}); r.Type != "error" {
+		t.Fatalf("a history length above 100 was accepted: %s", r.El)
+	}
+}
+
+// TestHistorySurvivesRestart: a persistent room's history on join comes
+// from the room's archive after the module starts again on the same store,
+// with the stanza-ids, occupant-ids and times occupants first saw.
+func TestHistorySurvivesRestart(t *testing.T) {
+	f := setup(t, func(o *Options) { o.MaxHistory = 3 })
+	alice := f.user("alice")
+	join(t, alice, "Alice", "")
+	if r := configure(t, alice, "c1", map[string]string{fPersistent: "1"}); r.Type != "result" {
+		t.Fatalf("configure: %s", r.El)
+	}
+	var before []*stanza.Stanza
+	for i := range 5 {
+		say(alice, fmt.Sprint("h", i))
+		before = append(before, alice.Next(body(fmt.Sprint("h", i))))
+	}
+	first := history(t, f.user("bob"), "Bob", "")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.srv.Router.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+
+	info, _ := module.Lookup(ID)
+	m2 := info.New().(*Module)
+	m2.opts.MaxHistory = 3
+	m2.SetDecider(&decider{deny: map[string]bool{}})
+	srv2 := modtest.New(t, modtest.Options{Store: f.srv.Store, Archive: f.arch}, router.Enabled{Info: info, Module: m2})
+	carol := srv2.Connect("carol@example.com/res")
+	srv2.Account("carol")
+	got := history(t, carol, "Carol", "")
+	if fmt.Sprint(bodies(got)) != "[h2 h3 h4]" {
+		t.Fatalf("history after the restart %v, want [h2 h3 h4]", bodies(got))
+	}
+	for i, s := range got {
+		live, pre := before[i+2], first[i]
+		for _, n := range []struct{ space, local, attr string }{{NSStanzaID, "stanza-id", "id"}, {NSOccupant, "occupant-id", "id"}} {
+			if g, w := s.El.Child(n.space, n.local).Get(n.attr), live.El.Child(n.space, n.local).Get(n.attr); g != w || g == "" {
+				t.Fatalf("%s %s after the restart is %q, live it was %q", bodies(got)[i], n.local, g, w)
+			}
+		}
+		if g, w := s.El.Child(NSDelay, "delay").Get("stamp"), pre.El.Child(NSDelay, "delay").Get("stamp"); g != w {
+			t.Fatalf("%s delay stamp after the restart %s, before %s", bodies(got)[i], g, w)
+		}
+		if s.From.String() != roomJID+"/Alice" {
+			t.Fatalf("history from %s", s.From)
+		}
+	}
+	// What is said after the restart follows the archived history.
+	say(carol, "h5")
+	carol.Next(body("h5"))
+	srv2.Account("dave")
+	if got := bodies(history(t, srv2.Connect("dave@example.com/res"), "Dave", "")); fmt.Sprint(got) != "[h3 h4 h5]" {
+		t.Fatalf("history %v, want [h3 h4 h5]", got)
+	}
+}
+
+func TestDeclineInvitation(t *testing.T) {
+	f := setup(t, func(o *Options) { o.MaxPendingInvites = 1 })
+	alice, bob, carol := f.user("alice"), f.user("bob"), f.user("carol")
+	join(t, alice, "Alice", "")
+	for _, c := range []*modtest.Client{alice, bob, carol} {
+		avail := modtest.Parse(t, "<presence/>")
+		avail.SetFrom(c.JID)
+		f.srv.Host.SetPresence(context.Background(), c.Res, avail)
+	}
+	alice.SendXML(fmt.Sprintf("<message to='%s'><x xmlns='%s'><invite to='bob@example.com'/></x></message>", roomJID, NSUser))
+	bob.Next(func(s *stanza.Stanza) bool { return s.Kind == stanza.KindMessage && s.El.Child(NSUser, "x") != nil })
+	decline := func(from *modtest.Client, to string) {
+		from.SendXML(fmt.Sprintf("<message to='%s'><x xmlns='%s'><decline to='%s'><reason>busy</reason></decline></x></message>", roomJID, NSUser, to))
+	}
+	isDecline := func(s *stanza.Stanza) bool {
+		x := s.El.Child(NSUser, "x")
+		return s.Kind == stanza.KindMessage && !s.IsError() && x != nil && x.Child(NSUser, "decline") != nil
+	}
+	decline(bob, "alice@example.com")
+	m := alice.Next(isDecline)
+	d := m.El.Child(NSUser, "x").Child(NSUser, "decline")
+	if m.From.String() != roomJID || d.Get("from") != "bob@example.com" || d.ChildText(NSUser, "reason") != "busy" {
+		t.Fatalf("decline: %s", m.El)
+	}
+	// Declined once; a second decline, or one to someone who invited
+	// nobody, is not relayed.
+	decline(bob, "alice@example.com")
+	if e := bob.Next(func(s *stanza.Stanza) bool { return s.IsError() }); modtest.ErrorCondition(e) != stanza.ItemNotFound {
+		t.Fatalf("second decline: %s", e.El)
+	}
+	decline(carol, "bob@example.com")
+	if e := carol.Next(func(s *stanza.Stanza) bool { return s.IsError() }); modtest.ErrorCondition(e) != stanza.ItemNotFound {
+		t.Fatalf("decline without an invitation: %s", e.El)
+	}
+	// max_pending_invites is 1: inviting carol makes the room forget the
+	// invitation of dave.
+	dave := f.user("dave")
+	alice.SendXML(fmt.Sprintf("<message to='%s'><x xmlns='%s'><invite to='dave@example.com'/></x></message>", roomJID, NSUser))
+	alice.SendXML(fmt.Sprintf("<message to='%s'><x xmlns='%s'><invite to='carol@example.com'/></x></message>", roomJID, NSUser))
+	carol.Next(func(s *stanza.Stanza) bool {
+		x := s.El.Child(NSUser, "x")
+		return x != nil && x.Child(NSUser, "invite") != nil
+	})
+	decline(carol, "alice@example.com")
+	alice.Next(isDecline)
+	decline(dave, "alice@example.com")
+	if e := dave.Next(func(s *stanza.Stanza) bool { return s.IsError() }); modtest.ErrorCondition(e) != stanza.ItemNotFound {
+		t.Fatalf("decline of a forgotten invitation: %s", e.El)
+	}
+	alice.Nothing(50*time.Millisecond, isDecline)
+	bob.Nothing(10*time.Millisecond, isDecline)
+}
+
+func TestPendingInvitesAreBounded(t *testing.T) {
+	r := newRoom(jid.MustParse(roomJID))
+	const limit = 30
+	for i := range limit + 50 {
+		r.noteInvite(fmt.Sprintf("u%d@example.com", i), "alice@example.com", limit)
+	}
+	for i := range 20 {
+		r.noteInvite("bob@example.com", fmt.Sprintf("i%d@example.com", i), limit)
+	}
+	if len(r.invited) > limit || len(r.invited["bob@example.com"]) != maxInviters {
+		t.Fatalf("%d invitees, %d inviters of bob", len(r.invited), len(r.invited["bob@example.com"]))
 	}
 }

@@ -38,7 +38,10 @@ func (m *Module) load(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("muc: opening stored room %s: %w", rec.JID, err)
 		}
-		var st storedRoom
+		// A field a stored room lacks (stored by an older version) keeps
+		// the default.
+		st := storedRoom{Config: DefaultConfig()}
+		st.Config.HistoryLength = m.opts.MaxHistory
 		if err := json.Unmarshal(plain, &st); err != nil {
 			return fmt.Errorf("muc: stored room %s: %w", rec.JID, err)
 		}

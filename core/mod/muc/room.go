@@ -63,7 +63,16 @@ type room struct {
 	occupants    map[string]*occupant
 	byJID        map[jid.JID]*occupant
 	affiliations map[string]string // bare JID → owner, admin, member, outcast
-	history      []historyItem
+	history      []historyItem     // oldest first, at most max_history
+	// primed is set once history holds what the archive had when the
+	// room was restored (or for a room created here, which starts
+	// empty); primeMu makes the load happen once.
+	primed  bool
+	primeMu sync.Mutex
+	// invited maps an invitee's bare JID to the bare JIDs of those who
+	// invited them here (mediated), so that a decline goes back to an
+	// inviter only; at most max_pending_invites invitees.
+	invited map[string]map[string]bool
 	// directory holds the members the directory gave (bare JIDs) of a
 	// room that follows a directory group; nil for other rooms.
 	directory map[string]bool
@@ -80,6 +89,7 @@ type occupant struct {
 
 type historyItem struct {
 	msg *stanza.Stanza // as sent to occupants (to not set)
+	id  string         // the room's stanza-id (UUIDv7: orders items)
 	at  time.Time
 }
 
@@ -253,6 +263,7 @@ func (m *Module) join(ctx context.Context, s *stanza.Stanza, bare jid.JID, nick 
 		if err != nil {
 			return err
 		}
+		m.primeHistory(ctx, r)
 		r.mu.Lock()
 		if r.gone {
 			r.mu.Unlock()
@@ -285,6 +296,8 @@ func (m *Module) room(bare jid.JID) (*room, bool, error) {
 		return nil, false, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint, Text: "there are too many rooms"}
 	}
 	r := newRoom(bare)
+	r.cfg.HistoryLength = m.opts.MaxHistory
+	r.primed = true // a new room has no history of its own
 	m.rooms[bare.String()] = r
 	return r, true, nil
 }
@@ -350,7 +363,7 @@ func (m *Module) joinLocked(ctx context.Context, r *room, s *stanza.Stanza, nick
 		codes = []string{"201"}
 	}
 	out = append(out, r.broadcastPresence(o, "", codes, nil)...)
-	out = append(out, r.historyFor(o, x.Child(NS, "history"))...)
+	out = append(out, r.historyFor(o, x.Child(NS, "history"), min(r.cfg.HistoryLength, m.opts.MaxHistory), m.now())...)
 	subj := stanza.NewMessage(r.jid, o.real, "groupchat", "")
 	if !r.subjectFrom.IsZero() {
 		subj.SetFrom(r.subjectFrom)
@@ -364,22 +377,27 @@ func passwordOK(x *stanza.Element, want string) bool {
 	return hmac.Equal([]byte(got), []byte(want))
 }
 
-// historyFor returns the history an occupant asked for (XEP-0045 §7.2.15):
-// maxstanzas, seconds and since narrow it; maxchars='0' asks for none
-// (other maxchars values are not counted: the whole of each message is
-// sent).
-func (r *room) historyFor(o *occupant, h *stanza.Element) []outgoing {
+// historyFor returns the history an occupant asked for (XEP-0045
+// §7.2.15): at most limit messages (the room's history length), narrowed by
+// the request's maxstanzas, seconds and since, and by maxchars, which
+// counts the characters of the complete stanzas as sent (with their delay),
+// the newest first: a message that does not fit ends the history.
+func (r *room) historyFor(o *occupant, h *stanza.Element, limit int, now time.Time) []outgoing {
 	items := r.history
+	if limit < len(items) {
+		items = items[len(items)-max(limit, 0):]
+	}
+	maxChars := -1
 	if h != nil {
-		if h.Get("maxchars") == "0" {
-			return nil
+		if v, err := strconv.Atoi(h.Get("maxchars")); err == nil && v >= 0 {
+			maxChars = v
 		}
 		if v, err := strconv.Atoi(h.Get("maxstanzas")); err == nil && v >= 0 && v < len(items) {
 			items = items[len(items)-v:]
 		}
 		var since time.Time
 		if v, err := strconv.Atoi(h.Get("seconds")); err == nil && v >= 0 {
-			since = time.Now().Add(-time.Duration(v) * time.Second)
+			since = now.Add(-time.Duration(v) * time.Second)
 		}
 		if t, err := time.Parse(time.RFC3339Nano, h.Get("since")); err == nil && t.After(since) {
 			since = t
@@ -392,15 +410,96 @@ func (r *room) historyFor(o *occupant, h *stanza.Element) []outgoing {
 			items = items[i:]
 		}
 	}
-	out := make([]outgoing, 0, len(items))
-	for _, it := range items {
+	out := make([]outgoing, len(items))
+	first, chars := len(items), 0
+	for i := len(items) - 1; i >= 0; i-- {
+		it := items[i]
 		c := it.msg.Readdress(it.msg.From, o.real)
 		c.El = c.El.ShallowClone()
 		c.El.Nodes = append(slices.Clip(c.El.Nodes), stanza.Node{Elem: stanza.New(NSDelay, "delay").
-			Set("from", r.jid.String()).Set("stamp", it.at.UTC().Format("2006-01-02T15:04:05.000Z"))})
-		out = append(out, c)
+			Set("from", r.jid.String()).Set("stamp", it.at.UTC().Format("2006-01-02T15:04:05.000000Z"))})
+		if maxChars >= 0 {
+			chars += utf8.RuneCount(c.El.AppendXML(nil, ""))
+			if chars > maxChars {
+				break
+			}
+		}
+		out[i], first = c, i
 	}
-	return out
+	return out[first:]
+}
+
+// addHistory keeps msg for history on join, within max_history. r.mu is
+// held.
+func (r *room) addHistory(it historyItem, maxHistory int) {
+	if maxHistory <= 0 {
+		return
+	}
+	if len(r.history) >= maxHistory {
+		r.history = append(r.history[:0:0], r.history[len(r.history)-maxHistory+1:]...)
+	}
+	r.history = append(r.history, it)
+}
+
+// primeHistory fills the history of a room restored at start from the
+// room's archive, once: the last max_history messages with their
+// stanza-ids, occupant-ids and times as occupants first got them, so that
+// history on join survives a restart. Messages said since the restart stay
+// after them. Without an archive there is nothing to load (history is
+// then memory only). A failure is logged and tried again at the next join.
+func (m *Module) primeHistory(ctx context.Context, r *room) {
+	r.mu.Lock()
+	done := r.primed
+	r.mu.Unlock()
+	if done || m.archive == nil || m.opts.MaxHistory == 0 {
+		return
+	}
+	r.primeMu.Lock()
+	defer r.primeMu.Unlock()
+	r.mu.Lock()
+	done = r.primed
+	r.mu.Unlock()
+	if done {
+		return
+	}
+	page, err := m.archive.Query(ctx, module.ArchiveQuery{Owner: r.jid.String(), Last: true, Max: m.opts.MaxHistory})
+	if err != nil {
+		m.log.ErrorContext(ctx, "room history not loaded from the archive", "room", r.jid.String(), "err", err)
+		return
+	}
+	loaded := make([]historyItem, 0, len(page.Messages))
+	for _, a := range page.Messages {
+		el, err := parseStored(a.Stanza)
+		if err != nil {
+			m.log.ErrorContext(ctx, "archived room message does not parse", "room", r.jid.String(), "archive_id", a.ID, "err", err)
+			continue
+		}
+		msg, err := stanza.Parse(el)
+		if err != nil || el.ChildText(stanza.NSClient, "body") == "" {
+			continue
+		}
+		loaded = append(loaded, historyItem{msg: msg, id: a.ID, at: a.Time})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.primed {
+		return
+	}
+	seen := make(map[string]bool, len(loaded))
+	for _, it := range loaded {
+		seen[it.id] = true
+	}
+	for _, it := range r.history {
+		if !seen[it.id] {
+			loaded = append(loaded, it)
+		}
+	}
+	slices.SortStableFunc(loaded, func(a, b historyItem) int { return strings.Compare(a.id, b.id) })
+	r.history = nil
+	for _, it := range loaded {
+		r.addHistory(it, m.opts.MaxHistory)
+	}
+	r.primed = true
 }
 
 // message handles messages to a room or an occupant.
@@ -416,8 +515,13 @@ func (m *Module) message(ctx context.Context, s *stanza.Stanza) error {
 		return m.private(ctx, r, s)
 	}
 	if s.Type != "groupchat" {
-		if x := s.El.Child(NSUser, "x"); x != nil && x.Child(NSUser, "invite") != nil {
-			return m.invite(ctx, r, s, x)
+		if x := s.El.Child(NSUser, "x"); x != nil {
+			switch {
+			case x.Child(NSUser, "invite") != nil:
+				return m.invite(ctx, r, s, x)
+			case x.Child(NSUser, "decline") != nil:
+				return m.decline(ctx, r, s, x.Child(NSUser, "decline"))
+			}
 		}
 		return stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "only groupchat messages go to the room"}
 	}
@@ -492,11 +596,8 @@ func (m *Module) groupchat(ctx context.Context, r *room, s *stanza.Stanza) error
 		r.mu.Unlock()
 		return stanza.ErrBadRequest("")
 	}
-	if hasBody && m.opts.MaxHistory > 0 {
-		if len(r.history) >= m.opts.MaxHistory {
-			r.history = append(r.history[:0:0], r.history[len(r.history)-m.opts.MaxHistory+1:]...)
-		}
-		r.history = append(r.history, historyItem{msg: msg, at: at})
+	if hasBody {
+		r.addHistory(historyItem{msg: msg, id: id, at: at}, m.opts.MaxHistory)
 	}
 	targets := make([]jid.JID, 0, len(r.occupants))
 	for _, x := range r.occupants {
@@ -563,6 +664,9 @@ func (m *Module) invite(ctx context.Context, r *room, s *stanza.Stanza, x *stanz
 			r.mu.Unlock()
 			m.persist(ctx, r)
 		}
+		r.mu.Lock()
+		r.noteInvite(to.String(), s.From.Bare().String(), m.opts.MaxPendingInvites)
+		r.mu.Unlock()
 		out := stanza.NewMessage(r.jid, to, "", "")
 		fwd := stanza.New(NSUser, "invite").Set("from", s.From.Bare().String())
 		if reason := inv.ChildText(NSUser, "reason"); reason != "" {
@@ -575,5 +679,63 @@ func (m *Module) invite(ctx context.Context, r *room, s *stanza.Stanza, x *stanz
 		out.El.Append(ux)
 		m.host.Route(ctx, out)
 	}
+	return nil
+}
+
+// maxInviters bounds the inviters remembered per invitee (as one message
+// relays at most ten invitations).
+const maxInviters = 10
+
+// noteInvite remembers that inviter invited invitee (bare JIDs), for at
+// most limit invitees. r.mu is held. When the room remembers too many, an
+// arbitrary one is forgotten (its decline is then not relayed).
+func (r *room) noteInvite(invitee, inviter string, limit int) {
+	if r.invited == nil {
+		r.invited = map[string]map[string]bool{}
+	}
+	if r.invited[invitee] == nil {
+		if len(r.invited) >= limit {
+			for k := range r.invited {
+				delete(r.invited, k)
+				break
+			}
+		}
+		r.invited[invitee] = map[string]bool{}
+	}
+	if len(r.invited[invitee]) < maxInviters {
+		r.invited[invitee][inviter] = true
+	}
+}
+
+// decline relays an invitee's decline of a mediated invitation to the
+// inviter (XEP-0045 §7.8.2), from the room, naming the invitee's bare JID
+// and with the reason. Only a pending invitation can be declined, once:
+// the room does not relay declines to someone who invited nobody (it
+// would be a way to send anyone a message from the room).
+func (m *Module) decline(ctx context.Context, r *room, s *stanza.Stanza, d *stanza.Element) error {
+	to, err := jid.Parse(d.Get("to"))
+	if err != nil {
+		return stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed, Text: "the inviter's JID is not valid"}
+	}
+	invitee, inviter := s.From.Bare().String(), to.Bare().String()
+	r.mu.Lock()
+	pending := r.invited[invitee][inviter]
+	if pending {
+		delete(r.invited[invitee], inviter)
+		if len(r.invited[invitee]) == 0 {
+			delete(r.invited, invitee)
+		}
+	}
+	r.mu.Unlock()
+	if !pending {
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound, Text: "there is no invitation from this JID to decline"}
+	}
+	fwd := stanza.New(NSUser, "decline").Set("from", invitee)
+	if reason := d.ChildText(NSUser, "reason"); reason != "" {
+		fwd.Append(stanza.New(NSUser, "reason").AppendText(reason))
+	}
+	out := stanza.NewMessage(r.jid, to.Bare(), "", "")
+	out.El.Append(stanza.New(NSUser, "x").Append(fwd))
+	m.host.Route(ctx, out)
 	return nil
 }

@@ -2,6 +2,7 @@ package upload
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/modtest"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/router"
@@ -29,6 +31,7 @@ type env struct {
 	dir   string
 	alice *modtest.Client
 	seq   int
+	pol   *uploadPolicy
 
 	clockMu sync.Mutex
 	clock   time.Time
@@ -46,6 +49,8 @@ func newEnv(t *testing.T, configure func(*Options)) *env {
 	info, _ := module.Lookup(ID)
 	e.m = info.New().(*Module)
 	e.m.now = e.now
+	e.pol = &uploadPolicy{deny: map[string]bool{}}
+	e.m.SetDecider(e.pol)
 	o := e.m.Options().(*Options)
 	o.Dir = filepath.Join(e.dir, "files")
 	o.SecretFile = filepath.Join(e.dir, "keys", "upload.key")
@@ -75,6 +80,48 @@ func newEnv(t *testing.T, configure func(*Options)) *env {
 	e.srv.Account("bob")
 	e.alice = e.srv.Connect("alice@example.com/phone")
 	return e
+}
+
+// uploadPolicy is the policy as these tests need it: it refuses the JIDs
+// in deny, narrows the limits to maxSize and types, and keeps files for
+// keep under class (no rule when class is ""); it records what it was
+// asked.
+type uploadPolicy struct {
+	mu      sync.Mutex
+	deny    map[string]bool
+	maxSize int64
+	types   []string
+	class   string
+	keep    time.Duration
+	asked   []gate.UploadInput
+}
+
+func (p *uploadPolicy) Upload(_ context.Context, in gate.UploadInput) gate.UploadDecision {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.asked = append(p.asked, in)
+	if p.deny[in.From.JID] {
+		return gate.UploadDecision{Decision: gate.Decision{ID: "d-up", Reason: "no_uploads", Message: "You may not upload files."}}
+	}
+	d := gate.UploadDecision{Decision: gate.Decision{ID: "d-ok", Allow: true, Reason: "upload"}, MaxSize: p.maxSize, ContentTypes: p.types}
+	if p.class != "" {
+		d.Class, d.Until = p.class, in.At.Add(p.keep)
+	}
+	return d
+}
+
+func (p *uploadPolicy) Contact(context.Context, gate.ContactInput) gate.Decision {
+	return gate.Decision{}
+}
+func (p *uploadPolicy) Retention(context.Context, gate.RetentionInput) gate.RetentionDecision {
+	return gate.RetentionDecision{}
+}
+func (p *uploadPolicy) Access(context.Context, gate.AccessInput) gate.AccessDecision {
+	return gate.AccessDecision{}
+}
+func (p *uploadPolicy) E2EE(context.Context, gate.E2EEInput) gate.Decision { return gate.Decision{} }
+func (p *uploadPolicy) Registration(context.Context, gate.RegistrationInput) gate.Decision {
+	return gate.Decision{}
 }
 
 func (e *env) now() time.Time {

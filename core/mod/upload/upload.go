@@ -9,8 +9,24 @@
 // GET; tokens are compared in constant time. A PUT works once, before the
 // slot expires (slot_timeout), with exactly the announced size and type.
 // Whoever holds the GET URL may download the file until its retention
-// period (retention, counted from the slot) has passed; after that, and
-// after the purge or the owner's erasure deleted it, it is a 404.
+// ends; after that, and after the purge or the owner's erasure deleted it,
+// it is a 404.
+//
+// # Policy
+//
+// Each slot request asks the policy's upload.request decision
+// (gate.UploadDecider, which cmd/kontor's policy engine implements; the
+// module asserts it of the Decider SetDecider gives it): may this user
+// upload this file, within which limits, and until when is it kept. A
+// refusal is not-allowed with the policy's message and reason as text and
+// the decision as application condition (core/gate); without a policy
+// engine every request is refused (fail closed). The policy's max_size and
+// content_types narrow the module's options, never widen them. The file's
+// retention is the decision's: the retention class and deletion date of
+// the longest applicable rule, counted from the slot, as for a message;
+// the class is stored with the record. When the policy names no rule, the
+// retention option is the period. The purge deletes a file when its
+// retention ends.
 //
 // Files are encrypted at rest with the uploader's keys: the content is cut
 // into chunks, each sealed with module.Host.Sealer for the uploader (the
@@ -50,6 +66,7 @@ import (
 	"unicode/utf8"
 
 	"kontor.im/kontor/core/dataform"
+	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/seal"
 	"kontor.im/kontor/core/stanza"
@@ -70,7 +87,7 @@ func init() {
 		ID:          ID,
 		Description: "HTTP File Upload: slots for files served on the HTTPS listener, encrypted at rest with the uploader's keys, downloadable while retention allows",
 		Specs: []module.Spec{{ID: "XEP-0363", Name: "HTTP File Upload", Version: "1.1.0", Status: module.Complete,
-			Note: "served on the host's JID; retention is a configured period, not a policy decision"}},
+			Note: "served on the host's JID; each slot asks the policy (upload.request: who, size, types, retention class)"}},
 		New: func() module.Module { return newModule() },
 	})
 }
@@ -93,7 +110,8 @@ type Options struct {
 	SlotsPerMinute int `mapstructure:"slots_per_minute"`
 	// SlotTimeout is how long a PUT URL works.
 	SlotTimeout time.Duration `mapstructure:"slot_timeout"`
-	// Retention is how long a file may be downloaded; 0 keeps it.
+	// Retention is how long a file may be downloaded when the policy's
+	// upload decision names no retention rule; 0 keeps it.
 	Retention time.Duration `mapstructure:"retention"`
 	// PurgeInterval is how often expired files are deleted.
 	PurgeInterval time.Duration `mapstructure:"purge_interval"`
@@ -139,6 +157,7 @@ type Module struct {
 	files   *Files
 	secret  []byte
 	now     func() time.Time
+	decider gate.UploadDecider // nil: every slot request is refused
 
 	rateMu sync.Mutex
 	rate   map[string]*window // per owner; guarded by rateMu
@@ -168,6 +187,13 @@ var (
 
 // Options returns the module's options, filled with defaults.
 func (m *Module) Options() any { return &m.opts }
+
+// SetDecider gives the module its policy engine (cmd/kontor calls it
+// before Provision). A Decider that does not answer upload.request
+// (gate.UploadDecider) counts as none: slot requests are refused.
+func (m *Module) SetDecider(d gate.Decider) {
+	m.decider, _ = d.(gate.UploadDecider)
+}
 
 // SetDataDir gives the module the server's data directory, where its
 // files and secret go unless configured elsewhere. cmd/kontor calls it
@@ -200,6 +226,9 @@ func (m *Module) Provision(h module.Host) error {
 		return fmt.Errorf("upload: secret: %w", err)
 	}
 	m.secret = secret
+	if m.decider == nil {
+		m.log.Warn("no policy engine that decides uploads: every slot request is refused")
+	}
 	m.files = &Files{Store: st, Sealer: h.Sealer(), Dir: dir, ChunkSize: m.opts.ChunkSize}
 
 	h.HandleIQ(module.ToHost, module.Get, stanza.Name{Space: NS, Local: "request"}, m.request)
@@ -287,11 +316,17 @@ func isToken(s string) bool {
 	return true
 }
 
-func (m *Module) typeAllowed(ct string) bool {
-	if len(m.opts.ContentTypes) == 0 {
+// typeAllowed reports whether ct is in the module's list and in the
+// policy's (an empty list allows every type).
+func (m *Module) typeAllowed(ct string, policy []string) bool {
+	return typeIn(ct, m.opts.ContentTypes) && typeIn(ct, policy)
+}
+
+func typeIn(ct string, list []string) bool {
+	if len(list) == 0 {
 		return true
 	}
-	for _, a := range m.opts.ContentTypes {
+	for _, a := range list {
 		a = strings.ToLower(a)
 		if a == ct || (strings.HasSuffix(a, "/*") && strings.HasPrefix(ct, a[:len(a)-1])) {
 			return true
@@ -350,18 +385,26 @@ func (m *Module) request(ctx context.Context, iq *module.IQ) (*stanza.Element, e
 	if base == "" {
 		return nil, stanza.ErrServiceUnavailable("the server has no HTTPS listener")
 	}
-	if req.Size > m.opts.MaxFileSize {
-		app := stanza.New(NS, "file-too-large").Append(
-			stanza.New(NS, "max-file-size").SetText(strconv.FormatInt(m.opts.MaxFileSize, 10)))
-		return nil, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable,
-			Text: fmt.Sprintf("The file is too large: at most %d bytes.", m.opts.MaxFileSize), App: app}
+	owner := iq.From.Bare().String()
+	now := m.now().UTC()
+	d, err := m.decide(ctx, owner, req, now)
+	if err != nil {
+		return nil, err
 	}
-	if !m.typeAllowed(req.ContentType) {
+	maxSize := m.opts.MaxFileSize
+	if d.MaxSize > 0 && d.MaxSize < maxSize {
+		maxSize = d.MaxSize
+	}
+	if req.Size > maxSize {
+		app := stanza.New(NS, "file-too-large").Append(
+			stanza.New(NS, "max-file-size").SetText(strconv.FormatInt(maxSize, 10)))
+		return nil, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable,
+			Text: fmt.Sprintf("The file is too large: at most %d bytes.", maxSize), App: app}
+	}
+	if !m.typeAllowed(req.ContentType, d.ContentTypes) {
 		return nil, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable,
 			Text: "Files of type " + req.ContentType + " may not be uploaded here."}
 	}
-	owner := iq.From.Bare().String()
-	now := m.now().UTC()
 	if ok, retry := m.allowSlot(owner, now); !ok {
 		return nil, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
 			Text: "Too many upload requests; try again later.",
@@ -373,8 +416,8 @@ func (m *Module) request(ctx context.Context, iq *module.IQ) (*stanza.Element, e
 		return nil, err
 	}
 	u := storage.Upload{ID: id, Owner: owner, Name: sealedName, Size: req.Size, ContentType: req.ContentType,
-		Created: now, SlotExpires: now.Add(m.opts.SlotTimeout)}
-	if m.opts.Retention > 0 {
+		Created: now, SlotExpires: now.Add(m.opts.SlotTimeout), Class: d.Class, Until: d.Until}
+	if d.Class == "" && m.opts.Retention > 0 {
 		u.Until = now.Add(m.opts.Retention)
 	}
 	if err := m.files.Store.CreateUpload(ctx, u, m.opts.QuotaBytes); err != nil {
@@ -390,6 +433,27 @@ func (m *Module) request(ctx context.Context, iq *module.IQ) (*stanza.Element, e
 		stanza.New(NS, "get").Set("url", base+PathPrefix+id+"/"+m.token("get", id)+"/"+escaped),
 	)
 	return slot, nil
+}
+
+// decide asks the upload.request decision; a refusal is the error for the
+// client: not-allowed (wait for a timeout) with the policy's message and
+// reason code as text and the decision as application condition.
+func (m *Module) decide(ctx context.Context, owner string, req Request, now time.Time) (gate.UploadDecision, error) {
+	var d gate.UploadDecision
+	if m.decider != nil {
+		d = m.decider.Upload(ctx, gate.UploadInput{From: gate.Party{JID: owner, Local: true},
+			Size: req.Size, ContentType: req.ContentType, At: now})
+	} else {
+		d.Decision = gate.Failed(gate.ReasonUnavailable,
+			"The server has no policy engine for uploads, so it refuses rather than skip the policy check. Tell your administrator.", nil)
+	}
+	if d.Allow {
+		return d, nil
+	}
+	m.log.InfoContext(ctx, "upload refused by policy", "decision", d.ID, "reason", d.Reason, "err", d.Err)
+	se := d.StanzaError()
+	se.Condition = stanza.NotAllowed
+	return d, se
 }
 
 // purgeLoop deletes expired files every PurgeInterval.

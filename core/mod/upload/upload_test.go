@@ -2,6 +2,7 @@ package upload
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"io/fs"
 	"mime"
@@ -14,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/modtest"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/router"
 	"kontor.im/kontor/core/stanza"
+	"kontor.im/kontor/core/storage"
 )
 
 func TestDownload(t *testing.T) {
@@ -391,5 +394,126 @@ func TestPlaintextNotStored(t *testing.T) {
 	})
 	if checked < 3 { // the sealed file, the secret, the database
 		t.Errorf("only %d files checked", checked)
+	}
+}
+
+func TestPolicyDecidesUpload(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxFileSize = 1000; o.Retention = time.Hour })
+	t.Run("refused", func(t *testing.T) {
+		e.pol.deny["alice@example.com"] = true
+		defer delete(e.pol.deny, "alice@example.com")
+		r := e.request(e.alice, "a.png", 10, "image/png")
+		se, _ := stanza.ErrorOf(r)
+		if se.Condition != stanza.NotAllowed || se.Type != stanza.Cancel || se.Text != "You may not upload files. (no_uploads)" {
+			t.Fatalf("refusal %s", r.El)
+		}
+		app := r.El.Child(stanza.NSClient, "error").Child(gate.NS, "decision")
+		if app == nil || app.Get("id") != "d-up" || app.Get("reason") != "no_uploads" {
+			t.Fatalf("no decision in %s", r.El)
+		}
+		if fs, _ := e.m.files.List(t.Context(), "alice@example.com"); len(fs) != 0 {
+			t.Fatalf("a refused request made a record: %+v", fs)
+		}
+	})
+	t.Run("asked", func(t *testing.T) {
+		e.pol.mu.Lock()
+		e.pol.asked = nil
+		e.pol.mu.Unlock()
+		e.slot(e.alice, "a.png", 10, "IMAGE/PNG")
+		e.pol.mu.Lock()
+		defer e.pol.mu.Unlock()
+		want := gate.UploadInput{From: gate.Party{JID: "alice@example.com", Local: true}, Size: 10, ContentType: "image/png", At: e.now()}
+		if len(e.pol.asked) != 1 || e.pol.asked[0] != want {
+			t.Fatalf("asked %+v, want %+v", e.pol.asked, want)
+		}
+	})
+	t.Run("policy limits narrow the module's", func(t *testing.T) {
+		e.pol.maxSize, e.pol.types = 500, []string{"application/pdf"}
+		defer func() { e.pol.maxSize, e.pol.types = 0, nil }()
+		r := e.request(e.alice, "a.pdf", 501, "application/pdf")
+		if modtest.ErrorCondition(r) != stanza.NotAcceptable || !strings.Contains(r.El.String(), "<max-file-size>500</max-file-size>") {
+			t.Fatalf("over the policy's size: %s", r.El)
+		}
+		if r := e.request(e.alice, "a.png", 10, "image/png"); modtest.ErrorCondition(r) != stanza.NotAcceptable {
+			t.Fatalf("type outside the policy's list: %s", r.El)
+		}
+		e.slot(e.alice, "a.pdf", 500, "application/pdf")
+		// A policy limit above the module's does not widen it.
+		e.pol.maxSize = 5000
+		if r := e.request(e.alice, "b.pdf", 1001, "application/pdf"); !strings.Contains(r.El.String(), "<max-file-size>1000</max-file-size>") {
+			t.Fatalf("over the module's size: %s", r.El)
+		}
+	})
+	t.Run("retention is the policy's", func(t *testing.T) {
+		e.pol.class, e.pol.keep = "business_letter", 3*time.Hour
+		defer func() { e.pol.class, e.pol.keep = "", 0 }()
+		start := e.now()
+		get := e.upload(e.alice, "letter.txt", []byte("kept three hours"), "text/plain")
+		var rec File
+		list, _ := e.m.files.List(t.Context(), "alice@example.com")
+		for _, f := range list {
+			if f.Name == "letter.txt" {
+				rec = f
+			}
+		}
+		if rec.Class != "business_letter" || !rec.Until.Equal(start.Add(3*time.Hour)) {
+			t.Fatalf("record %+v: want class business_letter until %v", rec, start.Add(3*time.Hour))
+		}
+		e.advance(3*time.Hour - time.Second) // past the configured hour, within the policy's three
+		if resp, _ := do(t, http.MethodGet, get, nil, nil); resp.StatusCode != 200 {
+			t.Fatalf("GET within the policy's retention: %s", resp.Status)
+		}
+		e.advance(time.Second)
+		if resp, _ := do(t, http.MethodGet, get, nil, nil); resp.StatusCode != 404 {
+			t.Fatalf("GET after the policy's retention: %s, want 404", resp.Status)
+		}
+		if _, err := e.m.Purge(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.m.files.Store.Upload(t.Context(), rec.ID); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("record after the purge: %v", err)
+		}
+		if _, err := os.Stat(e.m.files.path(rec.ID)); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("file after the purge: %v", err)
+		}
+	})
+}
+
+func TestNoPolicyRefusesUploads(t *testing.T) {
+	e := newEnv(t, nil)
+	e.m.decider = nil
+	r := e.request(e.alice, "a.png", 10, "image/png")
+	if se, _ := stanza.ErrorOf(r); se.Condition != stanza.NotAllowed || !strings.Contains(se.Text, gate.ReasonUnavailable) {
+		t.Fatalf("without a policy: %s", r.El)
+	}
+}
+
+func TestFilesPut(t *testing.T) {
+	e := newEnv(t, nil)
+	content := randomBytes(2500)
+	created := e.now().Add(-time.Hour)
+	fi, err := e.m.files.Put(t.Context(), "alice@example.com", "p.bin", "application/octet-stream", bytes.NewReader(content),
+		int64(len(content)), created, created.Add(48*time.Hour), "internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.m.files.Lookup(t.Context(), fi.ID, e.now())
+	if err != nil || got.Name != "p.bin" || got.Class != "internal" || !got.Stored.Equal(created) || got.Owner != "alice@example.com" {
+		t.Fatalf("Lookup = %+v, %v", got, err)
+	}
+	r, err := e.m.files.Open(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if b, _ := io.ReadAll(r); !bytes.Equal(b, content) {
+		t.Fatal("the content read back differs")
+	}
+	// A short body is refused and leaves nothing behind.
+	if _, err := e.m.files.Put(t.Context(), "alice@example.com", "short", "text/plain", strings.NewReader("abc"), 10, created, time.Time{}, ""); err == nil {
+		t.Fatal("a body shorter than the size was stored")
+	}
+	if list, _ := e.m.files.List(t.Context(), "alice@example.com"); len(list) != 1 {
+		t.Fatalf("records after a failed Put: %+v", list)
 	}
 }

@@ -40,12 +40,12 @@ func optTime(us int64) time.Time {
 	return fromMicros(us)
 }
 
-const uploadColumns = `id, owner, name, size, content_type, created, slot_expires, stored, until`
+const uploadColumns = `id, owner, name, size, content_type, created, slot_expires, stored, until, class`
 
 func scanUpload(r rowScanner) (storage.Upload, error) {
 	var u storage.Upload
 	var created, slot, stored, until int64
-	if err := r.Scan(&u.ID, &u.Owner, &u.Name, &u.Size, &u.ContentType, &created, &slot, &stored, &until); err != nil {
+	if err := r.Scan(&u.ID, &u.Owner, &u.Name, &u.Size, &u.ContentType, &created, &slot, &stored, &until, &u.Class); err != nil {
 		return u, err
 	}
 	u.Created, u.SlotExpires, u.Stored, u.Until = fromMicros(created), fromMicros(slot), optTime(stored), optTime(until)
@@ -72,9 +72,9 @@ func (s *Store) CreateUpload(ctx context.Context, u storage.Upload, quota int64)
 			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO uploads (`+uploadColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
 			u.ID, u.Owner, name, u.Size, u.ContentType, micros(u.Created), micros(u.SlotExpires),
-			optMicros(u.Stored), optMicros(u.Until))
+			optMicros(u.Stored), optMicros(u.Until), u.Class)
 		if err != nil {
 			return err
 		}

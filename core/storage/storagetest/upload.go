@@ -58,6 +58,7 @@ func testUploadLifecycle(t *testing.T, h *harness) {
 	is(t, err, storage.ErrNotFound)
 
 	u := upload("f1", zoe, 1234, uploadT0)
+	u.Until, u.Class = uploadT0.Add(90*24*time.Hour), "business_letter"
 	ok(t, st.CreateUpload(ctx, u, 0))
 	is(t, st.CreateUpload(ctx, u, 0), storage.ErrExists)
 	got, err := st.Upload(ctx, "f1")
