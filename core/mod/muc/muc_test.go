@@ -899,3 +899,35 @@ func TestPendingInvitesAreBounded(t *testing.T) {
 		t.Fatalf("%d invitees, %d inviters of bob", len(r.invited), len(r.invited["bob@example.com"]))
 	}
 }
+
+// TestPrivateMessageUnderPolicy: a private message through a room is a
+// message between two people, decided by the contact policy with their
+// real JIDs, so a room is no way around a policy that keeps them apart.
+func TestPrivateMessageUnderPolicy(t *testing.T) {
+	f := setup(t, nil)
+	alice, bob := f.user("alice"), f.user("bob")
+	join(t, alice, "Alice", "")
+	join(t, bob, "Bob", "")
+	for len(f.pol.asked) > 0 {
+		<-f.pol.asked
+	}
+	alice.SendXML(fmt.Sprintf("<message to='%s/Bob' type='chat' id='pm1'><body>psst</body></message>", roomJID))
+	if got := bob.Next(func(s *stanza.Stanza) bool { return s.ID == "pm1" }); got.From.Resource() != "Alice" {
+		t.Fatalf("bob got %s", got.El)
+	}
+	select {
+	case in := <-f.pol.asked:
+		if in.Action != gate.ActionMessage || in.From.JID != "alice@example.com" || in.To.JID != "bob@example.com" || !in.From.Local || !in.To.Local {
+			t.Errorf("asked %+v, want message from alice to bob, both local", in)
+		}
+	default:
+		t.Error("the private message asked no contact question")
+	}
+
+	f.pol.deny["alice@example.com"] = true
+	alice.SendXML(fmt.Sprintf("<message to='%s/Bob' type='chat' id='pm2'><body>psst</body></message>", roomJID))
+	if e := alice.Next(func(s *stanza.Stanza) bool { return s.ID == "pm2" }); modtest.ErrorCondition(e) != stanza.PolicyViolation {
+		t.Fatalf("refused private message answered %s", e.El)
+	}
+	bob.Nothing(50*time.Millisecond, func(s *stanza.Stanza) bool { return s.ID == "pm2" })
+}

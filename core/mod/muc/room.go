@@ -528,12 +528,20 @@ func (m *Module) message(ctx context.Context, s *stanza.Stanza) error {
 	return m.groupchat(ctx, r, s)
 }
 
-// private relays a private message to one occupant (§7.5).
+// private relays a private message to one occupant (§7.5). It is a
+// message between two people, so the contact policy decides it as one
+// ("message" from the sender's real JID to the recipient's): a room must
+// not be a way around a policy that keeps them apart. (The policy gate
+// leaves the room's address to this module.)
 func (m *Module) private(ctx context.Context, r *room, s *stanza.Stanza) error {
 	r.mu.Lock()
 	from, to := r.byJID[s.From], r.occupants[s.To.Resource()]
 	var out outgoing
+	var in gate.ContactInput
 	if from != nil && to != nil && s.Type != "groupchat" {
+		in = gate.ContactInput{Action: gate.ActionMessage, StanzaType: s.Type,
+			From: gate.Party{JID: from.real.Bare().String(), Local: m.host.IsLocal(from.real.Domain())},
+			To:   gate.Party{JID: to.real.Bare().String(), Local: m.host.IsLocal(to.real.Domain())}}
 		out = s.Readdress(r.occupantJID(from.nick), to.real)
 		out.El = out.El.ShallowClone()
 		out.El.Nodes = append(slices.Clip(out.El.Nodes), stanza.Node{Elem: stanza.New(NSUser, "x")},
@@ -547,6 +555,11 @@ func (m *Module) private(ctx context.Context, r *room, s *stanza.Stanza) error {
 		return stanza.ErrItemNotFound("no such occupant")
 	case out == nil:
 		return stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "a private message is not groupchat"}
+	}
+	if in.From.JID != in.To.JID {
+		if err := m.ask(ctx, in); err != nil {
+			return err
+		}
 	}
 	m.host.Route(ctx, out)
 	return nil
