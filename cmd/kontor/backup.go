@@ -277,9 +277,10 @@ func writeBackup(ctx context.Context, cfg *Config, st storage.Store, out, pgDump
 			return m, "", err
 		}
 		// pg_dump reads one snapshot (REPEATABLE READ): consistent while
-		// the server writes. No owners or grants: the restore runs as the
-		// role of the target's DSN.
-		if err := runPG(ctx, pgDump, cfg.Storage.PostgresDSN, "--format=custom", "--no-owner", "--no-privileges", "--file="+dbFile); err != nil {
+		// the server writes. Owners and grants are left out at restore
+		// (pg_restore --no-owner --no-privileges): the tables belong to
+		// the role of the target's DSN.
+		if err := runPG(ctx, pgDump, cfg.Storage.PostgresDSN, "--format=custom", "--file="+dbFile); err != nil {
 			return m, "", err
 		}
 	default:
@@ -462,13 +463,18 @@ may restore (there is no operator to ask yet).`,
 // database file into dir, checking size and SHA-256. It returns the
 // manifest and the path of the verified copy.
 func readBackup(path, dir string) (backupManifest, string, error) {
-	var m backupManifest
 	f, err := os.Open(path)
 	if err != nil {
-		return m, "", err
+		return backupManifest{}, "", err
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
+	return readBackupFrom(f, path, dir)
+}
+
+// readBackupFrom is readBackup of the backup r (named path in errors).
+func readBackupFrom(r io.Reader, path, dir string) (backupManifest, string, error) {
+	var m backupManifest
+	tr := tar.NewReader(r)
 	hdr, err := tr.Next()
 	if err != nil || hdr.Name != manifestName || hdr.Typeflag != tar.TypeReg || hdr.Size > maxManifest {
 		return m, "", fmt.Errorf("restore: %s is not a Kontor backup (it must start with %s)", path, manifestName)

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -268,6 +270,19 @@ func TestBackupRestoreReplaysErasures(t *testing.T) {
 			t.Errorf("the damaged backup left data behind: %+v, %v", c, err)
 		}
 
+		// Not while a server answers on admin.addr.
+		running, err := os.ReadFile(cfgFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runningFile := filepath.Join(t.TempDir(), "running.yaml")
+		if err := os.WriteFile(runningFile, bytes.Replace(running, []byte(`addr: ""`), []byte(fmt.Sprintf("addr: %q", ts.addr("admin"))), 1), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.cli(t, runningFile, "restore", "--from", file); err == nil || !strings.Contains(err.Error(), "stop it first") {
+			t.Errorf("restore while a server answers: %v", err)
+		}
+
 		// The older backup into a fresh instance: alice stays erased.
 		out, err = w.cli(t, cfgFile, "restore", "--from", file)
 		if err != nil || !strings.Contains(out, "erasures re-applied: 1") || !strings.Contains(out, "erased alice@localhost") {
@@ -393,4 +408,98 @@ func restoreByHand(t *testing.T, file string, cfg *Config) {
 		}
 		return
 	}
+}
+
+// tinyBackup is a well-formed backup file of a (fake) database, for the
+// reader's tests and fuzz seeds.
+func tinyBackup(t testing.TB, db []byte) []byte {
+	t.Helper()
+	sum := sha256.Sum256(db)
+	m := backupManifest{Format: backupFormat, Version: backupFormatVersion, Backend: "sqlite", Method: "sqlite-vacuum-into",
+		Files: []backupFile{{Name: "kontor.db", Size: int64(len(db)), SHA256: hex.EncodeToString(sum[:])}}}
+	manifest, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{manifestName, manifest}, {"kontor.db", db}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o600, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestReadBackup(t *testing.T) {
+	good := tinyBackup(t, []byte("SQLite format 3\x00 and more"))
+	tests := []struct {
+		name    string
+		file    []byte
+		wantErr string
+	}{
+		{"good", good, ""},
+		{"empty", nil, "not a Kontor backup"},
+		{"not tar", []byte("hello"), "not a Kontor backup"},
+		{"damaged database", bytes.Replace(good, []byte("and more"), []byte("and m0re"), 1), "SHA-256"},
+		{"truncated", good[:1024+512+10], ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "b")
+			if err := os.WriteFile(path, tt.file, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, dst, err := readBackup(path, t.TempDir())
+			switch {
+			case tt.name == "truncated":
+				if err == nil {
+					t.Error("a truncated backup was accepted")
+				}
+			case tt.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			case tt.wantErr == "":
+				if b, _ := os.ReadFile(dst); string(b) != "SQLite format 3\x00 and more" {
+					t.Errorf("copy = %q", b)
+				}
+			}
+		})
+	}
+}
+
+// FuzzReadBackup: whatever the file holds, readBackup returns an error or
+// a copy whose SHA-256 is the manifest's, and never panics.
+func FuzzReadBackup(f *testing.F) {
+	f.Add(tinyBackup(f, []byte("SQLite format 3\x00")))
+	f.Add(tinyBackup(f, nil))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := os.MkdirTemp("", "fuzz-backup-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(out)
+		m, dst, err := readBackupFrom(bytes.NewReader(data), "fuzz", out)
+		if err != nil {
+			return
+		}
+		f, err := hashFile(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.SHA256 != m.Files[0].SHA256 || f.Size != m.Files[0].Size || filepath.Dir(dst) != out {
+			t.Fatalf("accepted %s with %+v, manifest %+v", dst, f, m.Files)
+		}
+	})
 }
