@@ -423,8 +423,8 @@ func pgToolVersion(ctx context.Context, prog string) (string, error) {
 
 func restoreCmd(flags *configFlags) *cobra.Command {
 	var (
-		from, pgRestore string
-		force           bool
+		from, pgRestore   string
+		force, withoutLog bool
 	)
 	cmd := &cobra.Command{
 		Use:   "restore --from FILE",
@@ -437,7 +437,10 @@ server answers on admin.addr, and refuses a store that holds data unless
 --force is given. After the restore it re-applies every erasure of the
 erasure log that the restored audit trail does not record (people erased
 since the backup was taken), before anything serves the data; kontor serve
-does the same at start. Restoring over a store with operators needs the
+does the same at start. It refuses a backup of a newer schema than this
+binary knows, and an erasure log that names fewer people than when the
+backup was made (not this installation's log, or rolled back with the
+data). Restoring over a store with operators needs the
 access-policy action backup.restore; into an empty store, root on the machine
 may restore (there is no operator to ask yet).`,
 		Args: cobra.NoArgs,
@@ -449,11 +452,12 @@ may restore (there is no operator to ask yet).`,
 			if err != nil {
 				return err
 			}
-			return runRestore(cmd, &cfg, from, pgRestore, force)
+			return runRestore(cmd, &cfg, from, pgRestore, force, withoutLog)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "the backup file (written by kontor backup)")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite a store that holds data")
+	cmd.Flags().BoolVar(&withoutLog, "without-erasure-log", false, "restore although the erasure log names fewer people than when the backup was made")
 	cmd.Flags().StringVar(&pgRestore, "pg-restore", "pg_restore", "the pg_restore program (PostgreSQL)")
 	addAccessFlags(cmd)
 	return cmd
@@ -538,7 +542,7 @@ func serverAnswers(cfg *Config) bool {
 	return true
 }
 
-func runRestore(cmd *cobra.Command, cfg *Config, from, pgRestore string, force bool) error {
+func runRestore(cmd *cobra.Command, cfg *Config, from, pgRestore string, force, withoutLog bool) error {
 	ctx := cmd.Context()
 	w := cmd.OutOrStdout()
 	tmpBase := ""
@@ -561,6 +565,25 @@ func runRestore(cmd *cobra.Command, cfg *Config, from, pgRestore string, force b
 	}
 	if m.Backend != cfg.Storage.Backend {
 		return fmt.Errorf("restore: the backup is of a %s store, but storage.backend is %s", m.Backend, cfg.Storage.Backend)
+	}
+	known, err := map[string]func() (map[string]int, error){"sqlite": sqlite.KnownSchemaVersions, "postgres": postgres.KnownSchemaVersions}[m.Backend]()
+	if err != nil {
+		return err
+	}
+	for track, v := range m.Schema {
+		if v > known[track] {
+			return fmt.Errorf("restore: the backup was made by a newer Kontor (schema track %s is at version %d, this binary knows %d): restore it with that version", track, v, known[track])
+		}
+	}
+	// The erasure log only grows: one that names fewer people than when
+	// the backup was made is not this installation's, or was rolled back
+	// with the data, and erasures since the backup would be lost.
+	recs, err := gdpr.ReadErasureLog(cfg.erasureLogPath())
+	if err != nil {
+		return err
+	}
+	if len(recs) < m.ErasureLogSubjects && !withoutLog {
+		return fmt.Errorf("restore: the erasure log %s names %d people, but %d when the backup was made (log %s): it is not this installation's log, or it was rolled back, and people erased since the backup would come back. Point gdpr.erasure_log at the right file; --without-erasure-log restores anyway", cfg.erasureLogPath(), len(recs), m.ErasureLogSubjects, m.ErasureLog)
 	}
 	fmt.Fprintf(w, "backup %s: made %s by %s, %s (%s); SHA-256 of %s verified\n", from, m.Created.Format(time.RFC3339),
 		auditDash(m.Operator), m.Backend, m.Method, m.Files[0].Name)

@@ -412,11 +412,14 @@ func restoreByHand(t *testing.T, file string, cfg *Config) {
 
 // tinyBackup is a well-formed backup file of a (fake) database, for the
 // reader's tests and fuzz seeds.
-func tinyBackup(t testing.TB, db []byte) []byte {
+func tinyBackup(t testing.TB, db []byte, mutate ...func(*backupManifest)) []byte {
 	t.Helper()
 	sum := sha256.Sum256(db)
 	m := backupManifest{Format: backupFormat, Version: backupFormatVersion, Backend: "sqlite", Method: "sqlite-vacuum-into",
 		Files: []backupFile{{Name: "kontor.db", Size: int64(len(db)), SHA256: hex.EncodeToString(sum[:])}}}
+	for _, f := range mutate {
+		f(&m)
+	}
 	manifest, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
@@ -426,7 +429,7 @@ func tinyBackup(t testing.TB, db []byte) []byte {
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{manifestName, manifest}, {"kontor.db", db}} {
+	}{{manifestName, manifest}, {m.Files[0].Name, db}} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o600, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
@@ -473,6 +476,38 @@ func TestReadBackup(t *testing.T) {
 				if b, _ := os.ReadFile(dst); string(b) != "SQLite format 3\x00 and more" {
 					t.Errorf("copy = %q", b)
 				}
+			}
+		})
+	}
+}
+
+// TestRestoreRefuses: a backup of a newer schema, and an erasure log that
+// names fewer people than when the backup was made, are refused before the
+// store is touched.
+func TestRestoreRefuses(t *testing.T) {
+	e := newAuditEnv(t, "sqlite")
+	tests := []struct {
+		name    string
+		mutate  func(*backupManifest)
+		wantErr string
+	}{
+		{"newer schema", func(m *backupManifest) { m.Schema = map[string]int{"core": 1, "archive": 9999} }, "made by a newer Kontor"},
+		{"unknown track", func(m *backupManifest) { m.Schema = map[string]int{"teleport": 1} }, "made by a newer Kontor"},
+		{"erasure log rolled back", func(m *backupManifest) { m.ErasureLogSubjects = 3 }, "names 0 people, but 3"},
+		{"postgres backup into sqlite", func(m *backupManifest) { m.Backend = "postgres"; m.Files[0].Name = "kontor.pgdump" }, "storage.backend is sqlite"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "b")
+			if err := os.WriteFile(path, tinyBackup(t, []byte("not a database"), tt.mutate), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := e.run(t, "", "restore", "--from", path)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if _, err := os.Stat(filepath.Join(e.dir, "kontor.db")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the refused restore created the database: %v", err)
 			}
 		})
 	}

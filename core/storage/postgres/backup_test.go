@@ -24,6 +24,11 @@ func TestInspectAndSchemaVersions(t *testing.T) {
 	}
 	defer st.Close()
 	storagetest.RunSchemaVersions(t, st)
+	known, err := postgres.KnownSchemaVersions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.CheckKnown(t, st, known)
 	c, err = postgres.Inspect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)

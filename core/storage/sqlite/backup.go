@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"kontor.im/kontor/core/storage"
+	"kontor.im/kontor/core/storage/migrate"
 )
 
 var (
@@ -140,4 +141,23 @@ func Inspect(ctx context.Context, path string) (storage.Contents, error) {
 		}
 	}
 	return c, nil
+}
+
+// KnownSchemaVersions returns, for every migration track this binary
+// knows, its newest version: a database (or backup) with a higher one was
+// migrated by a newer Kontor.
+func KnownSchemaVersions() (map[string]int, error) {
+	out := map[string]int{}
+	for _, sc := range schemas {
+		migs, err := migrate.Load(sc.files, sc.dir)
+		if err != nil {
+			return nil, err
+		}
+		track := sc.track
+		if track == "" {
+			track = "core"
+		}
+		out[track] = len(migs)
+	}
+	return out, nil
 }

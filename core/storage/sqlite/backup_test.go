@@ -24,6 +24,11 @@ func TestSnapshotAndInspect(t *testing.T) {
 	}
 	defer st.Close()
 	storagetest.RunSchemaVersions(t, st)
+	known, err := sqlite.KnownSchemaVersions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.CheckKnown(t, st, known)
 	c, err = sqlite.Inspect(ctx, path)
 	if err != nil {
 		t.Fatal(err)

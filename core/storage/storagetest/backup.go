@@ -49,3 +49,21 @@ func CheckContents(t *testing.T, what string, c storage.Contents, tables, data b
 		}
 	}
 }
+
+// CheckKnown checks that a freshly migrated store is at the versions the
+// backend says it knows (KnownSchemaVersions), track by track.
+func CheckKnown(t *testing.T, st storage.Store, known map[string]int) {
+	t.Helper()
+	got, err := st.(storage.SchemaReporter).SchemaVersions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(known) {
+		t.Errorf("tracks: migrated %v, known %v", got, known)
+	}
+	for track, v := range known {
+		if got[track] != v {
+			t.Errorf("track %s: migrated to %d, known %d", track, got[track], v)
+		}
+	}
+}
