@@ -538,3 +538,22 @@ func FuzzReadBackup(f *testing.F) {
 		}
 	})
 }
+
+// TestPGArgs: the password leaves the DSN (process arguments are visible
+// to every user of the machine) and goes to PGPASSWORD.
+func TestPGArgs(t *testing.T) {
+	tests := []struct{ dsn, db, password string }{
+		{"postgres://kontor:s3cret@db.example:5432/kontor?sslmode=verify-full", "postgres://kontor@db.example:5432/kontor?sslmode=verify-full", "s3cret"},
+		{"postgresql://kontor@/kontor?host=/run/postgresql", "postgresql://kontor@/kontor?host=/run/postgresql", ""},
+		{"host=db user=kontor password=s3cret dbname=kontor", "host=db user=kontor dbname=kontor", "s3cret"},
+		{"host=db password='it\\'s a \\\\ secret' dbname=kontor", "host=db dbname=kontor", "it's a \\ secret"},
+		{"password=first host=db", "host=db", "first"},
+		{"host=db dbname=kontor", "host=db dbname=kontor", ""},
+	}
+	for _, tt := range tests {
+		db, pw := pgArgs(tt.dsn)
+		if strings.Join(strings.Fields(db), " ") != tt.db || pw != tt.password {
+			t.Errorf("pgArgs(%q) = %q, %q; want %q, %q", tt.dsn, db, pw, tt.db, tt.password)
+		}
+	}
+}
