@@ -557,3 +557,24 @@ func TestPGArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesUnreadableErasureLog: the server does not start when it
+// cannot tell whether erasures are missing (fail closed).
+func TestServeRefusesUnreadableErasureLog(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.C2S.StartTLSAddr, cfg.C2S.DirectTLSAddr, cfg.Admin.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "", "", ""
+	cfg.GDPR.ErasureLog = filepath.Join(t.TempDir(), "erasures.log")
+	if err := os.WriteFile(cfg.GDPR.ErasureLog, []byte("not json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.resolvePaths()
+	srv, err := startServer(t.Context(), cfg, testLogger(t))
+	if err == nil {
+		srv.Shutdown(context.Background())
+		t.Fatal("the server started with an unreadable erasure log")
+	}
+	if !strings.Contains(err.Error(), "erasure log") {
+		t.Errorf("err = %v, want it to name the erasure log", err)
+	}
+}
