@@ -254,6 +254,9 @@ type EraseOptions struct {
 	Batch int
 	// Reason goes into the audit entry.
 	Reason string
+	// ReplayOf is the job of an earlier erasure of the person that a
+	// restored backup undid (see Replay); it goes into the audit entry.
+	ReplayOf string
 }
 
 // Erase erases subject's data (see the package documentation) and returns
@@ -280,6 +283,9 @@ func (t *Tool) Erase(ctx context.Context, g Grant, subject string, opts EraseOpt
 		return cert, fmt.Errorf("gdpr: erase %s (job %s; run it again to complete it): %w", subject, cert.Job, err)
 	}
 	details := map[string]string{"job": cert.Job}
+	if opts.ReplayOf != "" {
+		details["replay_of"] = opts.ReplayOf
+	}
 	for _, c := range cert.Categories {
 		v := c.Status + " " + strconv.Itoa(c.Count)
 		switch c.Status {
@@ -517,6 +523,8 @@ type ErasureRecord struct {
 	Subject   string
 	Job       string
 	Completed bool
+	By        string    // the operator who started the latest job
+	Started   time.Time // when the latest job started
 }
 
 // ReadErasureLog reads the erasure log at path: every subject with its
@@ -548,7 +556,7 @@ func ReadErasureLog(path string) ([]ErasureRecord, error) {
 		}
 		switch e.Event {
 		case "started":
-			out[i].Job, out[i].Completed = e.Job, false
+			out[i].Job, out[i].Completed, out[i].By, out[i].Started = e.Job, false, e.By, e.At
 		case "completed":
 			if e.Job == out[i].Job {
 				out[i].Completed = true

@@ -41,9 +41,12 @@
 //
 // The erasure log is a file of JSON lines kept beside the key-encryption
 // key, outside the data directory, so that restoring an old backup of the
-// database cannot bring an erased person back unnoticed: after a restore,
-// `kontor gdpr erase --resume --replay` erases again everyone the log names
-// as erased. Each line is one object:
+// database cannot bring an erased person back unnoticed: Missing compares
+// the log with a restored database's audit trail, and Replay erases again
+// everyone whose latest erasure the trail lacks (`kontor restore` does at
+// its end, `kontor serve` at every start; see replay.go). `kontor gdpr
+// erase --resume --replay` erases again everyone the log names. Each line
+// is one object:
 //
 //	{"v":1,"event":"started","job":"e-…","subject":"alice@example.com","at":"2026-…Z","by":"dpo"}
 //	{"v":1,"event":"completed","job":"e-…","subject":"alice@example.com","at":"2026-…Z","audit_seq":42}

@@ -99,6 +99,10 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	if s.audit, err = newServerTrail(&cfg, s.store, log.With("component", "audit")); err != nil {
 		return nil, err
 	}
+	// Erasures a restored backup undid come back before anything is served.
+	if err := replayErasuresAtStart(ctx, &cfg, s.store, s.audit, log.With("component", "gdpr")); err != nil {
+		return nil, err
+	}
 	if s.policy, err = newPolicyEngine(ctx, &cfg, s.audit, log.With("component", "policy")); err != nil {
 		return nil, err
 	}

@@ -239,6 +239,10 @@ const (
 	AccessAdminPolicyReload = "admin.policy_reload" // POST /policy/reload
 	AccessAdminLDAPSync     = "admin.ldap_sync"     // POST /ldap/sync
 	AccessOperatorManage    = "operator.manage"     // kontor operator add|disable|token
+	// Backups (admins only in the default policy): a backup holds
+	// everyone's data (sealed) and its metadata; a restore rolls it back.
+	AccessBackupCreate  = "backup.create"  // kontor backup
+	AccessBackupRestore = "backup.restore" // kontor restore over a store that has operators
 )
 
 // AccessInput asks whether Operator may run Action on Subject.

@@ -5,7 +5,8 @@
 #    "action": "archive.view" | "archive.export" | "archive.erase" |
 #              "report.view" | "legal_hold.set" | "legal_hold.release" |
 #              "dsr.record" |
-#              "admin.policy_reload" | "admin.ldap_sync" | "operator.manage",
+#              "admin.policy_reload" | "admin.ldap_sync" | "operator.manage" |
+#              "backup.create" | "backup.restore",
 #    "subject": "bob@example.com",      # whose data; "" for reports
 #    "case_number": "C-2025-017", "purpose": "…",
 #    "subject_legal_hold": false,
@@ -74,6 +75,17 @@ requirements := {
 	"operator.manage": {
 		"roles": {"admin"}, "case": false, "approvers": 0,
 		"approver_roles": set(), "eligible": set(),
+	},
+	# Backups: admins. Restoring over a running installation's data rolls
+	# it back (erasures are replayed from the erasure log): it needs a
+	# case and a second admin or the DPO.
+	"backup.create": {
+		"roles": {"admin"}, "case": false, "approvers": 0,
+		"approver_roles": set(), "eligible": set(),
+	},
+	"backup.restore": {
+		"roles": {"admin"}, "case": true, "approvers": 1,
+		"approver_roles": set(), "eligible": {"admin", "dpo"},
 	},
 }
 

@@ -156,6 +156,27 @@ test_admin_may_reload_policy_sync_and_manage_operators if {
 	}
 }
 
+test_backups_are_for_admins if {
+	d := access.decision with input as with_({"action": "backup.create", "subject": "", "case_number": "", "purpose": "", "operator": {"id": "root-admin", "roles": ["admin"]}})
+	d.allow
+	e := access.decision with input as with_({"action": "backup.create", "subject": "", "case_number": "", "purpose": "", "operator": {"id": "erika", "roles": ["dpo"]}})
+	not e.allow
+	e.reason == "role_missing"
+}
+
+test_restore_needs_a_case_and_a_second_admin_or_the_dpo if {
+	restore := {"action": "backup.restore", "subject": "", "case_number": "OPS-1", "purpose": "disk failure", "operator": {"id": "root-admin", "roles": ["admin"]}, "approvals": []}
+	d := access.decision with input as with_(restore)
+	not d.allow
+	d.reason == "approval_required"
+	n := access.decision with input as with_(object.union(restore, {"case_number": ""}))
+	n.reason == "case_required"
+	a := access.decision with input as with_(object.union(restore, {"approvals": [{"by": "erika", "roles": ["dpo"], "case_number": "OPS-1", "at": 1767225000}]}))
+	a.allow
+	self := access.decision with input as with_(object.union(restore, {"approvals": [{"by": "root-admin", "roles": ["admin"], "case_number": "OPS-1", "at": 1767225000}]}))
+	not self.allow
+}
+
 test_recording_a_data_subject_request_needs_the_dpo if {
 	d := access.decision with input as with_({"action": "dsr.record", "operator": {"id": "erika", "roles": ["dpo"]}, "case_number": "", "purpose": ""})
 	d.allow

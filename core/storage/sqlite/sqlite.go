@@ -62,8 +62,9 @@ var migrationFiles embed.FS
 
 // Store is a storage.Store on one SQLite file. It is safe for concurrent use.
 type Store struct {
-	w *sql.DB // one connection: all writes, in order
-	r *sql.DB // query_only readers
+	w    *sql.DB // one connection: all writes, in order
+	r    *sql.DB // query_only readers
+	path string  // the database file (Snapshot opens its own connection)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -116,7 +117,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Store{w: w, r: r}, nil
+	return &Store{w: w, r: r, path: path}, nil
 }
 
 // Backend returns "sqlite".
