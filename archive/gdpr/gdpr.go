@@ -25,7 +25,11 @@
 // their pending subscription requests, and the directory link. What a legal
 // hold or a retention duty keeps stays stored but restricted (Art. 18): a
 // Restriction row says what, why and until when, and only the DPO sees it
-// (`kontor gdpr restrictions`). Data keys of classes named in DutyClasses
+// (`kontor gdpr restrictions`). The kept archive rows are marked restricted
+// (GDPRStore.RestrictArchive) as soon as the shredded ones are deleted:
+// from then on no ordinary query matches them (not MAM, not a new account
+// given the same JID); only eDiscovery and an export with
+// IncludeRestricted read them (archive.Archive.WalkRestricted). Data keys of classes named in DutyClasses
 // that have not yet expired are such duties (for example business letters,
 // kept six years under HGB § 257); the default class is not.
 //

@@ -20,6 +20,7 @@ func gdprExportCmd(flags *configFlags) *cobra.Command {
 	var (
 		out           string
 		thirdParties  bool
+		restricted    bool
 		justification string
 		batch         int
 	)
@@ -32,6 +33,9 @@ conversations.html (readable in any browser), xep0227.xml (importable by
 another XMPP server, and by ` + "`kontor gdpr import`" + `) and manifest.json (SHA-256 of
 every file). Other people's addresses are pseudonymised unless
 --include-third-parties is given with a --justification, which is audited.
+Messages that an earlier erasure of this JID had to keep (restricted, GDPR
+Art. 18) are another person's data and are left out unless
+--include-restricted is given with a --justification.
 The archive is read page by page: memory stays bounded whatever its size.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -44,6 +48,9 @@ The archive is read page by page: memory stays bounded whatever its size.`,
 			}
 			if thirdParties && justification == "" {
 				return fmt.Errorf("--include-third-parties needs --justification TEXT (it is audited)")
+			}
+			if restricted && justification == "" {
+				return fmt.Errorf("--include-restricted needs --justification TEXT (it is audited)")
 			}
 			env, err := openGDPR(cmd, flags, gate.AccessArchiveExport, subject)
 			if err != nil {
@@ -59,7 +66,7 @@ The archive is read page by page: memory stays bounded whatever its size.`,
 			defer os.Remove(tmp.Name())
 			start := time.Now()
 			res, err := env.tool.Export(cmd.Context(), env.grant, subject, tmp, gdpr.ExportOptions{
-				IncludeThirdParties: thirdParties, Justification: justification, Batch: batch, TempDir: filepath.Dir(out)})
+				IncludeThirdParties: thirdParties, IncludeRestricted: restricted, Justification: justification, Batch: batch, TempDir: filepath.Dir(out)})
 			if cerr := tmp.Close(); err == nil {
 				err = cerr
 			}
@@ -80,7 +87,8 @@ The archive is read page by page: memory stays bounded whatever its size.`,
 	f := cmd.Flags()
 	f.StringVar(&out, "out", "", "the zip file to write")
 	f.BoolVar(&thirdParties, "include-third-parties", false, "keep other people's addresses and full stanzas (needs --justification)")
-	f.StringVar(&justification, "justification", "", "why third parties are included (audited)")
+	f.BoolVar(&restricted, "include-restricted", false, "add the messages an erasure of this JID kept restricted (Art. 18), marked; needs --justification")
+	f.StringVar(&justification, "justification", "", "why third parties or restricted messages are included (audited)")
 	f.IntVar(&batch, "batch", 1000, "archived messages read at a time")
 	addAccessFlags(cmd)
 	cmd.Flags().String("dsr", "", "the data subject request this export answers (kontor gdpr request add)")

@@ -81,6 +81,12 @@ type GDPRStore interface {
 	// whose data key no longer exists, and returns how many; 0 when none is
 	// left.
 	DeleteUnkeyedArchive(ctx context.Context, owner string, limit int) (int, error)
+	// RestrictArchive marks every archived message of owner as restricted
+	// (Art. 18: see ArchiveRowQuery.IncludeRestricted) and returns how
+	// many it marked that were not already. An erasure calls it for what
+	// a legal hold or a retention duty keeps, so that a new account with
+	// the same JID never sees it.
+	RestrictArchive(ctx context.Context, owner string) (int, error)
 	// DeleteArchivePrefs removes owner's archiving preferences; no error
 	// when there are none.
 	DeleteArchivePrefs(ctx context.Context, owner string) error

@@ -182,6 +182,15 @@ func (s *Store) DeleteUnkeyedArchive(ctx context.Context, owner string, limit in
 	return int(tag.RowsAffected()), nil
 }
 
+// RestrictArchive marks owner's archived messages restricted (Art. 18).
+func (s *Store) RestrictArchive(ctx context.Context, owner string) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE archive_messages SET restricted = true WHERE owner = $1 AND NOT restricted`, owner)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: restrict archive: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // DeleteArchivePrefs removes owner's archiving preferences.
 func (s *Store) DeleteArchivePrefs(ctx context.Context, owner string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM archive_prefs WHERE owner = $1`, owner); err != nil {

@@ -253,6 +253,23 @@ func (s *Store) DeleteUnkeyedArchive(ctx context.Context, owner string, limit in
 	return int(n), nil
 }
 
+// RestrictArchive marks owner's archived messages restricted (Art. 18).
+func (s *Store) RestrictArchive(ctx context.Context, owner string) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE archive_messages SET restricted = 1 WHERE owner = $1 AND restricted = 0`, owner)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: restrict archive: %w", err)
+	}
+	return int(n), nil
+}
+
 // DeleteArchivePrefs removes owner's archiving preferences.
 func (s *Store) DeleteArchivePrefs(ctx context.Context, owner string) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {

@@ -186,6 +186,54 @@ func testShredArchive(t *testing.T, h *harness) {
 	if cnt, _ := as.CountArchive(ctx, storage.ArchiveRowQuery{Owner: bob, MaxID: maxArchiveID}, 100); cnt != 1 {
 		t.Fatalf("bob keeps %d messages, want 1", cnt)
 	}
+
+	// Art. 18: what is kept is restricted, and then matches no ordinary
+	// query (nor a new message of the same owner's JID), only the DPO's.
+	n, err = g.RestrictArchive(ctx, alice)
+	ok(t, err)
+	if n != 5 {
+		t.Fatalf("RestrictArchive = %d, want 5", n)
+	}
+	if n, err := g.RestrictArchive(ctx, alice); err != nil || n != 0 {
+		t.Fatalf("RestrictArchive again = %d, %v; want 0, nil", n, err)
+	}
+	later := storage.ArchiveRow{Owner: alice, ID: [16]byte{0x80}, Peer: bob, Time: at, Expires: storage.ArchiveForever, KeyID: ak[1].ID, Sealed: []byte("new")}
+	ok(t, as.AppendArchive(ctx, []storage.ArchiveRow{later}, nil))
+	all := storage.ArchiveRowQuery{Owner: alice, MaxID: maxArchiveID, Limit: 100}
+	got, err := as.QueryArchive(ctx, all)
+	ok(t, err)
+	if len(got) != 1 || got[0].ID != later.ID || got[0].Restricted {
+		t.Fatalf("ordinary query after restriction = %+v, want only the new unrestricted row", got)
+	}
+	if cnt, _ := as.CountArchive(ctx, all, 100); cnt != 1 {
+		t.Fatalf("ordinary count after restriction = %d, want 1", cnt)
+	}
+	for _, q := range []storage.ArchiveRowQuery{
+		{Owner: alice, MinID: [16]byte{1}, MaxID: [16]byte{1}, Limit: 1},
+		{Owner: alice, Peer: bob, MaxID: maxArchiveID, Limit: 100, IDs: [][16]byte{{2}, {4}}},
+	} {
+		if got, _ := as.QueryArchive(ctx, q); len(got) != 0 {
+			t.Fatalf("query %+v returned %d restricted rows", q, len(got))
+		}
+	}
+	all.IncludeRestricted = true
+	got, err = as.QueryArchive(ctx, all)
+	ok(t, err)
+	restricted := 0
+	for _, r := range got {
+		if r.Restricted {
+			restricted++
+		}
+	}
+	if len(got) != 6 || restricted != 5 {
+		t.Fatalf("DPO query = %d rows, %d restricted; want 6, 5", len(got), restricted)
+	}
+	if cnt, _ := as.CountArchive(ctx, all, 100); cnt != 6 {
+		t.Fatalf("DPO count = %d, want 6", cnt)
+	}
+	if cnt, _ := as.CountArchive(ctx, storage.ArchiveRowQuery{Owner: bob, MaxID: maxArchiveID}, 100); cnt != 1 {
+		t.Fatalf("bob's messages restricted by alice's restriction: %d left, want 1", cnt)
+	}
 	ok(t, g.CompactAfterErasure(ctx))
 }
 
