@@ -276,6 +276,11 @@ func (t *Tool) Erase(ctx context.Context, g Grant, subject string, opts EraseOpt
 	if err := t.logErasure(erasureEvent{Event: "started", Job: cert.Job, Subject: subject, By: g.Operator}); err != nil {
 		return cert, err
 	}
+	// The tombstone before the directory link goes: a sync that runs
+	// during or after the erasure never recreates the person.
+	if err := t.bury(ctx, subject, cert.Job); err != nil {
+		return cert, fmt.Errorf("gdpr: erase %s: tombstone: %w", subject, err)
+	}
 	if err := t.erase(ctx, subject, p, opts, &cert); err != nil {
 		return cert, fmt.Errorf("gdpr: erase %s (job %s; run it again to complete it): %w", subject, cert.Job, err)
 	}

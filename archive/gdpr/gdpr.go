@@ -125,6 +125,12 @@ type Tool struct {
 	// ErasureLog is the path of the erasure log ("" keeps none: tests
 	// only).
 	ErasureLog string
+	// TombstoneKey is the key of the erasure tombstones that stop
+	// directory sync from recreating an erased person (see Tombstones).
+	// When it is nil, TombstoneKeyFile is read (an erasure creates it);
+	// with neither, an erasure writes no tombstone (tests only).
+	TombstoneKey     []byte
+	TombstoneKeyFile string
 	// Uploads are the person's uploaded files (XEP-0363), kept outside the
 	// stores this package knows; nil when the upload module is off.
 	// Erasure deletes them (they are sealed with the person's archive keys,

@@ -106,7 +106,7 @@ account that exists already stops the import: import into a fresh Kontor.
 Run it while the server is stopped.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env, err := openGDPR(cmd, flags, gate.AccessArchiveExport, "")
+			env, err := openGDPR(cmd, flags, gate.AccessArchiveImport, "")
 			if err != nil {
 				return err
 			}

@@ -4,7 +4,7 @@
 #   {"operator": {"id": "erika", "roles": ["dpo"]},
 #    "action": "archive.view" | "archive.export" | "archive.erase" |
 #              "report.view" | "legal_hold.set" | "legal_hold.release" |
-#              "dsr.record" |
+#              "dsr.record" | "archive.import" | "erasure.reinstate" |
 #              "admin.policy_reload" | "admin.ldap_sync" | "operator.manage",
 #    "subject": "bob@example.com",      # whose data; "" for reports
 #    "case_number": "C-2025-017", "purpose": "…",
@@ -56,6 +56,19 @@ requirements := {
 	},
 	"dsr.record": {
 		"roles": {"dpo", "admin"}, "case": false, "approvers": 0,
+		"approver_roles": set(), "eligible": set(),
+	},
+	# Importing another server's data (XEP-0227: accounts, rosters,
+	# archives) when moving to Kontor: the admin runs the migration, the
+	# DPO may (the import is audited with its counts).
+	"archive.import": {
+		"roles": {"admin", "dpo"}, "case": false, "approvers": 0,
+		"approver_roles": set(), "eligible": set(),
+	},
+	# Letting directory sync recreate a person who was erased: the data
+	# protection officer's decision alone.
+	"erasure.reinstate": {
+		"roles": {"dpo"}, "case": false, "approvers": 0,
 		"approver_roles": set(), "eligible": set(),
 	},
 	"report.view": {
