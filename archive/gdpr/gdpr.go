@@ -109,6 +109,9 @@ type Tool struct {
 	// module seals it (cmd/kontor wires core/mod/offline in); nil: an
 	// import refuses offline messages.
 	Seal func(ctx context.Context, owner, from string, stamp time.Time, stanza []byte) error
+	// ImportDomains are the domains an import may create accounts in
+	// (this server's); empty: any.
+	ImportDomains []string
 	// Trail reads the audit entries about a person for the export.
 	Trail *audit.Trail
 	// Audit writes the tool's own entries.

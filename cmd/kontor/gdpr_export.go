@@ -99,11 +99,17 @@ func gdprImportCmd(flags *configFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import a XEP-0227 file (or an export's zip) into this Kontor",
-		Long: `Creates the accounts the file names (without passwords: set one with
-` + "`kontor user passwd`" + `) with their rosters, vCards, private XML, blocklists, PEP
-items, offline messages and message archives (sealed as they arrive). An
+		Long: `Creates the accounts the file names with their rosters, vCards, private XML,
+blocklists, PEP items, offline messages and message archives (sealed as they
+arrive). Reads Kontor's own exports and other servers' XEP-0227 files:
+ejabberd's export_piefxis (give the main file; the host files it includes
+must be beside it). Passwords come along when the file has
+them (SCRAM-SHA-1/-256 hashes are kept as they are, a clear password becomes
+hashes); otherwise set one with ` + "`kontor user passwd`" + `. What Kontor does not keep
+(privacy lists, other password hashes, unknown elements) is listed after the
+import. Only hosts that are among this server's domains are imported. An
 account that exists already stops the import: import into a fresh Kontor.
-Run it while the server is stopped.`,
+Run it while the server is stopped. The access action is archive.import.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			env, err := openGDPR(cmd, flags, gate.AccessArchiveImport, "")
@@ -127,9 +133,13 @@ Run it while the server is stopped.`,
 					return err
 				}
 			}
+			t.ImportDomains = env.cfg.Domains
 			res, err := t.ImportFile(cmd.Context(), env.grant, args[0])
-			fmt.Fprintf(cmd.OutOrStdout(), "imported %d users, %d contacts, %d archived messages, %d offline messages, %d PEP items\n",
-				res.Users, res.Contacts, res.Messages, res.Offline, res.PEPItems)
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %d users, %d contacts, %d archived messages, %d offline messages, %d PEP items; %d with their password\n",
+				res.Users, res.Contacts, res.Messages, res.Offline, res.PEPItems, res.Credentials)
+			for _, s := range res.Skipped {
+				fmt.Fprintf(cmd.OutOrStdout(), "not imported: %s\n", s)
+			}
 			return err
 		},
 	}
