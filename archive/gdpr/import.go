@@ -38,13 +38,15 @@ type ImportResult struct {
 // vCard, one archived message).
 const MaxImportElement = 16 << 20
 
-// ImportFile imports a XEP-0227 file, or the xep0227.xml of an export zip,
-// into this Kontor: accounts, rosters, vCards, private XML, blocklists, PEP
+// ImportFile imports a XEP-0227 file, the xep0227.xml of an export zip,
+// or every XEP-0227 file of a directory (Prosody's export: one file per
+// user) into this Kontor: accounts, rosters, vCards, private XML, blocklists, PEP
 // nodes and items, offline messages and the message archive (through the
 // archive, so it is sealed as it arrives). Files of other servers are
 // taken as they come: ejabberd's export_piefxis (a main file that
 // XIncludes one file per host, found beside it; SCRAM credentials, whose
-// values ejabberd encodes twice) and Kontor's own. A password
+// values ejabberd encodes twice), Prosody's (a directory of files, one per
+// user; a credential repeated) and Kontor's own. A password
 // comes along when the file has one: SCRAM-SHA-1 or SCRAM-SHA-256 hashes
 // are kept as they are (the person logs in with the old password), a clear
 // password is turned into hashes; other accounts get none (set one with
@@ -54,6 +56,86 @@ const MaxImportElement = 16 << 20
 // read element by element, so an archive of any size imports in bounded
 // memory.
 func (t *Tool) ImportFile(ctx context.Context, g Grant, path string) (ImportResult, error) {
+	res, err := t.importPath(ctx, path)
+	if err != nil {
+		return res, err
+	}
+	if err := t.audit(ctx, g, "gdpr.import", "", g.Purpose, map[string]string{"file": path,
+		"users": strconv.Itoa(res.Users), "messages": strconv.Itoa(res.Messages),
+		"credentials": strconv.Itoa(res.Credentials), "skipped": strconv.Itoa(len(res.Skipped))}); err != nil {
+		return res, fmt.Errorf("gdpr: imported, but not audited: %w", err)
+	}
+	return res, nil
+}
+
+// importPath imports a file, or every XEP-0227 file of a directory (as
+// Prosody writes them, one per user), in name order. In a directory, a
+// file whose root is <host/> is a part that another file includes
+// (ejabberd's), not imported on its own.
+func (t *Tool) importPath(ctx context.Context, path string) (ImportResult, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	if !fi.IsDir() {
+		return t.importOne(ctx, path)
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	var total ImportResult
+	files := 0
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".xml") {
+			continue
+		}
+		p := filepath.Join(path, e.Name())
+		if root, err := rootElement(p); err != nil {
+			return total, fmt.Errorf("gdpr: import %s: %w", p, err)
+		} else if pie(root, "host") {
+			continue
+		}
+		res, err := t.importOne(ctx, p)
+		total.Users += res.Users
+		total.Contacts += res.Contacts
+		total.Messages += res.Messages
+		total.Offline += res.Offline
+		total.PEPItems += res.PEPItems
+		total.Credentials += res.Credentials
+		total.Skipped = append(total.Skipped, res.Skipped...)
+		if err != nil {
+			return total, fmt.Errorf("%s: %w", e.Name(), err)
+		}
+		files++
+	}
+	if files == 0 {
+		return total, fmt.Errorf("gdpr: import: %s holds no XEP-0227 file (*.xml)", path)
+	}
+	return total, nil
+}
+
+// rootElement returns the name of the root element of the XML file at p.
+func rootElement(p string) (xml.Name, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return xml.Name{}, err
+	}
+	defer f.Close()
+	d := xml.NewDecoder(io.LimitReader(f, 1<<20))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return xml.Name{}, fmt.Errorf("no root element: %w", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			return se.Name, nil
+		}
+	}
+}
+
+// importOne imports one file (XEP-0227, or an export's zip).
+func (t *Tool) importOne(ctx context.Context, path string) (ImportResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return ImportResult{}, err
@@ -98,16 +180,7 @@ func (t *Tool) ImportFile(ctx context.Context, g Grant, path string) (ImportResu
 		size = fi.Size()
 		include = includeBeside(filepath.Dir(path))
 	}
-	res, err := t.importDoc(ctx, io.NewSectionReader(r, 0, size), include)
-	if err != nil {
-		return res, err
-	}
-	if err := t.audit(ctx, g, "gdpr.import", "", g.Purpose, map[string]string{"file": path,
-		"users": strconv.Itoa(res.Users), "messages": strconv.Itoa(res.Messages),
-		"credentials": strconv.Itoa(res.Credentials), "skipped": strconv.Itoa(len(res.Skipped))}); err != nil {
-		return res, fmt.Errorf("gdpr: imported, but not audited: %w", err)
-	}
-	return res, nil
+	return t.importDoc(ctx, io.NewSectionReader(r, 0, size), include)
 }
 
 // includeBeside resolves an xi:include href to a file in dir: a plain file

@@ -155,3 +155,54 @@ func TestImportRefusals(t *testing.T) {
 		t.Errorf("include outside: %v", err)
 	}
 }
+
+// TestImportProsody imports a real export of Prosody 0.12
+// (testdata/prosody, made by make.sh there): a directory with one file per
+// user. The SCRAM-SHA-1 hashes (salts that are UUID text) verify the old
+// passwords; roster, vCard and bookmarks arrive. The ejabberd export's
+// directory imports too: its host file is taken through the main file's
+// include only.
+func TestImportProsody(t *testing.T) {
+	forBackends(t, func(t *testing.T, b *backend) {
+		ctx := t.Context()
+		tool := importTool(t, b)
+		res, err := tool.ImportFile(ctx, Grant{Operator: "admin"}, filepath.Join("testdata", "prosody"))
+		ok(t, err)
+		if res.Users != 2 || res.Contacts != 1 || res.Credentials != 2 || len(res.Skipped) != 0 {
+			t.Fatalf("import result %+v", res)
+		}
+		for j, pw := range map[string]string{"alice@example.org": "Alice-Secret-1", "bob@example.org": "Bob-Secret-2"} {
+			acc, err := b.st.Account(ctx, j)
+			ok(t, err)
+			if len(acc.Credentials) != 1 || acc.Credentials[0].Iterations != 10000 {
+				t.Fatalf("%s credentials %+v", j, acc.Credentials)
+			}
+			c := acc.Credentials[0]
+			if !sasl.VerifyPlainWithCredential(sasl.Credential{Hash: sasl.Hash(c.Hash), Salt: c.Salt, Iterations: c.Iterations,
+				StoredKey: c.StoredKey, ServerKey: c.ServerKey}, pw) {
+				t.Errorf("%s does not log in with the password Prosody had", j)
+			}
+		}
+		items, _, err := b.st.RosterItems(ctx, "alice@example.org")
+		ok(t, err)
+		if len(items) != 1 || items[0].Contact != "bob@example.org" || items[0].Subscription != storage.SubBoth || !slices.Equal(items[0].Groups, []string{"Team"}) {
+			t.Errorf("roster %+v", items)
+		}
+		if v, err := b.st.VCard(ctx, "alice@example.org"); err != nil || !strings.Contains(string(v), "<FN>Alice Adler</FN>") {
+			t.Errorf("vCard %s, %v", v, err)
+		}
+		if keys, _ := b.st.PrivateXMLKeys(ctx, "alice@example.org"); !slices.Equal(keys, []string{"{storage:bookmarks}storage"}) {
+			t.Errorf("private XML %q", keys)
+		}
+
+		other := importTool(t, openBackend(t, b.name))
+		res, err = other.ImportFile(ctx, Grant{Operator: "admin"}, filepath.Join("testdata", "ejabberd"))
+		ok(t, err)
+		if res.Users != 2 || res.Offline != 1 {
+			t.Errorf("ejabberd directory: %+v", res)
+		}
+		if _, err := other.ImportFile(ctx, Grant{Operator: "admin"}, t.TempDir()); err == nil || !strings.Contains(err.Error(), "no XEP-0227 file") {
+			t.Errorf("empty directory: %v", err)
+		}
+	})
+}
