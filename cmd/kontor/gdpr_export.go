@@ -97,13 +97,14 @@ The archive is read page by page: memory stays bounded whatever its size.`,
 
 func gdprImportCmd(flags *configFlags) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "import FILE",
+		Use:   "import FILE|DIR",
 		Short: "Import a XEP-0227 file (or an export's zip) into this Kontor",
 		Long: `Creates the accounts the file names with their rosters, vCards, private XML,
 blocklists, PEP items, offline messages and message archives (sealed as they
 arrive). Reads Kontor's own exports and other servers' XEP-0227 files:
-ejabberd's export_piefxis (give the main file; the host files it includes
-must be beside it). Passwords come along when the file has
+ejabberd's export_piefxis (give the main file or its directory; the host
+files it includes must be beside it) and Prosody's xep0227 store (give the
+directory: one file per user). Passwords come along when the file has
 them (SCRAM-SHA-1/-256 hashes are kept as they are, a clear password becomes
 hashes); otherwise set one with ` + "`kontor user passwd`" + `. What Kontor does not keep
 (privacy lists, other password hashes, unknown elements) is listed after the
