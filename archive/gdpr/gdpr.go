@@ -1,8 +1,9 @@
 // Package gdpr is the data protection officer's tooling over Kontor's
 // stores and encrypted archive: legal holds, erasure (GDPR Art. 17) with
 // restriction (Art. 18) of what must be kept, the export of a person's data
-// (Art. 15 and 20) and its import into another Kontor (XEP-0227), and the
-// eDiscovery export of several people's archives as RFC 5322 messages.
+// (Art. 15 and 20), the import of XEP-0227 exports (Kontor's own,
+// ejabberd's, Prosody's), and the eDiscovery export of several people's
+// archives as RFC 5322 messages.
 //
 // The package decides nothing about who may do this: cmd/kontor asks the
 // access policy first, and hands the package the operator's grant as the
@@ -53,6 +54,12 @@
 //	{"v":1,"event":"completed","job":"e-…","subject":"alice@example.com","at":"2026-…Z","audit_seq":42}
 //
 // Lines are only appended (O_APPEND, fsync after each), never rewritten.
+//
+// # Erasure tombstones
+//
+// So that directory sync does not bring an erased person back, an erasure
+// leaves keyed hashes of the JID and the directory ids (see Tombstones and
+// tombstone.go); `kontor gdpr reinstate` lifts them.
 //
 // # Export
 //
