@@ -131,10 +131,14 @@ func (r *Report) Summary() string {
 	if r.DryRun {
 		verb = "would make"
 	}
+	erased := ""
+	if r.ErasedSkipped > 0 {
+		erased = fmt.Sprintf("; %d erased, skipped", r.ErasedSkipped)
+	}
 	return fmt.Sprintf("%s sync %s %d changes: %d created, %d updated, %d disabled, %d enabled, %d retired, %d restored, "+
-		"%d deleted, %d group and %d roster changes; %d erased, skipped; %d errors; %d users and %d groups read in %v",
+		"%d deleted, %d group and %d roster changes%s; %d errors; %d users and %d groups read in %v",
 		r.Mode, verb, len(r.Changes)-r.ErasedSkipped, r.Created, r.Updated, r.Disabled, r.Enabled, r.Retired, r.Restored, r.Deleted,
-		r.Groups, r.Roster, r.ErasedSkipped, len(r.Errors), r.Read, r.GroupsRead, r.Duration.Round(time.Millisecond))
+		r.Groups, r.Roster, erased, len(r.Errors), r.Read, r.GroupsRead, r.Duration.Round(time.Millisecond))
 }
 
 // WriteTo writes the whole report: every change, every error, the summary.
