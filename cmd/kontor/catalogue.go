@@ -88,6 +88,14 @@ func buildCatalogue(ctx context.Context, cfg *Config, e *policy.Engine) []catalo
 		}
 		features = append(features, f)
 	}
+	features = append(features, catalogueFeature{
+		Name: "Break-glass recovery of admin access",
+		Description: "When every admin's token is lost, kontor operator recover issues a new admin token. It bypasses the access policy, " +
+			"so it is limited to the server machine and to those who could change the database directly anyway.",
+		On: true, LegalBasis: "Art. 32 GDPR (restoring availability and access)",
+		WhoMay:     "root or the owner of the data directory, on the server itself (never over the network)",
+		Safeguards: []string{"a reason is required", "every use is in the tamper-evident audit trail as operator.break_glass, refusals as operator.break_glass_denied"},
+	})
 	return features
 }
 
