@@ -1,10 +1,11 @@
 # May an operator run an action on someone's data, and who must approve it?
 #
-# Input (version 1):
+# Input (version 1; also the actions "archive.import" and
+# "erasure.reinstate", see requirements):
 #   {"operator": {"id": "erika", "roles": ["dpo"]},
 #    "action": "archive.view" | "archive.export" | "archive.erase" |
 #              "report.view" | "legal_hold.set" | "legal_hold.release" |
-#              "dsr.record" | "archive.import" | "erasure.reinstate" |
+#              "dsr.record" |
 #              "admin.policy_reload" | "admin.ldap_sync" | "operator.manage",
 #    "subject": "bob@example.com",      # whose data; "" for reports
 #    "case_number": "C-2025-017", "purpose": "…",
