@@ -194,7 +194,7 @@ func (a *Archive) open(ctx context.Context, rows []storage.ArchiveRow) ([]module
 			with += "/" + r.PeerResource
 		}
 		out = append(out, module.ArchivedMessage{ID: FormatID(r.ID), Owner: r.Owner, With: with,
-			Outgoing: r.Outgoing, Time: r.Time, Stanza: plain, Encrypted: r.Encrypted})
+			Outgoing: r.Outgoing, Time: r.Time, Stanza: plain, Encrypted: r.Encrypted, Restricted: r.Restricted})
 	}
 	return out, nil
 }

@@ -14,15 +14,28 @@ import (
 // and hands it to fn. Memory is bounded by one batch whatever the size of
 // the archive: this is the export's and eDiscovery's reader. Rows that do
 // not open (their data key is gone) are skipped, as in Query. fn may keep
-// nothing of the slice it is given after it returns.
+// nothing of the slice it is given after it returns. Messages an erasure
+// restricted (GDPR Art. 18) are left out, as in Query: see WalkRestricted.
 func (a *Archive) Walk(ctx context.Context, owner string, start, end time.Time, batch int, fn func([]module.ArchivedMessage) error) error {
+	return a.walk(ctx, owner, start, end, batch, false, fn)
+}
+
+// WalkRestricted is Walk including the messages an erasure restricted
+// (Art. 18), each marked Restricted. Only the DPO's tools call it: the
+// eDiscovery export, and a person's export when the DPO asks for it.
+func (a *Archive) WalkRestricted(ctx context.Context, owner string, start, end time.Time, batch int, fn func([]module.ArchivedMessage) error) error {
+	return a.walk(ctx, owner, start, end, batch, true, fn)
+}
+
+func (a *Archive) walk(ctx context.Context, owner string, start, end time.Time, batch int, restricted bool, fn func([]module.ArchivedMessage) error) error {
 	if err := checkJID("owner", owner, false); err != nil {
 		return err
 	}
 	if batch <= 0 {
 		batch = 1000
 	}
-	q := storage.ArchiveRowQuery{Owner: owner, MinID: idLowest, MaxID: idHighest, Start: start, End: end, Limit: batch}
+	q := storage.ArchiveRowQuery{Owner: owner, MinID: idLowest, MaxID: idHighest, Start: start, End: end, Limit: batch,
+		IncludeRestricted: restricted}
 	if !start.IsZero() {
 		q.MinID = idFloor(start.Add(-skewMargin))
 	}

@@ -14,7 +14,9 @@
 //     makes every running server close their sessions; entries gone from
 //     the directory are disabled at once and deleted after a grace period.
 //     The stable id (objectGUID, entryUUID) links an entry to its account,
-//     so renames and moves break nothing.
+//     so renames and moves break nothing. An entry of a person who was
+//     erased (GDPR Art. 17; see Erasures) is skipped and reported as
+//     "erased, skipped", not recreated, until a DPO reinstates them.
 //   - Groups: groups selected by a filter, nesting resolved here (memberOf
 //     is direct-only and the in-chain matching rule works on Active
 //     Directory alone), cycles detected, large groups read in ranges. They

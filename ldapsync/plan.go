@@ -32,6 +32,9 @@ const (
 	OpRosterAdd    Op = "roster add"    // a shared-group contact put into a roster
 	OpRosterUpdate Op = "roster update" // its name or groups changed
 	OpRosterRemove Op = "roster remove" // taken out again
+	// OpErasedSkip is an entry of a person who was erased (GDPR Art. 17):
+	// no account is created until a DPO reinstates them.
+	OpErasedSkip Op = "erased, skipped"
 )
 
 // Change is one change of a plan.
@@ -88,12 +91,18 @@ type Report struct {
 	Cycles     [][]string // nested group cycles (group names)
 
 	Created, Updated, Disabled, Enabled, Retired, Restored, Deleted, Groups, Roster int
+	// ErasedSkipped counts the entries of erased people that were not
+	// recreated (OpErasedSkip).
+	ErasedSkipped int
 }
 
 func (r *Report) count() {
 	r.Created, r.Updated, r.Disabled, r.Enabled, r.Retired, r.Restored, r.Deleted, r.Groups, r.Roster = 0, 0, 0, 0, 0, 0, 0, 0, 0
+	r.ErasedSkipped = 0
 	for _, c := range r.Changes {
 		switch c.Op {
+		case OpErasedSkip:
+			r.ErasedSkipped++
 		case OpCreate, OpRecreate:
 			r.Created++
 		case OpUpdate:
@@ -122,10 +131,14 @@ func (r *Report) Summary() string {
 	if r.DryRun {
 		verb = "would make"
 	}
+	erased := ""
+	if r.ErasedSkipped > 0 {
+		erased = fmt.Sprintf("; %d erased, skipped", r.ErasedSkipped)
+	}
 	return fmt.Sprintf("%s sync %s %d changes: %d created, %d updated, %d disabled, %d enabled, %d retired, %d restored, "+
-		"%d deleted, %d group and %d roster changes; %d errors; %d users and %d groups read in %v",
-		r.Mode, verb, len(r.Changes), r.Created, r.Updated, r.Disabled, r.Enabled, r.Retired, r.Restored, r.Deleted,
-		r.Groups, r.Roster, len(r.Errors), r.Read, r.GroupsRead, r.Duration.Round(time.Millisecond))
+		"%d deleted, %d group and %d roster changes%s; %d errors; %d users and %d groups read in %v",
+		r.Mode, verb, len(r.Changes)-r.ErasedSkipped, r.Created, r.Updated, r.Disabled, r.Enabled, r.Retired, r.Restored, r.Deleted,
+		r.Groups, r.Roster, erased, len(r.Errors), r.Read, r.GroupsRead, r.Duration.Round(time.Millisecond))
 }
 
 // WriteTo writes the whole report: every change, every error, the summary.
@@ -224,8 +237,20 @@ func (s *Syncer) plan(ctx context.Context, old *syncState, rd *readResult, mode 
 			accts.all[a.JID] = a
 		}
 	}
-	var creates, updates, restores, disables, enables, retires, deletes []*step
+	var creates, updates, restores, disables, enables, retires, deletes, skipped []*step
 	renamed := map[string]string{} // old DN key → new DN
+	erased := func(string, string) bool { return false }
+	if s.erased != nil {
+		m, err := s.erased.ErasedMatcher(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ldapsync: reading the erasure tombstones: %w", err)
+		}
+		erased = m
+	}
+	skip := func(ue *userEntry, j string) {
+		skipped = append(skipped, &step{Change: Change{Op: OpErasedSkip, JID: j, DN: ue.DN,
+			Detail: "erased (GDPR Art. 17); not recreated until a DPO runs kontor gdpr reinstate"}})
+	}
 
 	ids := make([]string, 0, len(rd.users))
 	for id := range rd.users {
@@ -237,6 +262,10 @@ func (s *Syncer) plan(ctx context.Context, old *syncState, rd *readResult, mode 
 		dirDisabled := ue.Attrs.Disabled != ""
 		l, linked := old.links[id]
 		if !linked {
+			if erased(ue.JID, id) {
+				skip(ue, ue.JID)
+				continue
+			}
 			if other, taken := nw.byJID[ue.JID]; taken {
 				p.errors = append(p.errors, EntryError{DN: ue.DN, JID: ue.JID,
 					Err: fmt.Errorf("ldapsync: the address belongs to the account of another directory entry (%s), "+
@@ -289,6 +318,16 @@ func (s *Syncer) plan(ctx context.Context, old *syncState, rd *readResult, mode 
 		nw.attrs[id] = ue.Attrs
 		vcardChanged := la.vcardFields() != ue.Attrs.vcardFields()
 
+		if missing && erased(l.JID, id) {
+			// Linked still (an erasure under way, or its link removal
+			// failed): not recreated either, and the link goes.
+			delete(nw.links, id)
+			delete(nw.attrs, id)
+			delete(nw.byJID, l.JID)
+			skip(ue, l.JID)
+			skipped[len(skipped)-1].unlink = id
+			continue
+		}
 		if missing {
 			nl.Disabled = dirDisabled
 			nl.GoneSince = time.Time{}
@@ -483,7 +522,7 @@ func (s *Syncer) plan(ctx context.Context, old *syncState, rd *readResult, mode 
 	if err != nil {
 		return nil, err
 	}
-	for _, list := range [][]*step{creates, restores, updates, disables, enables, retires, deletes, groupSteps, rosterSteps} {
+	for _, list := range [][]*step{skipped, creates, restores, updates, disables, enables, retires, deletes, groupSteps, rosterSteps} {
 		p.steps = append(p.steps, list...)
 	}
 	return p, nil

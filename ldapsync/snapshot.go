@@ -124,7 +124,8 @@ func (s *Syncer) writeAudit(ctx context.Context, r *Report, reason string) {
 			"created": itoa(r.Created), "updated": itoa(r.Updated), "disabled": itoa(r.Disabled),
 			"enabled": itoa(r.Enabled), "retired": itoa(r.Retired), "restored": itoa(r.Restored),
 			"deleted": itoa(r.Deleted), "groups": itoa(r.Groups), "roster": itoa(r.Roster),
-			"errors": itoa(len(r.Errors)), "entries_read": itoa(r.Read), "groups_read": itoa(r.GroupsRead),
+			"erased_skipped": itoa(r.ErasedSkipped),
+			"errors":         itoa(len(r.Errors)), "entries_read": itoa(r.Read), "groups_read": itoa(r.GroupsRead),
 			"duration_ms": strconv.FormatInt(r.Duration.Milliseconds(), 10),
 		},
 	}

@@ -30,6 +30,18 @@ type Store interface {
 	storage.LDAPState
 }
 
+// Erasures knows who was erased (GDPR Art. 17): a sync does not create an
+// account again for an entry of an erased person, and reports it as
+// "erased, skipped" until a data protection officer allows re-creation.
+// cmd/kontor wires archive/gdpr's erasure tombstones in.
+type Erasures interface {
+	// ErasedMatcher returns what tells whether the entry with this JID
+	// and stable id belongs to an erased person; a sync calls it once. An
+	// error stops the sync: creating accounts blind could bring an erased
+	// person back.
+	ErasedMatcher(ctx context.Context) (func(jid, stableID string) bool, error)
+}
+
 // RosterPusher tells a running server that the sync changed a roster item,
 // so that it pushes it to the owner's online resources (RFC 6121 §2.1.6).
 // A sync run from the CLI has none: clients see the change at their next
@@ -54,6 +66,9 @@ type Options struct {
 	// optional.
 	Audit  audit.Log
 	Pusher RosterPusher
+	// Erasures says who was erased (GDPR Art. 17): their entries are
+	// skipped, not recreated. Optional (nil: nobody).
+	Erasures Erasures
 	// Now is the clock (tests); time.Now when nil.
 	Now func() time.Time
 }
@@ -70,6 +85,7 @@ type Syncer struct {
 	sink   directory.Sink
 	audit  audit.Log
 	pusher RosterPusher
+	erased Erasures
 	now    func() time.Time
 	mapper *mapper
 	holder string
@@ -107,7 +123,7 @@ func NewSyncer(o Options) (*Syncer, error) {
 	_, _ = rand.Read(rnd[:])
 	return &Syncer{
 		cfg: cfg, domain: o.Domain, store: o.Store, client: o.Client, log: o.Log,
-		sink: o.Sink, audit: o.Audit, pusher: o.Pusher, now: now,
+		sink: o.Sink, audit: o.Audit, pusher: o.Pusher, erased: o.Erasures, now: now,
 		mapper:  newMapper(cfg, o.Domain),
 		holder:  fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(rnd[:])),
 		trigger: make(chan bool, 1),

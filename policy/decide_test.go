@@ -219,6 +219,21 @@ func TestAccessDecisions(t *testing.T) {
 		{"report for an auditor", with(func(in *gate.AccessInput) {
 			in.Action, in.Operator.Roles, in.Subject = gate.AccessReportView, []string{"auditor"}, ""
 		}), true, "allowed", 0, nil},
+		{"import by an admin", with(func(in *gate.AccessInput) {
+			in.Action, in.Operator.Roles, in.Subject, in.CaseNumber, in.Purpose = gate.AccessArchiveImport, []string{"admin"}, "", "", ""
+		}), true, "allowed", 0, nil},
+		{"import by the dpo", with(func(in *gate.AccessInput) {
+			in.Action, in.Operator.Roles, in.Subject = gate.AccessArchiveImport, []string{"dpo"}, ""
+		}), true, "allowed", 0, nil},
+		{"import by an auditor", with(func(in *gate.AccessInput) {
+			in.Action, in.Operator.Roles, in.Subject = gate.AccessArchiveImport, []string{"auditor"}, ""
+		}), false, "role_missing", 0, nil},
+		{"reinstate by the dpo", with(func(in *gate.AccessInput) {
+			in.Action, in.CaseNumber, in.Purpose = gate.AccessErasureReinstate, "", ""
+		}), true, "allowed", 0, nil},
+		{"reinstate by an admin", with(func(in *gate.AccessInput) {
+			in.Action, in.Operator.Roles = gate.AccessErasureReinstate, []string{"admin"}
+		}), false, "role_missing", 0, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

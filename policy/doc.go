@@ -100,6 +100,7 @@
 //	input:  {"operator": {"id", "roles": [...]},
 //	         "action": "archive.view" | "archive.export" | "archive.erase" |
 //	                   "report.view" | "legal_hold.set" | "legal_hold.release" |
+//	                   "archive.import" | "erasure.reinstate" |
 //	                   "admin.policy_reload" | "admin.ldap_sync" | "operator.manage",
 //	         "subject": "<bare JID>", "case_number", "purpose",
 //	         "subject_legal_hold": bool, "now": <Unix seconds>,

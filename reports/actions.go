@@ -40,7 +40,7 @@ const (
 	ActionPolicyDeny = "policy.deny"
 	// ActionSync: one directory sync run (written by ldapsync; details
 	// "created", "updated", "disabled", "enabled", "retired", "deleted",
-	// "errors", "mode").
+	// "erased_skipped", "errors", "mode").
 	ActionSync = "ldap.sync"
 	// ActionPurge: one retention purge run that did something; details
 	// "messages", "keys", "held_owners", "hold_errors".

@@ -120,6 +120,9 @@ type SyncRun struct {
 	At                                                   time.Time
 	Domain, Mode, Reason                                 string
 	Created, Changed, Disabled, Enabled, Deleted, Errors int64
+	// ErasedSkipped counts directory entries of erased people that the
+	// run did not recreate (GDPR Art. 17).
+	ErasedSkipped int64
 }
 
 // SyncData lists the sync runs of the period.
@@ -133,7 +136,8 @@ func SyncData(ctx context.Context, src *Source, p Period) ([]SyncRun, error) {
 		d := e.Details
 		out = append(out, SyncRun{At: e.At, Domain: e.Subject, Mode: d["mode"], Reason: e.Reason,
 			Created: atoi(d["created"]), Changed: atoi(d["updated"]), Disabled: atoi(d["disabled"]) + atoi(d["retired"]),
-			Enabled: atoi(d["enabled"]) + atoi(d["restored"]), Deleted: atoi(d["deleted"]), Errors: atoi(d["errors"])})
+			Enabled: atoi(d["enabled"]) + atoi(d["restored"]), Deleted: atoi(d["deleted"]), Errors: atoi(d["errors"]),
+			ErasedSkipped: atoi(d["erased_skipped"])})
 	}
 	return out, nil
 }
@@ -144,26 +148,28 @@ func Sync(ctx context.Context, src *Source, p Period) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Intro: "Every directory sync run in the period and what it did to accounts. Disabled includes accounts retired because their directory entry disappeared; enabled includes restored ones.",
+	r := &Report{Intro: "Every directory sync run in the period and what it did to accounts. Disabled includes accounts retired because their directory entry disappeared; enabled includes restored ones. Erased, skipped counts directory entries of people who were erased (GDPR Art. 17) and were not recreated.",
 		Meta: src.meta(p, "audit trail: "+ActionSync)}
 	var tot SyncRun
 	failed := 0
-	s := Section{Title: "Sync runs", Columns: []string{"time", "domain", "mode", "trigger", "created", "changed", "disabled", "enabled", "deleted", "errors"}}
+	s := Section{Title: "Sync runs", Columns: []string{"time", "domain", "mode", "trigger", "created", "changed", "disabled", "enabled", "deleted", "erased, skipped", "errors"}}
 	chart := Chart{Title: "Accounts changed per run", Unit: "accounts"}
 	for _, u := range runs {
 		tot.Created, tot.Changed, tot.Disabled = tot.Created+u.Created, tot.Changed+u.Changed, tot.Disabled+u.Disabled
 		tot.Enabled, tot.Deleted, tot.Errors = tot.Enabled+u.Enabled, tot.Deleted+u.Deleted, tot.Errors+u.Errors
+		tot.ErasedSkipped += u.ErasedSkipped
 		if u.Errors > 0 {
 			failed++
 		}
 		s.Rows = append(s.Rows, []string{fmtTime(u.At), u.Domain, u.Mode, u.Reason, itoa(u.Created), itoa(u.Changed),
-			itoa(u.Disabled), itoa(u.Enabled), itoa(u.Deleted), itoa(u.Errors)})
+			itoa(u.Disabled), itoa(u.Enabled), itoa(u.Deleted), itoa(u.ErasedSkipped), itoa(u.Errors)})
 		chart.Labels = append(chart.Labels, u.At.UTC().Format("01-02 15:04"))
 		chart.Values = append(chart.Values, float64(u.Created+u.Changed+u.Disabled+u.Enabled+u.Deleted))
 	}
 	r.Facts = []Fact{{"Runs", strconv.Itoa(len(runs))}, {"Runs with errors", strconv.Itoa(failed)},
 		{"Accounts created", itoa(tot.Created)}, {"Accounts changed", itoa(tot.Changed)}, {"Accounts disabled", itoa(tot.Disabled)},
-		{"Accounts enabled", itoa(tot.Enabled)}, {"Accounts deleted", itoa(tot.Deleted)}, {"Errors", itoa(tot.Errors)}}
+		{"Accounts enabled", itoa(tot.Enabled)}, {"Accounts deleted", itoa(tot.Deleted)},
+		{"Erased, skipped", itoa(tot.ErasedSkipped)}, {"Errors", itoa(tot.Errors)}}
 	if len(runs) > 0 {
 		r.Charts = []Chart{chart}
 	}

@@ -94,7 +94,7 @@ func fixture(t *testing.T, st storage.Store) *reports.Source {
 		{Actor: "dpo", Action: reports.ActionHoldSet, Subject: "frank@example.com", Reason: "case-2"},
 		{Actor: "legal", Action: reports.ActionHoldRelease, Subject: "carol@example.com", Reason: "case-1"},
 		{Actor: "ldapsync", Action: reports.ActionSync, Subject: "example.com", Reason: "scheduled", Details: map[string]string{"mode": "full", "created": "5", "updated": "2", "disabled": "1", "retired": "1", "deleted": "0", "errors": "0"}},
-		{Actor: "ldapsync", Action: reports.ActionSync, Subject: "example.com", Reason: "scheduled", Details: map[string]string{"mode": "incremental", "created": "0", "updated": "3", "deleted": "1", "errors": "2"}},
+		{Actor: "ldapsync", Action: reports.ActionSync, Subject: "example.com", Reason: "scheduled", Details: map[string]string{"mode": "incremental", "created": "0", "updated": "3", "deleted": "1", "errors": "2", "erased_skipped": "1"}},
 		{Actor: "alice@example.com", Action: reports.ActionPolicyDeny, Reason: "contact.ethical_wall", Details: map[string]string{"decision": "contact"}},
 		{Actor: "alice@example.com", Action: reports.ActionPolicyDeny, Reason: "contact.ethical_wall", Details: map[string]string{"decision": "contact"}},
 		{Actor: "bob@example.com", Action: reports.ActionPolicyDeny, Reason: "contact.ethical_wall", Details: map[string]string{"decision": "contact"}},
@@ -200,7 +200,8 @@ func TestReports(t *testing.T) {
 					t.Fatal(err)
 				}
 				if len(runs) != 2 || runs[0].Created != 5 || runs[0].Changed != 2 || runs[0].Disabled != 2 || runs[0].Errors != 0 ||
-					runs[1].Changed != 3 || runs[1].Deleted != 1 || runs[1].Errors != 2 || runs[1].Mode != "incremental" {
+					runs[1].Changed != 3 || runs[1].Deleted != 1 || runs[1].Errors != 2 || runs[1].Mode != "incremental" ||
+					runs[0].ErasedSkipped != 0 || runs[1].ErasedSkipped != 1 {
 					t.Errorf("runs: %+v", runs)
 				}
 			})

@@ -174,7 +174,9 @@ func (t *Tool) Discover(ctx context.Context, opts DiscoveryOptions) (DiscoveryRe
 			t.progress("ediscovery %s: %s done (%d files, %d messages)", owner, day, pp.Files, pp.Messages)
 			return saveProg()
 		}
-		err := t.Archive.Walk(ctx, owner, start, opts.To, opts.Batch, func(ms []module.ArchivedMessage) error {
+		// Restricted messages (Art. 18) are what a hold keeps for exactly
+		// this: they are included, and marked.
+		err := t.Archive.WalkRestricted(ctx, owner, start, opts.To, opts.Batch, func(ms []module.ArchivedMessage) error {
 			for _, m := range ms {
 				if !start.IsZero() && m.Time.Before(start) {
 					continue
@@ -261,6 +263,15 @@ func writeEML(path, owner, peer, day string, ms []module.ArchivedMessage) (strin
 	hdr("Content-Transfer-Encoding", "quoted-printable")
 	hdr("X-Kontor-Owner", owner)
 	hdr("X-Kontor-Messages", strconv.Itoa(len(ms)))
+	restricted := 0
+	for _, m := range ms {
+		if m.Restricted {
+			restricted++
+		}
+	}
+	if restricted > 0 {
+		hdr("X-Kontor-Restricted", strconv.Itoa(restricted)+" (GDPR Art. 18: kept by an erasure; do not process beyond the hold's purpose)")
+	}
 	bw.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(bw)
 	for _, m := range ms {
@@ -272,7 +283,11 @@ func writeEML(path, owner, peer, day string, ms []module.ArchivedMessage) (strin
 		if m.Encrypted && body == "" {
 			body = "(end-to-end encrypted)"
 		}
-		fmt.Fprintf(qp, "[%s] %s -> %s (id %s):\r\n%s\r\n\r\n", m.Time.UTC().Format("15:04:05"), from, to, m.ID,
+		mark := ""
+		if m.Restricted {
+			mark = ", restricted"
+		}
+		fmt.Fprintf(qp, "[%s] %s -> %s (id %s%s):\r\n%s\r\n\r\n", m.Time.UTC().Format("15:04:05"), from, to, m.ID, mark,
 			strings.ReplaceAll(body, "\n", "\r\n"))
 	}
 	if err := qp.Close(); err != nil {

@@ -173,7 +173,7 @@ func (t *Tool) plan(ctx context.Context, subject string) (erasePlan, error) {
 		}
 		p.cats = append(p.cats, c)
 	}
-	msgs, err := st.CountArchive(ctx, storage.ArchiveRowQuery{Owner: subject, MaxID: maxID}, 1<<62)
+	msgs, err := st.CountArchive(ctx, storage.ArchiveRowQuery{Owner: subject, MaxID: maxID, IncludeRestricted: true}, 1<<62)
 	if err != nil {
 		return p, err
 	}
@@ -279,6 +279,11 @@ func (t *Tool) Erase(ctx context.Context, g Grant, subject string, opts EraseOpt
 	if err := t.logErasure(erasureEvent{Event: "started", Job: cert.Job, Subject: subject, By: g.Operator}); err != nil {
 		return cert, err
 	}
+	// The tombstone before the directory link goes: a sync that runs
+	// during or after the erasure never recreates the person.
+	if err := t.bury(ctx, subject, cert.Job); err != nil {
+		return cert, fmt.Errorf("gdpr: erase %s: tombstone: %w", subject, err)
+	}
 	if err := t.erase(ctx, subject, p, opts, &cert); err != nil {
 		return cert, fmt.Errorf("gdpr: erase %s (job %s; run it again to complete it): %w", subject, cert.Job, err)
 	}
@@ -331,9 +336,17 @@ func (t *Tool) erase(ctx context.Context, subject string, p erasePlan, opts Eras
 		total += n
 		t.progress("erase %s: %d archived messages deleted", subject, total)
 	}
+	// What is left is what a hold or a duty keeps: restricted at once
+	// (Art. 18), so that no ordinary read, not even a new account given
+	// this JID, sees it from now on.
+	if n, err := st.RestrictArchive(ctx, subject); err != nil {
+		return err
+	} else if n > 0 {
+		t.progress("erase %s: %d archived messages kept and restricted", subject, n)
+	}
 	for i, c := range cert.Categories {
 		if c.Name == "archive_messages" {
-			left, err := st.CountArchive(ctx, storage.ArchiveRowQuery{Owner: subject, MaxID: maxID}, 1<<62)
+			left, err := st.CountArchive(ctx, storage.ArchiveRowQuery{Owner: subject, MaxID: maxID, IncludeRestricted: true}, 1<<62)
 			if err != nil {
 				return err
 			}

@@ -71,10 +71,11 @@ func seed(t *testing.T, b *backend, a *archive.Archive, secret, vcardSecret stri
 	ok(t, a.Flush(fctx))
 }
 
+// archived is what the DPO sees of owner's archive: restricted messages too.
 func archived(t *testing.T, a *archive.Archive, owner string) []module.ArchivedMessage {
 	t.Helper()
 	var out []module.ArchivedMessage
-	ok(t, a.Walk(t.Context(), owner, time.Time{}, time.Time{}, 7, func(ms []module.ArchivedMessage) error {
+	ok(t, a.WalkRestricted(t.Context(), owner, time.Time{}, time.Time{}, 7, func(ms []module.ArchivedMessage) error {
 		out = append(out, ms...)
 		return nil
 	}))

@@ -54,7 +54,13 @@ type ExportOptions struct {
 	// by default they are replaced by pseudonyms stable within this
 	// export, and messages are reduced to their text (Art. 15(4)).
 	IncludeThirdParties bool
-	// Justification is required with IncludeThirdParties; it is audited.
+	// IncludeRestricted adds the archived messages an erasure of this JID
+	// kept and restricted (Art. 18), marked "restricted": they are another
+	// person's data when the JID was given to someone new, so they are
+	// left out unless the DPO asks, with a justification (audited).
+	IncludeRestricted bool
+	// Justification is required with IncludeThirdParties and
+	// IncludeRestricted; it is audited.
 	Justification string
 	// Batch is the archive page size; default 1000.
 	Batch int
@@ -77,6 +83,9 @@ func (t *Tool) Export(ctx context.Context, g Grant, subject string, w io.Writer,
 	var res ExportResult
 	if opts.IncludeThirdParties && strings.TrimSpace(opts.Justification) == "" {
 		return res, errors.New("gdpr: export: including third parties needs a justification")
+	}
+	if opts.IncludeRestricted && strings.TrimSpace(opts.Justification) == "" {
+		return res, errors.New("gdpr: export: including restricted messages needs a justification")
 	}
 	if opts.Batch <= 0 {
 		opts.Batch = 1000
@@ -102,13 +111,16 @@ func (t *Tool) Export(ctx context.Context, g Grant, subject string, w io.Writer,
 	res = ExportResult{Messages: x.messages, Offline: len(x.data.Offline), Manifest: m}
 	details := map[string]string{"messages": strconv.Itoa(x.messages), "files": strconv.Itoa(len(m.Files)),
 		"third_parties": strconv.FormatBool(opts.IncludeThirdParties)}
+	if opts.IncludeRestricted {
+		details["restricted"] = strconv.Itoa(x.restricted)
+	}
 	for _, f := range m.Files {
 		if f.Name == "data.json" {
 			details["data_json_sha256"] = f.SHA256
 		}
 	}
 	reason := g.Purpose
-	if opts.IncludeThirdParties {
+	if opts.IncludeThirdParties || opts.IncludeRestricted {
 		details["justification"] = opts.Justification
 	}
 	if err := t.audit(ctx, g, "gdpr.export", subject, reason, details); err != nil {
@@ -215,6 +227,9 @@ type ExportMessage struct {
 	Body      string    `json:"body,omitempty"`
 	Encrypted bool      `json:"end_to_end_encrypted,omitempty"`
 	Stanza    string    `json:"stanza,omitempty"`
+	// Restricted: kept by an erasure (Art. 18); only in an export with
+	// IncludeRestricted.
+	Restricted bool `json:"restricted,omitempty"`
 }
 
 type ExportRetention struct {
@@ -241,13 +256,14 @@ type ExportAudit struct {
 }
 
 type exporter struct {
-	t        *Tool
-	subject  string
-	opts     ExportOptions
-	at       time.Time
-	key      []byte // pseudonym key; nil: third parties included
-	data     ExportData
-	messages int
+	t          *Tool
+	subject    string
+	opts       ExportOptions
+	at         time.Time
+	key        []byte // pseudonym key; nil: third parties included
+	data       ExportData
+	messages   int
+	restricted int // of messages, those restricted (IncludeRestricted)
 }
 
 // pseudo returns the pseudonym of a JID that is not the subject's (its
@@ -512,9 +528,17 @@ func (x *exporter) run(ctx context.Context, b *Bundle) error {
 	enc.SetEscapeHTML(false)
 	day := ""
 	if t.Archive != nil {
-		err := t.Archive.Walk(ctx, x.subject, time.Time{}, time.Time{}, x.opts.Batch, func(ms []module.ArchivedMessage) error {
+		walk := t.Archive.Walk
+		if x.opts.IncludeRestricted {
+			walk = t.Archive.WalkRestricted
+		}
+		err := walk(ctx, x.subject, time.Time{}, time.Time{}, x.opts.Batch, func(ms []module.ArchivedMessage) error {
 			for _, m := range ms {
-				em := ExportMessage{ID: m.ID, Time: m.Time, Direction: "received", With: x.pseudo(m.With), Encrypted: m.Encrypted}
+				em := ExportMessage{ID: m.ID, Time: m.Time, Direction: "received", With: x.pseudo(m.With), Encrypted: m.Encrypted,
+					Restricted: m.Restricted}
+				if m.Restricted {
+					x.restricted++
+				}
 				if m.Outgoing {
 					em.Direction = "sent"
 				}

@@ -1,8 +1,9 @@
 // Package gdpr is the data protection officer's tooling over Kontor's
 // stores and encrypted archive: legal holds, erasure (GDPR Art. 17) with
 // restriction (Art. 18) of what must be kept, the export of a person's data
-// (Art. 15 and 20) and its import into another Kontor (XEP-0227), and the
-// eDiscovery export of several people's archives as RFC 5322 messages.
+// (Art. 15 and 20), the import of XEP-0227 exports (Kontor's own,
+// ejabberd's, Prosody's), and the eDiscovery export of several people's
+// archives as RFC 5322 messages.
 //
 // The package decides nothing about who may do this: cmd/kontor asks the
 // access policy first, and hands the package the operator's grant as the
@@ -25,7 +26,11 @@
 // their pending subscription requests, and the directory link. What a legal
 // hold or a retention duty keeps stays stored but restricted (Art. 18): a
 // Restriction row says what, why and until when, and only the DPO sees it
-// (`kontor gdpr restrictions`). Data keys of classes named in DutyClasses
+// (`kontor gdpr restrictions`). The kept archive rows are marked restricted
+// (GDPRStore.RestrictArchive) as soon as the shredded ones are deleted:
+// from then on no ordinary query matches them (not MAM, not a new account
+// given the same JID); only eDiscovery and an export with
+// IncludeRestricted read them (archive.Archive.WalkRestricted). Data keys of classes named in DutyClasses
 // that have not yet expired are such duties (for example business letters,
 // kept six years under HGB § 257); the default class is not.
 //
@@ -52,6 +57,12 @@
 //	{"v":1,"event":"completed","job":"e-…","subject":"alice@example.com","at":"2026-…Z","audit_seq":42}
 //
 // Lines are only appended (O_APPEND, fsync after each), never rewritten.
+//
+// # Erasure tombstones
+//
+// So that directory sync does not bring an erased person back, an erasure
+// leaves keyed hashes of the JID and the directory ids (see Tombstones and
+// tombstone.go); `kontor gdpr reinstate` lifts them.
 //
 // # Export
 //
@@ -108,6 +119,9 @@ type Tool struct {
 	// module seals it (cmd/kontor wires core/mod/offline in); nil: an
 	// import refuses offline messages.
 	Seal func(ctx context.Context, owner, from string, stamp time.Time, stanza []byte) error
+	// ImportDomains are the domains an import may create accounts in
+	// (this server's); empty: any.
+	ImportDomains []string
 	// Trail reads the audit entries about a person for the export.
 	Trail *audit.Trail
 	// Audit writes the tool's own entries.
@@ -124,6 +138,12 @@ type Tool struct {
 	// ErasureLog is the path of the erasure log ("" keeps none: tests
 	// only).
 	ErasureLog string
+	// TombstoneKey is the key of the erasure tombstones that stop
+	// directory sync from recreating an erased person (see Tombstones).
+	// When it is nil, TombstoneKeyFile is read (an erasure creates it);
+	// with neither, an erasure writes no tombstone (tests only).
+	TombstoneKey     []byte
+	TombstoneKeyFile string
 	// Uploads are the person's uploaded files (XEP-0363), kept outside the
 	// stores this package knows; nil when the upload module is off.
 	// Erasure deletes them (they are sealed with the person's archive keys,

@@ -69,6 +69,12 @@ func buildCatalogue(ctx context.Context, cfg *Config, e *policy.Engine) []catalo
 		{gate.AccessReportView, "someone@example.invalid", "Reports about one person",
 			"A report that names one person (their activity, their audit entries).",
 			"works_council.person_reports", "Art. 6(1)(c) or (f) GDPR, § 26 BDSG", wc.PersonReports},
+		{gate.AccessArchiveImport, "", "Importing another server's data",
+			"An operator imports accounts, rosters, vCards, offline messages and archives from another XMPP server's XEP-0227 export when moving to Kontor (kontor gdpr import).",
+			"", "Art. 6(1)(b) GDPR (continuing the service users have), Art. 20 GDPR (portability)", true},
+		{gate.AccessErasureReinstate, "", "Re-admitting an erased person",
+			"After an erasure, directory sync does not recreate the person's account; the data protection officer may allow it again (kontor gdpr reinstate).",
+			"", "Art. 17 GDPR (the erasure stays effective until the person is legitimately back)", true},
 		{gate.AccessReportView, "", "Reports without names",
 			"Aggregate reports for the data protection officer (counts, retention, policy refusals).",
 			"", "Art. 5(2), 24 GDPR (accountability)", true},
@@ -82,6 +88,14 @@ func buildCatalogue(ctx context.Context, cfg *Config, e *policy.Engine) []catalo
 		}
 		features = append(features, f)
 	}
+	features = append(features, catalogueFeature{
+		Name: "Break-glass recovery of admin access",
+		Description: "When every admin's token is lost, kontor operator recover issues a new admin token. It bypasses the access policy, " +
+			"so it is limited to the server machine and to those who could change the database directly anyway.",
+		On: true, LegalBasis: "Art. 32 GDPR (restoring availability and access)",
+		WhoMay:     "root or the owner of the data directory, on the server itself (never over the network)",
+		Safeguards: []string{"a reason is required", "every use is in the tamper-evident audit trail as operator.break_glass, refusals as operator.break_glass_denied"},
+	})
 	return features
 }
 

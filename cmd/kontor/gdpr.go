@@ -129,6 +129,7 @@ func newGDPRTool(cfg *Config, st storage.Store, cmd *cobra.Command) (*gdpr.Tool,
 		Audit: func(ctx context.Context, e audit.Entry) error { return auditAs(ctx, cfg, st, cmd, e) },
 		Info:  gdpr.Info{Controller: cfg.GDPR.Controller, DPOContact: cfg.GDPR.DPOContact},
 	}
+	t.TombstoneKeyFile = cfg.tombstoneKeyPath()
 	if cfg.Archive.KEKFile != "" || cfg.Archive.KEKEnv != "" {
 		keys, err := cfg.Archive.kekProvider()
 		if err != nil {

@@ -80,7 +80,7 @@ func startLDAP(cfg *Config, st storage.Store, r *router.Router, guard *limit.Aut
 		return nil, err
 	}
 	opts := ldapsync.Options{Config: cfg.LDAP, Domain: rt.domain, Store: ls, Client: rt.client, Log: log,
-		Pusher: rosterPusher{r}}
+		Pusher: rosterPusher{r}, Erasures: ldapErasures(cfg, st)}
 	if sink != nil {
 		opts.Sink = sink
 	}
@@ -203,7 +203,8 @@ func (c *ldapCLI) close() {
 }
 
 func (c *ldapCLI) syncer(a audit.Log) (*ldapsync.Syncer, error) {
-	opts := ldapsync.Options{Config: c.cfg.LDAP, Domain: c.cfg.ldapDomain(), Store: c.ls, Client: c.client, Log: c.log}
+	opts := ldapsync.Options{Config: c.cfg.LDAP, Domain: c.cfg.ldapDomain(), Store: c.ls, Client: c.client, Log: c.log,
+		Erasures: ldapErasures(&c.cfg, c.ls)}
 	if a != nil {
 		opts.Audit = a
 	}

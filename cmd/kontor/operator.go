@@ -6,6 +6,7 @@ package main
 //	kontor operator list
 //	kontor operator disable|enable NAME
 //	kontor operator token NAME        a new token (the old one stops working)
+//	kontor operator recover NAME      break glass: a new admin token, locally (operator_recover.go)
 //	kontor request list [--all]
 //	kontor request show ID
 //	kontor request approve|deny ID [--comment TEXT]
@@ -99,7 +100,8 @@ managing operators needs an admin (the access-policy action operator.manage).`,
 				return err
 			}
 			action := "operator.add"
-			if len(existing) == 0 {
+			bootstrap := len(existing) == 0
+			if bootstrap {
 				// Bootstrap: the machine's root creates the first admin.
 				uid, _, err := osIdentity()
 				if err != nil {
@@ -116,7 +118,16 @@ managing operators needs an admin (the access-policy action operator.manage).`,
 				return err
 			}
 			token, hash := newOperatorToken()
-			if err := ops.CreateOperator(ctx, storage.Operator{ID: name, DisplayName: displayName, Roles: roles, TokenHash: hash}); err != nil {
+			o := storage.Operator{ID: name, DisplayName: displayName, Roles: roles, TokenHash: hash}
+			if bootstrap {
+				// Atomic: of two bootstraps at once (two shells, two
+				// machines on one PostgreSQL) only one gets in.
+				if err := ops.CreateFirstOperator(ctx, o); errors.Is(err, storage.ErrExists) {
+					return errors.New("another operator was added meanwhile (a concurrent bootstrap): add this one as an admin (--operator)")
+				} else if err != nil {
+					return err
+				}
+			} else if err := ops.CreateOperator(ctx, o); err != nil {
 				if errors.Is(err, storage.ErrExists) {
 					return fmt.Errorf("operator %s already exists", name)
 				}
@@ -238,7 +249,7 @@ their own, authenticating with the old one.`,
 	}
 	addOperatorFlags(token)
 
-	cmd.AddCommand(add, list, setDisabled(true), setDisabled(false), token)
+	cmd.AddCommand(add, list, setDisabled(true), setDisabled(false), token, operatorRecoverCmd(flags))
 	return cmd
 }
 

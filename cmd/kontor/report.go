@@ -299,7 +299,7 @@ func processingOf(ctx context.Context, cfg *Config, eng *policy.Engine) reports.
 	// Dual control: what each access action requires.
 	roles := []string{"dpo", "admin", "auditor", "legal", "works_council"}
 	for _, act := range []string{gate.AccessArchiveView, gate.AccessArchiveExport, gate.AccessArchiveErase,
-		gate.AccessLegalHoldSet, gate.AccessLegalHoldRelease, gate.AccessReportView} {
+		gate.AccessLegalHoldSet, gate.AccessLegalHoldRelease, gate.AccessReportView, gate.AccessArchiveImport, gate.AccessErasureReinstate} {
 		rule := reports.AccessRule{Action: act}
 		for _, r := range roles {
 			d := eng.Access(ctx, gate.AccessInput{Operator: gate.Operator{ID: "probe", Roles: []string{r}}, Action: act,

@@ -126,9 +126,15 @@ func (a Authenticator) VerifyPlain(ctx context.Context, username, password strin
 	if err != nil {
 		return err
 	}
-	for _, c := range acc.Credentials {
-		if c.Hash == string(sasl.SHA256) {
-			cred := sasl.Credential{Hash: sasl.SHA256, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey}
+	// SHA-256 when the account has it; else SHA-1 (an account imported
+	// from another server with SCRAM-SHA-1 hashes only, until its first
+	// password change).
+	for _, h := range []sasl.Hash{sasl.SHA256, sasl.SHA1} {
+		for _, c := range acc.Credentials {
+			if c.Hash != string(h) {
+				continue
+			}
+			cred := sasl.Credential{Hash: h, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey}
 			if sasl.VerifyPlainWithCredential(cred, password) {
 				if acc.Disabled {
 					return sasl.ErrDisabled

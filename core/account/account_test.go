@@ -224,3 +224,25 @@ func TestWatchPrunes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestVerifyPlainSHA1Only: an account that has only a SCRAM-SHA-1
+// credential (imported from another server) logs in with PLAIN too.
+func TestVerifyPlainSHA1Only(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	c, err := sasl.NewCredential(sasl.SHA1, "old server password", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateAccount(ctx, storage.Account{JID: "imp@example.com", Domain: "example.com", Created: time.Now(),
+		Credentials: []storage.SCRAMCredential{{Hash: string(c.Hash), Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey}}}); err != nil {
+		t.Fatal(err)
+	}
+	auth := account.Authenticator{Store: st, Domain: "example.com"}
+	if err := auth.VerifyPlain(ctx, "imp", "old server password"); err != nil {
+		t.Errorf("right password: %v", err)
+	}
+	if err := auth.VerifyPlain(ctx, "imp", "wrong"); !errors.Is(err, sasl.ErrBadPassword) {
+		t.Errorf("wrong password: %v", err)
+	}
+}

@@ -234,6 +234,10 @@ const (
 	AccessDSRRecord        = "dsr.record"         // record a data subject request and its completion
 	AccessLegalHoldSet     = "legal_hold.set"     // place a legal hold
 	AccessLegalHoldRelease = "legal_hold.release" // release one
+	// AccessErasureReinstate lets directory sync recreate an erased person.
+	AccessErasureReinstate = "erasure.reinstate"
+	// AccessArchiveImport imports another server's data (XEP-0227).
+	AccessArchiveImport = "archive.import"
 	// Calls of the admin API and management of operators (admins only in
 	// the default policy).
 	AccessAdminPolicyReload = "admin.policy_reload" // POST /policy/reload

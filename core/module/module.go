@@ -396,6 +396,9 @@ type ArchivedMessage struct {
 	Time      time.Time
 	Stanza    []byte // the serialised message as delivered, in the clear here
 	Encrypted bool   // end-to-end encrypted (the archive cannot read the body)
+	// Restricted marks a message an erasure had to keep (GDPR Art. 18);
+	// Archiver.Query never returns one, only the DPO's tools see them.
+	Restricted bool
 }
 
 // ArchiveQuery selects messages of one owner, in archive order.

@@ -119,6 +119,9 @@ type ArchiveRow struct {
 	Expires      time.Time
 	KeyID        int64
 	Sealed       []byte
+	// Restricted marks a message an erasure had to keep (GDPR Art. 18,
+	// see GDPRStore.RestrictArchive): only the DPO's tools read it.
+	Restricted bool
 }
 
 // ArchiveRowQuery selects messages of one owner.
@@ -135,6 +138,11 @@ type ArchiveRowQuery struct {
 	IDs      [][16]byte
 	Backward bool
 	Limit    int
+	// IncludeRestricted also matches the messages an erasure restricted
+	// (Art. 18). Without it they match nothing: not the owner's MAM, not a
+	// room's, not a new account that was given the erased JID. Only the
+	// DPO's tools (export, eDiscovery) set it.
+	IncludeRestricted bool
 }
 
 // ArchivePrefs are an owner's archiving preferences (XEP-0313 §6).

@@ -35,6 +35,26 @@ type Restriction struct {
 	Created  time.Time
 }
 
+// ErasureTombstone remembers that a person was erased (Art. 17), so that
+// directory sync does not create their account again. It holds keyed
+// hashes (HMAC-SHA-256 under a key kept outside the database, see
+// archive/gdpr), never the JID or the directory id itself: whoever reads
+// the database cannot list who was erased.
+type ErasureTombstone struct {
+	ID         int64  // assigned by the store
+	JIDHash    []byte // of the erased bare JID
+	StableHash []byte // of the directory entry's stable id (objectGUID, entryUUID); empty when there was none
+	Job        string // the erasure job
+	Created    time.Time
+	// Reinstated is when a DPO allowed the person's account to be created
+	// again; zero while the tombstone applies.
+	Reinstated   time.Time
+	ReinstatedBy string
+}
+
+// Active reports whether the tombstone still stops re-creation.
+func (t ErasureTombstone) Active() bool { return t.Reinstated.IsZero() }
+
 // GDPRStore is what the data protection tooling (package archive/gdpr) needs
 // beyond the other stores: legal holds, restrictions, the listings an export
 // needs, and the deletions an erasure needs that no other store offers.
@@ -61,6 +81,16 @@ type GDPRStore interface {
 	// by subject and category.
 	Restrictions(ctx context.Context, subject string) ([]Restriction, error)
 
+	// PutErasureTombstone stores t, unless an active tombstone with the
+	// same hashes exists (an erasure run again).
+	PutErasureTombstone(ctx context.Context, t ErasureTombstone) error
+	// ErasureTombstones lists the tombstones, the active ones only unless
+	// all, ordered by ID.
+	ErasureTombstones(ctx context.Context, all bool) ([]ErasureTombstone, error)
+	// ReinstateErasureTombstones marks the active tombstones of jidHash
+	// reinstated and returns how many it marked.
+	ReinstateErasureTombstones(ctx context.Context, jidHash []byte, by string, at time.Time) (int, error)
+
 	// PrivateXMLKeys lists the keys under which owner has private XML,
 	// ordered as bytes.
 	PrivateXMLKeys(ctx context.Context, owner string) ([]string, error)
@@ -81,9 +111,18 @@ type GDPRStore interface {
 	// whose data key no longer exists, and returns how many; 0 when none is
 	// left.
 	DeleteUnkeyedArchive(ctx context.Context, owner string, limit int) (int, error)
+	// RestrictArchive marks every archived message of owner as restricted
+	// (Art. 18: see ArchiveRowQuery.IncludeRestricted) and returns how
+	// many it marked that were not already. An erasure calls it for what
+	// a legal hold or a retention duty keeps, so that a new account with
+	// the same JID never sees it.
+	RestrictArchive(ctx context.Context, owner string) (int, error)
 	// DeleteArchivePrefs removes owner's archiving preferences; no error
 	// when there are none.
 	DeleteArchivePrefs(ctx context.Context, owner string) error
+	// LDAPStableIDsOf returns the stable ids of the directory entries
+	// linked to the account jid, in every source, ordered as bytes.
+	LDAPStableIDsOf(ctx context.Context, jid string) ([]string, error)
 	// DeleteLDAPLinksOf removes the directory links of the account jid and
 	// the roster items directory sync manages in its roster, in every
 	// source, and returns how many links it removed.

@@ -63,6 +63,10 @@ type RequestVote struct {
 type Operators interface {
 	// CreateOperator returns ErrExists if the ID is taken.
 	CreateOperator(ctx context.Context, o Operator) error
+	// CreateFirstOperator creates o only while no operator exists (the
+	// bootstrap), atomically: of concurrent calls on an empty store exactly
+	// one succeeds, the others get ErrExists.
+	CreateFirstOperator(ctx context.Context, o Operator) error
 	// Operator returns ErrNotFound for an unknown ID.
 	Operator(ctx context.Context, id string) (Operator, error)
 	// OperatorByTokenHash finds the operator whose token hashes to hash;

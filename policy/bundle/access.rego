@@ -1,6 +1,7 @@
 # May an operator run an action on someone's data, and who must approve it?
 #
-# Input (version 1):
+# Input (version 1; also the actions "archive.import" and
+# "erasure.reinstate", see requirements):
 #   {"operator": {"id": "erika", "roles": ["dpo"]},
 #    "action": "archive.view" | "archive.export" | "archive.erase" |
 #              "report.view" | "legal_hold.set" | "legal_hold.release" |
@@ -57,6 +58,19 @@ requirements := {
 	},
 	"dsr.record": {
 		"roles": {"dpo", "admin"}, "case": false, "approvers": 0,
+		"approver_roles": set(), "eligible": set(),
+	},
+	# Importing another server's data (XEP-0227: accounts, rosters,
+	# archives) when moving to Kontor: the admin runs the migration, the
+	# DPO may (the import is audited with its counts).
+	"archive.import": {
+		"roles": {"admin", "dpo"}, "case": false, "approvers": 0,
+		"approver_roles": set(), "eligible": set(),
+	},
+	# Letting directory sync recreate a person who was erased: the data
+	# protection officer's decision alone.
+	"erasure.reinstate": {
+		"roles": {"dpo"}, "case": false, "approvers": 0,
 		"approver_roles": set(), "eligible": set(),
 	},
 	"report.view": {

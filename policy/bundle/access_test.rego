@@ -183,3 +183,26 @@ test_recording_a_data_subject_request_needs_the_dpo if {
 	e := access.decision with input as with_({"action": "dsr.record", "operator": {"id": "audrey", "roles": ["auditor"]}, "case_number": "", "purpose": ""})
 	not e.allow
 }
+
+test_import_is_for_admins_and_the_dpo if {
+	every r in ["admin", "dpo"] {
+		d := access.decision with input as with_({"action": "archive.import", "subject": "", "operator": {"id": "max", "roles": [r]}, "case_number": "", "purpose": ""})
+		d.allow
+		d.reason == "allowed"
+	}
+	every r in ["auditor", "legal", "works_council"] {
+		e := access.decision with input as with_({"action": "archive.import", "subject": "", "operator": {"id": "max", "roles": [r]}})
+		not e.allow
+		e.reason == "role_missing"
+	}
+}
+
+test_reinstating_an_erased_person_is_the_dpos if {
+	d := access.decision with input as with_({"action": "erasure.reinstate", "operator": {"id": "erika", "roles": ["dpo"]}, "case_number": "", "purpose": ""})
+	d.allow
+	every r in ["admin", "auditor", "legal", "works_council"] {
+		e := access.decision with input as with_({"action": "erasure.reinstate", "operator": {"id": "max", "roles": [r]}})
+		not e.allow
+		e.reason == "role_missing"
+	}
+}

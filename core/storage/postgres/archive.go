@@ -250,6 +250,9 @@ func archiveWhere(q storage.ArchiveRowQuery) (string, []any) {
 		args = append(args, micros(q.End))
 		b.WriteString(` AND ts <= $` + strconv.Itoa(len(args)))
 	}
+	if !q.IncludeRestricted {
+		b.WriteString(` AND NOT restricted`)
+	}
 	if q.IDs != nil {
 		args = append(args, q.IDs)
 		b.WriteString(` AND id = ANY($` + strconv.Itoa(len(args)) + `::uuid[])`)
@@ -265,7 +268,7 @@ func (s *Store) QueryArchive(ctx context.Context, q storage.ArchiveRowQuery) ([]
 		order = "DESC"
 	}
 	args = append(args, q.Limit)
-	rows, err := s.pool.Query(ctx, `SELECT id, peer, peer_res, outgoing, encrypted, ts, expires, key_id, sealed
+	rows, err := s.pool.Query(ctx, `SELECT id, peer, peer_res, outgoing, encrypted, ts, expires, key_id, sealed, restricted
 		FROM archive_messages WHERE `+where+` ORDER BY id `+order+` LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: query archive: %w", err)
@@ -275,7 +278,7 @@ func (s *Store) QueryArchive(ctx context.Context, q storage.ArchiveRowQuery) ([]
 	for rows.Next() {
 		r := storage.ArchiveRow{Owner: q.Owner}
 		var ts, expires int64
-		if err := rows.Scan(&r.ID, &r.Peer, &r.PeerResource, &r.Outgoing, &r.Encrypted, &ts, &expires, &r.KeyID, &r.Sealed); err != nil {
+		if err := rows.Scan(&r.ID, &r.Peer, &r.PeerResource, &r.Outgoing, &r.Encrypted, &ts, &expires, &r.KeyID, &r.Sealed, &r.Restricted); err != nil {
 			return nil, fmt.Errorf("postgres: query archive: %w", err)
 		}
 		r.Time, r.Expires = fromMicros(ts), archiveTime(expires)

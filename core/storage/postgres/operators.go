@@ -78,6 +78,35 @@ func (s *Store) CreateOperator(ctx context.Context, o storage.Operator) error {
 	return nil
 }
 
+// CreateFirstOperator creates o while the table is empty. The table lock
+// (SHARE ROW EXCLUSIVE conflicts with itself and with every insert) makes
+// concurrent bootstraps, from any number of processes, take turns: the
+// first inserts, the others then see a row.
+func (s *Store) CreateFirstOperator(ctx context.Context, o storage.Operator) error {
+	if o.Created.IsZero() {
+		o.Created = time.Now()
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE operators IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO operators (`+operatorColumns+`)
+			SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM operators)`,
+			o.ID, o.DisplayName, nonNilRoles(o.Roles), o.TokenHash, o.Disabled, micros(o.Created))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return storage.ErrExists
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create first operator: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) oneOperator(ctx context.Context, what, where string, arg any) (storage.Operator, error) {
 	o, err := scanOperator(s.pool.QueryRow(ctx, `SELECT `+operatorColumns+` FROM operators WHERE `+where, arg))
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -245,6 +245,9 @@ func archiveWhere(q storage.ArchiveRowQuery) (string, []any) {
 		args = append(args, micros(q.End))
 		b.WriteString(` AND ts <= $` + strconv.Itoa(len(args)))
 	}
+	if !q.IncludeRestricted {
+		b.WriteString(` AND restricted = 0`)
+	}
 	if q.IDs != nil {
 		if len(q.IDs) == 0 {
 			b.WriteString(` AND 0`)
@@ -266,7 +269,7 @@ func (s *Store) QueryArchive(ctx context.Context, q storage.ArchiveRowQuery) ([]
 		order = "DESC"
 	}
 	args = append(args, q.Limit)
-	rows, err := s.r.QueryContext(ctx, `SELECT id, peer, peer_res, outgoing, encrypted, ts, expires, key_id, sealed
+	rows, err := s.r.QueryContext(ctx, `SELECT id, peer, peer_res, outgoing, encrypted, ts, expires, key_id, sealed, restricted
 		FROM archive_messages WHERE `+where+` ORDER BY id `+order+` LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: query archive: %w", err)
@@ -276,13 +279,13 @@ func (s *Store) QueryArchive(ctx context.Context, q storage.ArchiveRowQuery) ([]
 	for rows.Next() {
 		r := storage.ArchiveRow{Owner: q.Owner}
 		var id []byte
-		var outgoing, encrypted int
+		var outgoing, encrypted, restricted int
 		var ts, expires int64
-		if err := rows.Scan(&id, &r.Peer, &r.PeerResource, &outgoing, &encrypted, &ts, &expires, &r.KeyID, &r.Sealed); err != nil {
+		if err := rows.Scan(&id, &r.Peer, &r.PeerResource, &outgoing, &encrypted, &ts, &expires, &r.KeyID, &r.Sealed, &restricted); err != nil {
 			return nil, fmt.Errorf("sqlite: query archive: %w", err)
 		}
 		copy(r.ID[:], id)
-		r.Outgoing, r.Encrypted = outgoing == 1, encrypted == 1
+		r.Outgoing, r.Encrypted, r.Restricted = outgoing == 1, encrypted == 1, restricted == 1
 		r.Time, r.Expires = fromMicros(ts), archiveTime(expires)
 		out = append(out, r)
 	}

@@ -253,6 +253,23 @@ func (s *Store) DeleteUnkeyedArchive(ctx context.Context, owner string, limit in
 	return int(n), nil
 }
 
+// RestrictArchive marks owner's archived messages restricted (Art. 18).
+func (s *Store) RestrictArchive(ctx context.Context, owner string) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE archive_messages SET restricted = 1 WHERE owner = $1 AND restricted = 0`, owner)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: restrict archive: %w", err)
+	}
+	return int(n), nil
+}
+
 // DeleteArchivePrefs removes owner's archiving preferences.
 func (s *Store) DeleteArchivePrefs(ctx context.Context, owner string) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -263,6 +280,27 @@ func (s *Store) DeleteArchivePrefs(ctx context.Context, owner string) error {
 		return fmt.Errorf("sqlite: delete archive prefs: %w", err)
 	}
 	return nil
+}
+
+// LDAPStableIDsOf returns the stable ids linked to jid.
+func (s *Store) LDAPStableIDsOf(ctx context.Context, jid string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT stable_id FROM ldap_links WHERE jid = $1 ORDER BY stable_id`, jid)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ldap stable ids: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlite: ldap stable ids: %w", err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: ldap stable ids: %w", err)
+	}
+	return out, nil
 }
 
 // DeleteLDAPLinksOf removes jid's directory links and managed roster items.
@@ -302,4 +340,68 @@ func (s *Store) EraseAccount(ctx context.Context, jid string) error {
 	}
 	defer s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = OFF`)
 	return s.DeleteAccount(ctx, jid)
+}
+
+// PutErasureTombstone stores a tombstone unless an active one has the same
+// hashes.
+func (s *Store) PutErasureTombstone(ctx context.Context, t storage.ErasureTombstone) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO erasure_tombstones (jid_hash, stable_hash, job, created)
+			SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM erasure_tombstones
+			WHERE jid_hash = $1 AND stable_hash = $2 AND reinstated IS NULL)`,
+			nonNil(t.JIDHash), nonNil(t.StableHash), t.Job, micros(t.Created))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: put erasure tombstone: %w", err)
+	}
+	return nil
+}
+
+// ErasureTombstones lists tombstones by ID.
+func (s *Store) ErasureTombstones(ctx context.Context, all bool) ([]storage.ErasureTombstone, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, jid_hash, stable_hash, job, created, COALESCE(reinstated, 0), reinstated_by
+		FROM erasure_tombstones WHERE $1 OR reinstated IS NULL ORDER BY id`, all)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: erasure tombstones: %w", err)
+	}
+	defer rows.Close()
+	var out []storage.ErasureTombstone
+	for rows.Next() {
+		var (
+			t                   storage.ErasureTombstone
+			created, reinstated int64
+		)
+		if err := rows.Scan(&t.ID, &t.JIDHash, &t.StableHash, &t.Job, &created, &reinstated, &t.ReinstatedBy); err != nil {
+			return nil, fmt.Errorf("sqlite: erasure tombstones: %w", err)
+		}
+		t.Created = fromMicros(created)
+		if reinstated != 0 {
+			t.Reinstated = fromMicros(reinstated)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: erasure tombstones: %w", err)
+	}
+	return out, nil
+}
+
+// ReinstateErasureTombstones marks the active tombstones of jidHash
+// reinstated.
+func (s *Store) ReinstateErasureTombstones(ctx context.Context, jidHash []byte, by string, at time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE erasure_tombstones SET reinstated = $1, reinstated_by = $2
+			WHERE jid_hash = $3 AND reinstated IS NULL`, micros(at), by, nonNil(jidHash))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: reinstate erasure tombstones: %w", err)
+	}
+	return int(n), nil
 }

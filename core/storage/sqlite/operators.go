@@ -102,6 +102,37 @@ func (s *Store) CreateOperator(ctx context.Context, o storage.Operator) error {
 	return nil
 }
 
+// CreateFirstOperator creates o while the table is empty. SQLite has one
+// writer: the check and the insert in one write transaction cannot
+// interleave with another's.
+func (s *Store) CreateFirstOperator(ctx context.Context, o storage.Operator) error {
+	if o.Created.IsZero() {
+		o.Created = time.Now()
+	}
+	roles, err := encodeRoles(o.Roles)
+	if err != nil {
+		return fmt.Errorf("sqlite: create first operator: %w", err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO operators (`+operatorColumns+`)
+			SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM operators)`,
+			o.ID, o.DisplayName, roles, o.TokenHash, o.Disabled, micros(o.Created))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return storage.ErrExists
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create first operator: %w", err)
+	}
+	return nil
+}
+
 // Operator returns one operator.
 func (s *Store) Operator(ctx context.Context, id string) (storage.Operator, error) {
 	o, err := scanOperator(s.r.QueryRowContext(ctx, `SELECT `+operatorColumns+` FROM operators WHERE id = $1`, id))

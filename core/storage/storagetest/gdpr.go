@@ -21,6 +21,7 @@ func RunGDPR(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Restrictions", testRestrictions},
 		{"References", testGDPRReferences},
 		{"ShredArchive", testShredArchive},
+		{"ErasureTombstones", testErasureTombstones},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -117,11 +118,20 @@ func testGDPRReferences(t *testing.T, h *harness) {
 	}
 	if ls, isLDAP := s.(storage.LDAPState); isLDAP {
 		ok(t, ls.PutLDAPLinks(ctx, "default", []storage.LDAPLink{{StableID: "g1", JID: alice, DN: "uid=alice", Attrs: []byte("{}")}}))
+		ok(t, ls.PutLDAPLinks(ctx, "second", []storage.LDAPLink{{StableID: "g0", JID: alice, DN: "uid=alice", Attrs: []byte("{}")}}))
+		ids, err := g.LDAPStableIDsOf(ctx, alice)
+		ok(t, err)
+		if !reflect.DeepEqual(ids, []string{"g0", "g1"}) {
+			t.Fatalf("LDAPStableIDsOf = %q", ids)
+		}
+		if ids, _ := g.LDAPStableIDsOf(ctx, "nobody@example.com"); len(ids) != 0 {
+			t.Fatalf("LDAPStableIDsOf(nobody) = %q", ids)
+		}
 		n, err := g.DeleteLDAPLinksOf(ctx, alice)
 		ok(t, err)
 		_, lerr := ls.LDAPLinkByJID(ctx, "default", alice)
-		if n != 1 {
-			t.Fatalf("DeleteLDAPLinksOf = %d, want 1", n)
+		if n != 2 {
+			t.Fatalf("DeleteLDAPLinksOf = %d, want 2 (both sources)", n)
 		}
 		is(t, lerr, storage.ErrNotFound)
 	}
@@ -186,7 +196,97 @@ func testShredArchive(t *testing.T, h *harness) {
 	if cnt, _ := as.CountArchive(ctx, storage.ArchiveRowQuery{Owner: bob, MaxID: maxArchiveID}, 100); cnt != 1 {
 		t.Fatalf("bob keeps %d messages, want 1", cnt)
 	}
+
+	// Art. 18: what is kept is restricted, and then matches no ordinary
+	// query (nor a new message of the same owner's JID), only the DPO's.
+	n, err = g.RestrictArchive(ctx, alice)
+	ok(t, err)
+	if n != 5 {
+		t.Fatalf("RestrictArchive = %d, want 5", n)
+	}
+	if n, err := g.RestrictArchive(ctx, alice); err != nil || n != 0 {
+		t.Fatalf("RestrictArchive again = %d, %v; want 0, nil", n, err)
+	}
+	later := storage.ArchiveRow{Owner: alice, ID: [16]byte{0x80}, Peer: bob, Time: at, Expires: storage.ArchiveForever, KeyID: ak[1].ID, Sealed: []byte("new")}
+	ok(t, as.AppendArchive(ctx, []storage.ArchiveRow{later}, nil))
+	all := storage.ArchiveRowQuery{Owner: alice, MaxID: maxArchiveID, Limit: 100}
+	got, err := as.QueryArchive(ctx, all)
+	ok(t, err)
+	if len(got) != 1 || got[0].ID != later.ID || got[0].Restricted {
+		t.Fatalf("ordinary query after restriction = %+v, want only the new unrestricted row", got)
+	}
+	if cnt, _ := as.CountArchive(ctx, all, 100); cnt != 1 {
+		t.Fatalf("ordinary count after restriction = %d, want 1", cnt)
+	}
+	for _, q := range []storage.ArchiveRowQuery{
+		{Owner: alice, MinID: [16]byte{1}, MaxID: [16]byte{1}, Limit: 1},
+		{Owner: alice, Peer: bob, MaxID: maxArchiveID, Limit: 100, IDs: [][16]byte{{2}, {4}}},
+	} {
+		if got, _ := as.QueryArchive(ctx, q); len(got) != 0 {
+			t.Fatalf("query %+v returned %d restricted rows", q, len(got))
+		}
+	}
+	all.IncludeRestricted = true
+	got, err = as.QueryArchive(ctx, all)
+	ok(t, err)
+	restricted := 0
+	for _, r := range got {
+		if r.Restricted {
+			restricted++
+		}
+	}
+	if len(got) != 6 || restricted != 5 {
+		t.Fatalf("DPO query = %d rows, %d restricted; want 6, 5", len(got), restricted)
+	}
+	if cnt, _ := as.CountArchive(ctx, all, 100); cnt != 6 {
+		t.Fatalf("DPO count = %d, want 6", cnt)
+	}
+	if cnt, _ := as.CountArchive(ctx, storage.ArchiveRowQuery{Owner: bob, MaxID: maxArchiveID}, 100); cnt != 1 {
+		t.Fatalf("bob's messages restricted by alice's restriction: %d left, want 1", cnt)
+	}
 	ok(t, g.CompactAfterErasure(ctx))
 }
 
 var maxArchiveID = [16]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+func testErasureTombstones(t *testing.T, h *harness) {
+	ctx := t.Context()
+	_, g := h.gdpr(t)
+	at := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	ja, jb, sa := []byte("hash-of-alice"), []byte("hash-of-bob"), []byte("hash-of-guid-a")
+	ok(t, g.PutErasureTombstone(ctx, storage.ErasureTombstone{JIDHash: ja, StableHash: sa, Job: "e-1", Created: at}))
+	// The same erasure run again adds nothing.
+	ok(t, g.PutErasureTombstone(ctx, storage.ErasureTombstone{JIDHash: ja, StableHash: sa, Job: "e-1", Created: at.Add(time.Minute)}))
+	// A rerun without the directory link (already deleted) is a tombstone of its own.
+	ok(t, g.PutErasureTombstone(ctx, storage.ErasureTombstone{JIDHash: ja, Job: "e-1", Created: at}))
+	ok(t, g.PutErasureTombstone(ctx, storage.ErasureTombstone{JIDHash: jb, Job: "e-2", Created: at}))
+	ts, err := g.ErasureTombstones(ctx, false)
+	ok(t, err)
+	if len(ts) != 3 || string(ts[0].JIDHash) != string(ja) || string(ts[0].StableHash) != string(sa) || ts[0].Job != "e-1" ||
+		!ts[0].Created.Equal(at) || !ts[0].Active() || len(ts[1].StableHash) != 0 {
+		t.Fatalf("tombstones = %+v", ts)
+	}
+	n, err := g.ReinstateErasureTombstones(ctx, ja, "dpo", at.Add(time.Hour))
+	ok(t, err)
+	if n != 2 {
+		t.Fatalf("ReinstateErasureTombstones = %d, want 2", n)
+	}
+	if n, _ := g.ReinstateErasureTombstones(ctx, ja, "dpo", at.Add(2*time.Hour)); n != 0 {
+		t.Fatalf("reinstating again = %d, want 0", n)
+	}
+	ts, err = g.ErasureTombstones(ctx, false)
+	ok(t, err)
+	if len(ts) != 1 || string(ts[0].JIDHash) != string(jb) {
+		t.Fatalf("active tombstones after reinstating alice = %+v", ts)
+	}
+	all, err := g.ErasureTombstones(ctx, true)
+	ok(t, err)
+	if len(all) != 3 || all[0].Active() || all[0].ReinstatedBy != "dpo" || !all[0].Reinstated.Equal(at.Add(time.Hour)) {
+		t.Fatalf("all tombstones = %+v", all)
+	}
+	// Erased again after being reinstated: a new active tombstone.
+	ok(t, g.PutErasureTombstone(ctx, storage.ErasureTombstone{JIDHash: ja, StableHash: sa, Job: "e-3", Created: at.Add(3 * time.Hour)}))
+	if ts, _ := g.ErasureTombstones(ctx, false); len(ts) != 2 || ts[1].Job != "e-3" {
+		t.Fatalf("after a second erasure: %+v", ts)
+	}
+}

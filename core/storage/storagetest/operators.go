@@ -24,6 +24,7 @@ func RunOperators(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Requests", testAccessRequests},
 		{"UseOnce", testAccessRequestUseOnce},
 		{"Reopen", testOperatorsReopen},
+		{"FirstOperator", testFirstOperator},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -226,5 +227,46 @@ func testOperatorsReopen(t *testing.T, h *harness) {
 	}
 	if _, err := st2.AccessRequest(ctx, "r"); err != nil {
 		t.Errorf("request after reopen: %v", err)
+	}
+}
+
+// testFirstOperator: of concurrent bootstraps on an empty store exactly one
+// creates its operator; afterwards every bootstrap is refused.
+func testFirstOperator(t *testing.T, h *harness) {
+	st := h.operators(t)
+	ctx := t.Context()
+	const n = 8
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		winners []string
+		start   = make(chan struct{})
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start // all at once
+			id := "admin" + string(rune('a'+i))
+			err := st.CreateFirstOperator(ctx, storage.Operator{ID: id, Roles: []string{"admin"}, TokenHash: []byte{byte(i)}})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				winners = append(winners, id)
+			case !errors.Is(err, storage.ErrExists):
+				t.Errorf("CreateFirstOperator(%s): %v", id, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	all, err := st.ListOperators(ctx)
+	ok(t, err)
+	if len(winners) != 1 || len(all) != 1 || all[0].ID != winners[0] {
+		t.Fatalf("%d of %d concurrent bootstraps succeeded (%v), %d operators stored; want exactly 1", len(winners), n, winners, len(all))
+	}
+	if err := st.CreateFirstOperator(ctx, storage.Operator{ID: "late", Roles: []string{"admin"}}); !errors.Is(err, storage.ErrExists) {
+		t.Errorf("a bootstrap after the first: %v, want ErrExists", err)
 	}
 }
