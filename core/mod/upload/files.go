@@ -64,7 +64,15 @@ type Files struct {
 	Dir string
 	// ChunkSize is the plaintext size of a chunk (DefaultChunkSize if 0).
 	ChunkSize int
+	// Now is the clock the purge of unused slots reads (time.Now if
+	// nil); Put keeps its record out of that purge while it writes.
+	Now func() time.Time
 }
+
+// putWindow is how long Put's record counts as a slot in use: the purge
+// deletes slots that were never completed once they expire, and Put
+// completes its record when the content is written.
+const putWindow = time.Hour
 
 func (f *Files) chunkSize() int {
 	if f.ChunkSize > 0 {
@@ -250,8 +258,14 @@ func (f *Files) Put(ctx context.Context, owner, name, contentType string, conten
 		return File{}, err
 	}
 	created = created.UTC().Truncate(time.Microsecond)
+	now := time.Now
+	if f.Now != nil {
+		now = f.Now
+	}
+	// An imported file keeps its original date, often long past: its
+	// record must not look like an abandoned slot while it is written.
 	u := storage.Upload{ID: id, Owner: owner, Name: sealedName, Size: size, ContentType: contentType,
-		Created: created, SlotExpires: created, Until: until, Class: class}
+		Created: created, SlotExpires: now().UTC().Add(putWindow), Until: until, Class: class}
 	if err := f.Store.CreateUpload(ctx, u, 0); err != nil {
 		return File{}, err
 	}

@@ -229,7 +229,7 @@ func (m *Module) Provision(h module.Host) error {
 	if m.decider == nil {
 		m.log.Warn("no policy engine that decides uploads: every slot request is refused")
 	}
-	m.files = &Files{Store: st, Sealer: h.Sealer(), Dir: dir, ChunkSize: m.opts.ChunkSize}
+	m.files = &Files{Store: st, Sealer: h.Sealer(), Dir: dir, ChunkSize: m.opts.ChunkSize, Now: m.now}
 
 	h.HandleIQ(module.ToHost, module.Get, stanza.Name{Space: NS, Local: "request"}, m.request)
 	h.HandleHTTP(PathPrefix, &handler{m: m})
