@@ -22,6 +22,13 @@ func (s *Server) writeMetrics(w io.Writer) {
 		{"kontor_sessions", "Bound client sessions (attached or waiting to be resumed).", "gauge", float64(s.router.SessionCount())},
 		{"kontor_sessions_detached", "Sessions that lost their connection and wait to be resumed (XEP-0198).", "gauge", float64(s.c2s.DetachedCount())},
 	}
+	if s.s2s != nil {
+		in, out := s.s2s.Connections()
+		ms = append(ms,
+			metric{"kontor_s2s_connections_inbound", "Open connections from other XMPP servers (federation).", "gauge", float64(in)},
+			metric{"kontor_s2s_connections_outbound", "Open or opening connections to other XMPP servers (federation).", "gauge", float64(out)},
+		)
+	}
 	if s.ws != nil {
 		ms = append(ms,
 			metric{"kontor_websocket_connections", "Open WebSocket connections (RFC 7395; also counted in kontor_c2s_connections once negotiating).", "gauge", float64(s.ws.Open())},

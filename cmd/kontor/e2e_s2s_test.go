@@ -1,0 +1,257 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// freePort reserves a loopback port for a listener that must be known
+// before the server starts (the other server's static route).
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// startFederated starts a server for domain with federation on, its s2s
+// listener at addr and the given static routes.
+func startFederated(t *testing.T, domain, addr string, routes ...string) *testServer {
+	t.Helper()
+	return startTestServer(t, "sqlite", func(c *Config) {
+		c.Domains = []string{domain}
+		c.S2S.Enabled = true
+		c.S2S.Addr = addr
+		c.S2S.Routes = routes
+		c.S2S.ConnectTimeout = 5 * time.Second
+	})
+}
+
+// TestFederation runs two Kontors, a.test and b.test, federating over
+// loopback with self-signed certificates (so they authenticate with
+// dialback), and mellium clients on both.
+func TestFederation(t *testing.T) {
+	t.Parallel()
+	addrA, addrB := freePort(t), freePort(t)
+	dead := freePort(t) // nothing listens here
+	a := startFederated(t, "a.test", addrA, "b.test="+addrB, "c.test="+dead)
+	b := startFederated(t, "b.test", addrB, "a.test="+addrA)
+	a.addUser(t, "alice@a.test", "password-a")
+	b.addUser(t, "bob@b.test", "password-b")
+	alice := a.dial(t, "alice@a.test", "password-a", withResource("laptop"))
+	bob := b.dial(t, "bob@b.test", "password-b", withResource("phone"))
+	for _, c := range []*testClient{alice, bob} {
+		c.iq(t, "<iq type='get'><query xmlns='jabber:iq:roster'/></iq>")
+		c.send(t, "<presence/>")
+		c.barrier(t)
+	}
+
+	t.Run("messages both ways", func(t *testing.T) {
+		alice.chat(t, "bob@b.test", "hello from a")
+		m := bob.Messages.expect(t, "bob: alice's message", func(n xmlNode) bool { return n.body() == "hello from a" })
+		if m.attr("from") != "alice@a.test/laptop" || m.attr("type") != "chat" {
+			t.Errorf("bob got %s", m)
+		}
+		bob.chat(t, "alice@a.test/laptop", "hello from b")
+		m = alice.Messages.expect(t, "alice: bob's answer", func(n xmlNode) bool { return n.body() == "hello from b" })
+		if m.attr("from") != "bob@b.test/phone" {
+			t.Errorf("alice got %s", m)
+		}
+	})
+
+	t.Run("presence subscription", func(t *testing.T) {
+		alice.send(t, "<presence to='bob@b.test' type='subscribe'/>")
+		req := bob.Presences.expect(t, "bob: the subscription request", func(n xmlNode) bool { return n.attr("type") == "subscribe" })
+		if req.attr("from") != "alice@a.test" {
+			t.Errorf("subscription request from %q, want alice@a.test", req.attr("from"))
+		}
+		bob.send(t, "<presence to='alice@a.test' type='subscribed'/>")
+		alice.Presences.expect(t, "alice: subscribed", func(n xmlNode) bool {
+			return n.attr("type") == "subscribed" && n.attr("from") == "bob@b.test"
+		})
+		alice.RosterPushes.expect(t, "alice: bob with subscription to", func(n xmlNode) bool {
+			it := rosterItem(n, "bob@b.test")
+			return it != nil && subscription(it) == "to"
+		})
+		// Bob's server answers alice's server's probe, or bob's broadcast
+		// reaches her now that she is subscribed.
+		bob.send(t, "<presence><show>dnd</show></presence>")
+		alice.Presences.expect(t, "alice: bob's presence", func(n xmlNode) bool {
+			return n.attr("from") == "bob@b.test/phone" && n.childText("", "show") == "dnd"
+		})
+	})
+
+	t.Run("IQ to the remote server", func(t *testing.T) {
+		r := alice.iq(t, "<iq type='get' to='b.test' id='ping-1'><ping xmlns='urn:xmpp:ping'/></iq>")
+		if r.attr("type") != "result" || r.attr("from") != "b.test" {
+			t.Errorf("ping b.test: %s", r)
+		}
+		r = bob.iq(t, "<iq type='get' to='a.test' id='v-1'><query xmlns='jabber:iq:version'/></iq>")
+		if q := r.child("jabber:iq:version", "query"); r.attr("type") != "result" || q == nil || q.childText("jabber:iq:version", "name") == "" {
+			t.Errorf("version of a.test: %s", r)
+		}
+	})
+
+	t.Run("unreachable domain bounces", func(t *testing.T) {
+		alice.send(t, "<message to='carol@c.test' id='to-c' type='chat'><body>anyone?</body></message>")
+		m := alice.Messages.expect(t, "alice: the bounce", func(n xmlNode) bool { return n.attr("id") == "to-c" })
+		if typ, cond := m.stanzaError(); m.attr("type") != "error" || cond != "remote-server-not-found" {
+			t.Errorf("bounce %s: type %s condition %s, want remote-server-not-found", m, typ, cond)
+		}
+		if m.attr("from") != "carol@c.test" {
+			t.Errorf("bounce from %q, want carol@c.test", m.attr("from"))
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		m := scrape(t, a)
+		if m["kontor_s2s_connections_outbound"] < 1 || m["kontor_s2s_connections_inbound"] < 1 {
+			t.Errorf("a.test's s2s gauges: out %v in %v, want at least 1 each", m["kontor_s2s_connections_outbound"], m["kontor_s2s_connections_inbound"])
+		}
+	})
+
+	t.Run("forged from is refused", func(t *testing.T) {
+		// A peer that authenticates as a.test (dialback with a.test's
+		// real key, verified by a.test) and then sends a stanza from
+		// another domain.
+		secret, err := os.ReadFile(filepath.Join(a.dir, "keys", "dialback.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := dialS2S(t, b.addr("s2s"), "a.test", "b.test")
+		p.write("<db:result from='a.test' to='b.test'>" + xepKey(secret, "b.test", "a.test", p.id) + "</db:result>")
+		res := p.next("the dialback result")
+		if res.XMLName.Local != "result" || res.attr("type") != "valid" {
+			t.Fatalf("dialback with a.test's key: %s", res)
+		}
+		p.write("<message from='mallory@evil.test' to='bob@b.test' type='chat'><body>trust me</body></message>")
+		e := p.next("the stream error")
+		if e.streamErrorCondition() != "invalid-from" {
+			t.Errorf("forged from: want stream error invalid-from, got %s", e)
+		}
+		bob.Messages.none(t, "bob: the forged message", func(n xmlNode) bool { return n.body() == "trust me" })
+
+		// A wrong key is refused.
+		q := dialS2S(t, b.addr("s2s"), "a.test", "b.test")
+		q.write("<db:result from='a.test' to='b.test'>" + strings.Repeat("ab", 32) + "</db:result>")
+		res = q.next("the dialback result for a wrong key")
+		if res.attr("type") != "invalid" {
+			t.Errorf("dialback with a wrong key: %s", res)
+		}
+
+		// Stanzas before authentication end the stream.
+		u := dialS2S(t, b.addr("s2s"), "a.test", "b.test")
+		u.write("<message from='alice@a.test' to='bob@b.test'><body>early</body></message>")
+		if c := u.next("the stream error").streamErrorCondition(); c != "not-authorized" {
+			t.Errorf("stanza before authentication: stream error %q, want not-authorized", c)
+		}
+	})
+}
+
+// xepKey computes a dialback key as XEP-0220 §2.4 defines it.
+func xepKey(secret []byte, receiving, originating, id string) string {
+	k := sha256.Sum256(secret)
+	m := hmac.New(sha256.New, k[:])
+	io.WriteString(m, receiving+" "+originating+" "+id)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// s2sPeer is a raw server-to-server stream for tests.
+type s2sPeer struct {
+	t    *testing.T
+	conn net.Conn
+	dec  *xml.Decoder
+	id   string
+}
+
+// dialS2S connects to an s2s listener as from, negotiates STARTTLS and
+// stops after the features of the new stream.
+func dialS2S(t *testing.T, addr, from, to string) *s2sPeer {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, e2eWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p := &s2sPeer{t: t, conn: conn}
+	open := func() xmlNode {
+		p.write(fmt.Sprintf("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='%s' to='%s' version='1.0'>", from, to))
+		p.dec = xml.NewDecoder(p.conn)
+		_ = p.conn.SetReadDeadline(time.Now().Add(e2eWait))
+		for {
+			tok, err := p.dec.Token()
+			if err != nil {
+				t.Fatalf("reading the stream header: %v", err)
+			}
+			if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "stream" {
+				for _, a := range se.Attr {
+					if a.Name.Local == "id" {
+						p.id = a.Value
+					}
+				}
+				break
+			}
+		}
+		return p.next("the stream features")
+	}
+	f := open()
+	if f.child("urn:ietf:params:xml:ns:xmpp-tls", "starttls") == nil {
+		t.Fatalf("features without STARTTLS: %s", f)
+	}
+	p.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	if n := p.next("proceed"); n.XMLName.Local != "proceed" {
+		t.Fatalf("STARTTLS answered with %s", n)
+	}
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) // the test checks dialback, not the certificate
+	_ = tc.SetDeadline(time.Now().Add(e2eWait))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	p.conn = tc
+	f = open()
+	if f.child("urn:xmpp:features:dialback", "dialback") == nil {
+		t.Fatalf("features after TLS without dialback: %s", f)
+	}
+	return p
+}
+
+func (p *s2sPeer) write(s string) {
+	p.t.Helper()
+	_ = p.conn.SetWriteDeadline(time.Now().Add(e2eWait))
+	if _, err := io.WriteString(p.conn, s); err != nil {
+		p.t.Fatalf("write: %v", err)
+	}
+}
+
+func (p *s2sPeer) next(what string) xmlNode {
+	p.t.Helper()
+	_ = p.conn.SetReadDeadline(time.Now().Add(2 * e2eWait))
+	for {
+		tok, err := p.dec.Token()
+		if err != nil {
+			p.t.Fatalf("%s: %v", what, err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			var n xmlNode
+			if err := p.dec.DecodeElement(&n, &se); err != nil {
+				p.t.Fatalf("%s: %v", what, err)
+			}
+			return n
+		}
+	}
+}
