@@ -47,9 +47,9 @@ func startFederated(t *testing.T, domain, addr string, routes ...string) *testSe
 // dialback), and mellium clients on both.
 func TestFederation(t *testing.T) {
 	t.Parallel()
-	addrA, addrB := freePort(t), freePort(t)
+	addrA, addrB, addrG := freePort(t), freePort(t), freePort(t)
 	dead := freePort(t) // nothing listens here
-	a := startFederated(t, "a.test", addrA, "b.test="+addrB, "c.test="+dead)
+	a := startFederated(t, "a.test", addrA, "b.test="+addrB, "c.test="+dead, "g.test="+addrG)
 	b := startFederated(t, "b.test", addrB, "a.test="+addrA)
 	a.addUser(t, "alice@a.test", "password-a")
 	b.addUser(t, "bob@b.test", "password-b")
@@ -116,6 +116,29 @@ func TestFederation(t *testing.T) {
 		if m.attr("from") != "carol@c.test" {
 			t.Errorf("bounce from %q, want carol@c.test", m.attr("from"))
 		}
+	})
+
+	t.Run("the recipient's policy applies to remote senders", func(t *testing.T) {
+		// On g.test, accounts the directory does not know are guests, and
+		// the default policy lets guests talk only to their sponsors.
+		g := startTestServer(t, "sqlite", func(c *Config) {
+			c.Domains = []string{"g.test"}
+			c.S2S.Enabled, c.S2S.Addr, c.S2S.Routes = true, addrG, []string{"a.test=" + addrA}
+			c.Policy.UnknownLocalKind = "guest"
+		})
+		g.addUser(t, "gina@g.test", "password-g")
+		gina := g.dial(t, "gina@g.test", "password-g", withResource("desk"))
+		gina.send(t, "<presence/>")
+		gina.barrier(t)
+		alice.send(t, "<message to='gina@g.test' id='to-g' type='chat'><body>offer</body></message>")
+		m := alice.Messages.expect(t, "alice: g.test's refusal", func(n xmlNode) bool { return n.attr("id") == "to-g" })
+		if _, cond := m.stanzaError(); m.attr("type") != "error" || cond != "policy-violation" {
+			t.Errorf("alice got %s, want a policy-violation error", m)
+		}
+		if !strings.Contains(m.String(), "guest_not_sponsored") {
+			t.Errorf("refusal %s does not give g.test's reason guest_not_sponsored", m)
+		}
+		gina.Messages.none(t, "gina: alice's message", func(n xmlNode) bool { return n.body() == "offer" })
 	})
 
 	t.Run("metrics", func(t *testing.T) {
