@@ -176,7 +176,11 @@ func startTestServer(t *testing.T, backend string, mutate func(*Config)) *testSe
 		}
 	}
 
-	pem, err := os.ReadFile(filepath.Join(dir, "tls", "selfsigned.crt"))
+	certFile := filepath.Join(dir, "tls", "selfsigned.crt")
+	if cfg.TLS.CertFile != "" {
+		certFile = cfg.TLS.CertFile
+	}
+	pem, err := os.ReadFile(certFile)
 	if err != nil {
 		t.Fatalf("reading the generated certificate: %v", err)
 	}

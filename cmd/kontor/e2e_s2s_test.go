@@ -203,8 +203,9 @@ type s2sPeer struct {
 }
 
 // dialS2S connects to an s2s listener as from, negotiates STARTTLS and
-// stops after the features of the new stream.
-func dialS2S(t *testing.T, addr, from, to string) *s2sPeer {
+// stops after the features of the new stream, which must offer dialback
+// when wantDialback is true.
+func dialS2S(t *testing.T, addr, from, to string, wantDialback ...bool) *s2sPeer {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, e2eWait)
 	if err != nil {
@@ -247,7 +248,7 @@ func dialS2S(t *testing.T, addr, from, to string) *s2sPeer {
 	}
 	p.conn = tc
 	f = open()
-	if f.child("urn:xmpp:features:dialback", "dialback") == nil {
+	if (len(wantDialback) == 0 || wantDialback[0]) && f.child("urn:xmpp:features:dialback", "dialback") == nil {
 		t.Fatalf("features after TLS without dialback: %s", f)
 	}
 	return p
@@ -276,5 +277,50 @@ func (p *s2sPeer) next(what string) xmlNode {
 			}
 			return n
 		}
+	}
+}
+
+// TestFederationSASLExternal: servers that trust each other's certificate
+// (s2s.ca_file) authenticate with SASL EXTERNAL instead of dialback, and
+// with require_valid_certificates a peer whose certificate does not
+// verify is refused.
+func TestFederationSASLExternal(t *testing.T) {
+	t.Parallel()
+	addrA, addrB := freePort(t), freePort(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	for _, d := range []struct{ dir, domain string }{{dirA, "a.test"}, {dirB, "b.test"}} {
+		if err := ensureSelfSigned(filepath.Join(d.dir, "tls", "selfsigned.crt"), filepath.Join(d.dir, "tls", "selfsigned.key"), []string{d.domain}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(domain, addr, route, ownDir, peerDir string) *testServer {
+		return startTestServer(t, "sqlite", func(c *Config) {
+			c.Domains = []string{domain}
+			c.TLS.CertFile, c.TLS.KeyFile = filepath.Join(ownDir, "tls", "selfsigned.crt"), filepath.Join(ownDir, "tls", "selfsigned.key")
+			c.S2S.Enabled, c.S2S.Addr, c.S2S.Routes = true, addr, []string{route}
+			c.S2S.CAFile = filepath.Join(peerDir, "tls", "selfsigned.crt")
+			c.S2S.RequireValidCertificates = true
+			c.S2S.ConnectTimeout = 5 * time.Second
+		})
+	}
+	a := start("a.test", addrA, "b.test="+addrB, dirA, dirB)
+	b := start("b.test", addrB, "a.test="+addrA, dirB, dirA)
+	a.addUser(t, "alice@a.test", "password-a")
+	b.addUser(t, "bob@b.test", "password-b")
+	alice := a.dial(t, "alice@a.test", "password-a", withResource("laptop"))
+	bob := b.dial(t, "bob@b.test", "password-b", withResource("phone"))
+	bob.send(t, "<presence/>")
+	bob.barrier(t)
+	alice.chat(t, "bob@b.test", "over EXTERNAL")
+	bob.Messages.expect(t, "bob: alice's message", func(n xmlNode) bool { return n.body() == "over EXTERNAL" })
+	if !strings.Contains(a.logs.String(), "auth=sasl-external") {
+		t.Errorf("a.test did not authenticate with SASL EXTERNAL:\n%s", a.logs)
+	}
+
+	// A raw peer with a certificate nobody trusts gets no dialback.
+	p := dialS2S(t, b.addr("s2s"), "a.test", "b.test", false)
+	p.write("<db:result from='a.test' to='b.test'>" + strings.Repeat("ab", 32) + "</db:result>")
+	if n := p.next("the answer"); n.attr("type") != "invalid" {
+		t.Errorf("dialback without a valid certificate under require_valid_certificates: %s", n)
 	}
 }
