@@ -215,22 +215,7 @@ func dialS2S(t *testing.T, addr, from, to string, wantDialback ...bool) *s2sPeer
 	p := &s2sPeer{t: t, conn: conn}
 	open := func() xmlNode {
 		p.write(fmt.Sprintf("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='%s' to='%s' version='1.0'>", from, to))
-		p.dec = xml.NewDecoder(p.conn)
-		_ = p.conn.SetReadDeadline(time.Now().Add(e2eWait))
-		for {
-			tok, err := p.dec.Token()
-			if err != nil {
-				t.Fatalf("reading the stream header: %v", err)
-			}
-			if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "stream" {
-				for _, a := range se.Attr {
-					if a.Name.Local == "id" {
-						p.id = a.Value
-					}
-				}
-				break
-			}
-		}
+		p.header()
 		return p.next("the stream features")
 	}
 	f := open()
@@ -252,6 +237,27 @@ func dialS2S(t *testing.T, addr, from, to string, wantDialback ...bool) *s2sPeer
 		t.Fatalf("features after TLS without dialback: %s", f)
 	}
 	return p
+}
+
+// header reads the server's stream header and keeps its id.
+func (p *s2sPeer) header() {
+	p.t.Helper()
+	p.dec = xml.NewDecoder(p.conn)
+	_ = p.conn.SetReadDeadline(time.Now().Add(e2eWait))
+	for {
+		tok, err := p.dec.Token()
+		if err != nil {
+			p.t.Fatalf("reading the stream header: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "stream" {
+			for _, a := range se.Attr {
+				if a.Name.Local == "id" {
+					p.id = a.Value
+				}
+			}
+			return
+		}
+	}
 }
 
 func (p *s2sPeer) write(s string) {
@@ -323,4 +329,78 @@ func TestFederationSASLExternal(t *testing.T) {
 	if n := p.next("the answer"); n.attr("type") != "invalid" {
 		t.Errorf("dialback without a valid certificate under require_valid_certificates: %s", n)
 	}
+}
+
+// TestFederationLimits: the inbound listener's limits (s2s.*) hold.
+func TestFederationLimits(t *testing.T) {
+	t.Parallel()
+	ts := startTestServer(t, "sqlite", func(c *Config) {
+		c.Domains = []string{"b.test"}
+		c.S2S.Enabled, c.S2S.Addr = true, "127.0.0.1:0"
+		c.S2S.MaxStanzaBytes = 4096
+		c.S2S.MaxConnectionsPerIP = 2
+		c.S2S.HandshakeTimeout = 2 * time.Second
+	})
+	addr := ts.addr("s2s")
+
+	t.Run("max_stanza_bytes", func(t *testing.T) {
+		p := dialS2S(t, addr, "a.test", "b.test")
+		p.write("<db:result from='a.test' to='b.test'>" + strings.Repeat("k", 8000) + "</db:result>")
+		if c := p.next("the stream error").streamErrorCondition(); c != "policy-violation" {
+			t.Errorf("an 8 kB element: stream error %q, want policy-violation", c)
+		}
+		p.conn.Close()
+	})
+
+	t.Run("plaintext is refused", func(t *testing.T) {
+		conn, err := net.DialTimeout("tcp", addr, e2eWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		p := &s2sPeer{t: t, conn: conn}
+		p.write("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.test' to='b.test' version='1.0'>")
+		p.header()
+		if f := p.next("the features"); f.child("urn:ietf:params:xml:ns:xmpp-tls", "starttls") == nil {
+			t.Errorf("features before TLS: %s, want starttls", f)
+		}
+		p.write("<db:result from='a.test' to='b.test'>abc</db:result>")
+		if c := p.next("the stream error").streamErrorCondition(); c != "not-authorized" {
+			t.Errorf("dialback before STARTTLS: stream error %q, want not-authorized", c)
+		}
+	})
+
+	t.Run("handshake_timeout and max_connections_per_ip", func(t *testing.T) {
+		// The streams above have ended on the server's side too.
+		for deadline := time.Now().Add(e2eWait); scrape(t, ts)["kontor_s2s_connections_inbound"] != 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("inbound s2s connections are still open")
+			}
+		}
+		var conns []net.Conn
+		for i := 0; i < 3; i++ {
+			c, err := net.DialTimeout("tcp", addr, e2eWait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			conns = append(conns, c)
+		}
+		// The third is over the limit: closed at once.
+		_ = conns[2].SetReadDeadline(time.Now().Add(e2eWait))
+		if n, err := conns[2].Read(make([]byte, 1)); err == nil {
+			t.Errorf("the third connection from one address was served (%d bytes)", n)
+		}
+		// The first two send nothing: closed after the handshake timeout.
+		start := time.Now()
+		for _, c := range conns[:2] {
+			_ = c.SetReadDeadline(time.Now().Add(3 * e2eWait))
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				t.Errorf("a silent connection: %v, want it closed by the server", err)
+			}
+		}
+		if d := time.Since(start); d > 2*e2eWait {
+			t.Errorf("silent connections closed after %v", d)
+		}
+	})
 }
