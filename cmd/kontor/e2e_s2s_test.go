@@ -299,8 +299,11 @@ func TestFederationSASLExternal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	start := func(domain, addr, route, ownDir, peerDir string) *testServer {
+	start := func(domain, addr, route, ownDir, peerDir string, more ...func(*Config)) *testServer {
 		return startTestServer(t, "sqlite", func(c *Config) {
+			for _, m := range more {
+				m(c)
+			}
 			c.Domains = []string{domain}
 			c.TLS.CertFile, c.TLS.KeyFile = filepath.Join(ownDir, "tls", "selfsigned.crt"), filepath.Join(ownDir, "tls", "selfsigned.key")
 			c.S2S.Enabled, c.S2S.Addr, c.S2S.Routes = true, addr, []string{route}
@@ -309,8 +312,10 @@ func TestFederationSASLExternal(t *testing.T) {
 			c.S2S.ConnectTimeout = 5 * time.Second
 		})
 	}
-	a := start("a.test", addrA, "b.test="+addrB, dirA, dirB)
-	b := start("b.test", addrB, "a.test="+addrA, dirB, dirA)
+	// b.test is reached over direct TLS (XEP-0368), a.test over STARTTLS.
+	directB := freePort(t)
+	a := start("a.test", addrA, "b.test=tls://"+directB, dirA, dirB)
+	b := start("b.test", addrB, "a.test="+addrA, dirB, dirA, func(c *Config) { c.S2S.DirectTLSAddr = directB })
 	a.addUser(t, "alice@a.test", "password-a")
 	b.addUser(t, "bob@b.test", "password-b")
 	alice := a.dial(t, "alice@a.test", "password-a", withResource("laptop"))
@@ -321,6 +326,11 @@ func TestFederationSASLExternal(t *testing.T) {
 	bob.Messages.expect(t, "bob: alice's message", func(n xmlNode) bool { return n.body() == "over EXTERNAL" })
 	if !strings.Contains(a.logs.String(), "auth=sasl-external") {
 		t.Errorf("a.test did not authenticate with SASL EXTERNAL:\n%s", a.logs)
+	}
+	bob.chat(t, "alice@a.test/laptop", "back over STARTTLS")
+	alice.Messages.expect(t, "alice: bob's message", func(n xmlNode) bool { return n.body() == "back over STARTTLS" })
+	if !strings.Contains(b.logs.String(), "auth=sasl-external") {
+		t.Errorf("b.test did not authenticate with SASL EXTERNAL:\n%s", b.logs)
 	}
 
 	// A raw peer with a certificate nobody trusts gets no dialback.

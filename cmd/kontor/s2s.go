@@ -30,7 +30,8 @@ type S2SConfig struct {
 	// Addr and DirectTLSAddr are listen addresses ("" disables).
 	Addr          string `mapstructure:"addr"`
 	DirectTLSAddr string `mapstructure:"direct_tls_addr"`
-	// Routes are static routes, "domain=host:port", used instead of DNS.
+	// Routes are static routes, "domain=host:port" (STARTTLS) or
+	// "domain=tls://host:port" (direct TLS), used instead of DNS.
 	Routes []string `mapstructure:"routes"`
 	// RequireValidCertificates refuses peers whose certificate does not
 	// verify instead of authenticating them with dialback.
@@ -63,7 +64,7 @@ func (c *S2SConfig) routes() (map[string]string, error) {
 		if err != nil || j.Local() != "" || !j.IsBare() {
 			return nil, fmt.Errorf("s2s.routes[%d]: %q is not a domain", i, d)
 		}
-		if _, _, err := net.SplitHostPort(strings.TrimSpace(addr)); err != nil {
+		if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimSpace(addr), "tls://")); err != nil {
 			return nil, fmt.Errorf("s2s.routes[%d]: %w", i, err)
 		}
 		out[j.String()] = strings.TrimSpace(addr)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -143,6 +144,9 @@ type target struct {
 // domain:5269.
 func (s *Service) targets(ctx context.Context, remote string) ([]target, error) {
 	if a, ok := s.cfg.Routes[remote]; ok {
+		if h, ok := strings.CutPrefix(a, "tls://"); ok {
+			return []target{{addr: h, direct: true}}, nil
+		}
 		return []target{{addr: a}}, nil
 	}
 	type rec struct {

@@ -9,7 +9,8 @@
 // to a remote domain creates one outbound connection for that pair; the
 // stanzas routed while it connects wait in its bounded queue (QueueSize; a
 // full queue answers resource-constraint). The address comes from a static
-// route (Config.Routes, domain → host:port) or from DNS: the SRV records
+// route (Config.Routes, domain → host:port, or tls://host:port for direct
+// TLS) or from DNS: the SRV records
 // _xmpps-server._tcp (direct TLS, XEP-0368) and _xmpp-server._tcp
 // (STARTTLS), tried in priority order, and the domain's port 5269 when
 // there are none. TLS 1.2 or later is required on every stream: a peer
@@ -73,6 +74,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,8 +113,9 @@ type Config struct {
 	RootCAs *x509.CertPool
 	// Secret is the dialback secret (at least 16 random bytes).
 	Secret []byte
-	// Routes are static addresses (host:port, STARTTLS) per remote domain;
-	// they take precedence over DNS.
+	// Routes are static addresses per remote domain: host:port
+	// (STARTTLS) or tls://host:port (direct TLS, XEP-0368); they take
+	// precedence over DNS.
 	Routes map[string]string
 	// RequireValidCert refuses peers whose certificate does not verify
 	// for their domain instead of falling back to dialback.
@@ -199,7 +202,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("s2s: a TLS certificate is required")
 	}
 	for d, addr := range cfg.Routes {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+		if _, _, err := net.SplitHostPort(strings.TrimPrefix(addr, "tls://")); err != nil {
 			return nil, fmt.Errorf("s2s: route for %s: %w", d, err)
 		}
 	}
