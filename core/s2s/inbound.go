@@ -60,8 +60,14 @@ func (in *inbound) serve(ctx context.Context) {
 		in.start(tc)
 	}
 	err := in.loop(ctx)
-	for d := range in.auth {
-		s.log.Info("s2s connection closed", "direction", "in", "domains", d, "remote", in.remote)
+	var peers []string
+	for k := range in.auth {
+		if local, remote, _ := strings.Cut(k, " "); local != "" {
+			peers = append(peers, remote+"->"+local)
+		}
+	}
+	if len(peers) > 0 {
+		s.log.Info("s2s connection closed", "direction", "in", "domains", strings.Join(peers, ","), "remote", in.remote)
 	}
 	switch {
 	case errors.Is(err, io.EOF):
