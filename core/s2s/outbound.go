@@ -202,7 +202,14 @@ func (s *Service) connect(ctx context.Context, local, remote string) (*stream, s
 	}
 	var errs []error
 	for _, t := range ts {
-		st, method, err := s.connectTo(ctx, local, remote, t, true)
+		st, method, err := s.connectTo(ctx, local, remote, t, authExternal)
+		if errors.Is(err, errExternalFailed) {
+			// Some servers offer EXTERNAL and then refuse it (ejabberd
+			// when it did not get our certificate) and take no dialback
+			// on that stream any more: a new one, with dialback.
+			s.log.Info("s2s SASL EXTERNAL refused, trying dialback", "from", local, "to", remote)
+			st, method, err = s.connectTo(ctx, local, remote, t, authDialback)
+		}
 		if err == nil {
 			return st, method, nil
 		}
@@ -223,7 +230,7 @@ func (s *Service) open(ctx context.Context, local, remote string) (*stream, erro
 	}
 	var errs []error
 	for _, t := range ts {
-		st, _, err := s.connectTo(ctx, local, remote, t, false)
+		st, _, err := s.connectTo(ctx, local, remote, t, authNone)
 		if err == nil {
 			return st, nil
 		}
@@ -235,9 +242,21 @@ func (s *Service) open(ctx context.Context, local, remote string) (*stream, erro
 	return nil, errors.Join(errs...)
 }
 
-// connectTo connects to one address: TLS (direct or STARTTLS), then, with
-// authenticate, SASL EXTERNAL or dialback.
-func (s *Service) connectTo(ctx context.Context, local, remote string, t target, authenticate bool) (_ *stream, method string, err error) {
+// How connectTo authenticates.
+type authMode int
+
+const (
+	authNone     authMode = iota // TLS only (a dialback verification stream)
+	authExternal                 // SASL EXTERNAL when offered, else dialback
+	authDialback                 // dialback only
+)
+
+// errExternalFailed: the peer offered SASL EXTERNAL and refused it.
+var errExternalFailed = errors.New("s2s: SASL EXTERNAL refused")
+
+// connectTo connects to one address: TLS (direct or STARTTLS), then
+// authenticates as mode says.
+func (s *Service) connectTo(ctx context.Context, local, remote string, t target, mode authMode) (_ *stream, method string, err error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
@@ -333,10 +352,10 @@ func (s *Service) connectTo(ctx context.Context, local, remote string, t target,
 			return nil, "", err
 		}
 	}
-	if !authenticate {
+	if mode == authNone {
 		return st, "", nil
 	}
-	if offers(feats, "EXTERNAL") {
+	if mode == authExternal && offers(feats, "EXTERNAL") {
 		if err := st.send(stanza.New(NSSASL, "auth").Set("mechanism", "EXTERNAL").SetText("=")); err != nil {
 			return nil, "", err
 		}
@@ -351,7 +370,7 @@ func (s *Service) connectTo(ctx context.Context, local, remote string, t target,
 			}
 			return st, "sasl-external", nil
 		}
-		// A failure: dialback may still work.
+		return nil, "", errExternalFailed
 	}
 	key := dialbackKey(s.dbKey, remote, local, id)
 	if err := st.send(dialback{From: local, To: remote, Key: key}.element()); err != nil {

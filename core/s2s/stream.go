@@ -83,7 +83,11 @@ func (st *stream) writeLocked(el *stanza.Element) error {
 	if el.Name.Space == stanza.NSClient {
 		parent = stanza.NSClient
 	}
-	st.buf = el.AppendXML(st.buf[:0], parent)
+	if el.Name.Space == NSDialback {
+		st.buf = appendDialback(st.buf[:0], el)
+	} else {
+		st.buf = el.AppendXML(st.buf[:0], parent)
+	}
 	_ = st.nc.SetWriteDeadline(time.Now().Add(st.timeout))
 	_, err := st.bw.Write(st.buf)
 	if cap(st.buf) > 64<<10 {
@@ -117,6 +121,39 @@ func (st *stream) close(se *stanza.StreamError) {
 	_ = st.bw.Flush()
 	st.mu.Unlock()
 	st.nc.Close()
+}
+
+// appendDialback writes a dialback element with the db: prefix the stream
+// header declares. Namespace-aware parsers do not care, but some servers
+// (ejabberd) match the prefixed name and ignore <result
+// xmlns='jabber:server:dialback'/>.
+func appendDialback(b []byte, el *stanza.Element) []byte {
+	b = append(b, "<db:"...)
+	b = append(b, el.Name.Local...)
+	for _, a := range el.Attr {
+		if a.Name.Space != "" {
+			continue
+		}
+		b = append(b, ' ')
+		b = append(b, a.Name.Local...)
+		b = append(b, "='"...)
+		b = append(b, xmlEscaper.Replace(a.Value)...)
+		b = append(b, '\'')
+	}
+	if len(el.Nodes) == 0 {
+		return append(b, "/>"...)
+	}
+	b = append(b, '>')
+	for _, n := range el.Nodes {
+		if n.Elem != nil {
+			b = n.Elem.AppendXML(b, stanza.NSServer)
+		} else {
+			b = append(b, xmlEscaper.Replace(n.Text)...)
+		}
+	}
+	b = append(b, "</db:"...)
+	b = append(b, el.Name.Local...)
+	return append(b, '>')
 }
 
 // toClient renames the jabber:server elements of a stanza a peer sent to
