@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mellium.im/xmpp/history"
 )
 
 // freePort reserves a loopback port for a listener that must be known
@@ -413,4 +415,39 @@ func TestFederationLimits(t *testing.T) {
 			t.Errorf("silent connections closed after %v", d)
 		}
 	})
+}
+
+// TestFederationArchive: with the archive on, a local user's messages to
+// and from a user of another server are archived for the local user.
+func TestFederationArchive(t *testing.T) {
+	t.Parallel()
+	addrA, addrB := freePort(t), freePort(t)
+	archiveOn := enableArchive(t)
+	a := startTestServer(t, "sqlite", func(c *Config) {
+		archiveOn(c)
+		c.Domains = []string{"a.test"}
+		c.S2S.Enabled, c.S2S.Addr, c.S2S.Routes = true, addrA, []string{"b.test=" + addrB}
+	})
+	b := startFederated(t, "b.test", addrB, "a.test="+addrA)
+	a.addUser(t, "alice@a.test", "password-a")
+	b.addUser(t, "bob@b.test", "password-b")
+	alice := a.dialArchive(t, "alice@a.test", "password-a")
+	bob := b.dial(t, "bob@b.test", "password-b", withResource("phone"))
+	bob.send(t, "<presence/>")
+	bob.barrier(t)
+	alice.s.send(t, "<message to='bob@b.test' id='out-1' type='chat'><body>to bob</body></message>")
+	bob.Messages.expect(t, "bob: alice's message", func(n xmlNode) bool { return n.body() == "to bob" })
+	bob.send(t, "<message to='"+alice.s.JID().String()+"' id='in-1' type='chat'><body>to alice</body></message>")
+	alice.waitBody(t, "in-1")
+	var got []string
+	for deadline := time.Now().Add(e2eWait); ; time.Sleep(20 * time.Millisecond) {
+		rs, _ := alice.fetch(t, history.Query{})
+		got = bodiesOf(rs)
+		if len(got) >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if strings.Join(got, "|") != "to bob|to alice" {
+		t.Errorf("alice's archive: %q, want [to bob to alice]", got)
+	}
 }
