@@ -58,6 +58,23 @@
 // remote-server-timeout when the peer did not answer in time (RFC 6120
 // §10.4.3), through the router; errors are never answered.
 //
+// # What it shares with client streams
+//
+// Server streams are read with core/xmlstream (the same restricted XML,
+// limits and stream errors as client streams) and limited per address
+// with core/limit. core/session is not reused: its negotiation is the
+// client's (SCRAM, binding, stream management, CSI, per-resource
+// queues), while a server stream needs dialback, SASL EXTERNAL, the
+// jabber:server namespace and per-domain addressing checks; sharing it
+// would put server cases into every client code path.
+//
+// # Cost
+//
+// BenchmarkFederatedMessage measures a message from one service to
+// another over an established stream, both sides included (write, TLS,
+// parse, address checks, routing): about 8 µs and 2 KB on this project's
+// machine.
+//
 // # Locks
 //
 // Service.mu (the connection tables) may be held while taking
