@@ -158,23 +158,38 @@ func TestFederation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := dialS2S(t, b.addr("s2s"), "a.test", "b.test")
-		p.write("<db:result from='a.test' to='b.test'>" + xepKey(secret, "b.test", "a.test", p.id) + "</db:result>")
-		res := p.next("the dialback result")
-		if res.XMLName.Local != "result" || res.attr("type") != "valid" {
-			t.Fatalf("dialback with a.test's key: %s", res)
+		// authenticated returns a stream to b.test that passed dialback
+		// as a.test.
+		authenticated := func() *s2sPeer {
+			p := dialS2S(t, b.addr("s2s"), "a.test", "b.test")
+			p.write("<db:result from='a.test' to='b.test'>" + xepKey(secret, "b.test", "a.test", p.id) + "</db:result>")
+			res := p.next("the dialback result")
+			if res.XMLName.Local != "result" || res.attr("type") != "valid" {
+				t.Fatalf("dialback with a.test's key: %s", res)
+			}
+			return p
 		}
-		p.write("<message from='mallory@evil.test' to='bob@b.test' type='chat'><body>trust me</body></message>")
-		e := p.next("the stream error")
-		if e.streamErrorCondition() != "invalid-from" {
-			t.Errorf("forged from: want stream error invalid-from, got %s", e)
+		for _, tc := range []struct{ name, stanza, cond string }{
+			{"forged from", "<message from='mallory@evil.test' to='bob@b.test' type='chat'><body>trust me</body></message>", "invalid-from"},
+			{"no from", "<message to='bob@b.test' type='chat'><body>trust me</body></message>", "improper-addressing"},
+			{"relay through b.test", "<message from='alice@a.test' to='carol@c.test' type='chat'><body>trust me</body></message>", "host-unknown"},
+		} {
+			p := authenticated()
+			p.write(tc.stanza)
+			if c := p.next("the stream error").streamErrorCondition(); c != tc.cond {
+				t.Errorf("%s: stream error %q, want %s", tc.name, c, tc.cond)
+			}
 		}
 		bob.Messages.none(t, "bob: the forged message", func(n xmlNode) bool { return n.body() == "trust me" })
+		// An honest stanza on such a stream is delivered.
+		p := authenticated()
+		p.write("<message from='alice@a.test/raw' to='bob@b.test/phone' type='chat'><body>raw but honest</body></message>")
+		bob.Messages.expect(t, "bob: the raw stream's message", func(n xmlNode) bool { return n.body() == "raw but honest" })
 
 		// A wrong key is refused.
 		q := dialS2S(t, b.addr("s2s"), "a.test", "b.test")
 		q.write("<db:result from='a.test' to='b.test'>" + strings.Repeat("ab", 32) + "</db:result>")
-		res = q.next("the dialback result for a wrong key")
+		res := q.next("the dialback result for a wrong key")
 		if res.attr("type") != "invalid" {
 			t.Errorf("dialback with a wrong key: %s", res)
 		}
