@@ -281,3 +281,37 @@ type countingRouter struct {
 func (c countingRouter) Route(context.Context, *stanza.Stanza) { c.got <- struct{}{} }
 func (c countingRouter) IsLocal(d string) bool                 { return d == c.domain }
 func (c countingRouter) ServedBy(string) string                { return "" }
+
+// TestInboundIdle: the receiving side closes a stream idle for its
+// IdleTimeout; the sender notices, and its next stanza opens a new one.
+func TestInboundIdle(t *testing.T) {
+	a := startService(t, "a.example", nil)
+	b := startService(t, "b.example", func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
+	a.cfg.Routes["b.example"] = b.addr
+	b.cfg.Routes["a.example"] = a.addr
+	if err := a.RouteRemote(context.Background(), message("alice@a.example/x", "bob@b.example", "i1")); err != nil {
+		t.Fatal(err)
+	}
+	b.r.wait(t, "i1 at b", func(s *stanza.Stanza) bool { return s.ID == "i1" })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		in, _ := b.Connections()
+		_, out := a.Connections()
+		if in == 0 && out == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after b's idle timeout: b has %d inbound, a %d outbound connections", in, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.RouteRemote(context.Background(), message("alice@a.example/x", "bob@b.example", "i2")); err != nil {
+		t.Fatal(err)
+	}
+	b.r.wait(t, "i2 at b", func(s *stanza.Stanza) bool { return s.ID == "i2" })
+	a.r.mu.Lock()
+	defer a.r.mu.Unlock()
+	for _, s := range a.r.got {
+		t.Errorf("a routed %s (nothing was undeliverable)", s.El)
+	}
+}
