@@ -36,10 +36,12 @@ type Config struct {
 	Storage StorageConfig `mapstructure:"storage"`
 	TLS     TLSConfig     `mapstructure:"tls"`
 	C2S     C2SConfig     `mapstructure:"c2s"`
-	Auth    AuthConfig    `mapstructure:"auth"`
-	Admin   AdminConfig   `mapstructure:"admin"`
-	HTTP    HTTPConfig    `mapstructure:"http"`
-	Seal    SealConfig    `mapstructure:"seal"`
+	// S2S configures federation with other servers (cmd/kontor/s2s.go).
+	S2S   S2SConfig   `mapstructure:"s2s"`
+	Auth  AuthConfig  `mapstructure:"auth"`
+	Admin AdminConfig `mapstructure:"admin"`
+	HTTP  HTTPConfig  `mapstructure:"http"`
+	Seal  SealConfig  `mapstructure:"seal"`
 	// Registration configures in-band registration of new accounts
 	// (XEP-0077), closed by default.
 	Registration register.RegistrarOptions `mapstructure:"registration"`
@@ -448,6 +450,7 @@ func (c *Config) validate() []string {
 		add("registration", "%s", strings.TrimPrefix(err.Error(), "register: "))
 	}
 	p = append(p, c.Audit.validate()...)
+	p = append(p, c.S2S.validate()...)
 	p = append(p, c.Archive.validate(c.DataDir)...)
 	p = append(p, c.GDPR.validate(c.DataDir)...)
 	p = append(p, c.Policy.validate(c)...)

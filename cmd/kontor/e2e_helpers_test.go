@@ -176,7 +176,11 @@ func startTestServer(t *testing.T, backend string, mutate func(*Config)) *testSe
 		}
 	}
 
-	pem, err := os.ReadFile(filepath.Join(dir, "tls", "selfsigned.crt"))
+	certFile := filepath.Join(dir, "tls", "selfsigned.crt")
+	if cfg.TLS.CertFile != "" {
+		certFile = cfg.TLS.CertFile
+	}
+	pem, err := os.ReadFile(certFile)
 	if err != nil {
 		t.Fatalf("reading the generated certificate: %v", err)
 	}
@@ -201,9 +205,9 @@ func (ts *testServer) shutdown() error {
 func (ts *testServer) addr(name string) string { return ts.srv.Addrs[name].String() }
 
 // tlsConfig trusts only the server's generated certificate and verifies
-// the server name.
+// the server name (the first domain).
 func (ts *testServer) tlsConfig() *tls.Config {
-	return &tls.Config{RootCAs: ts.roots, ServerName: e2eDomain, MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: ts.roots, ServerName: ts.cfg.Domains[0], MinVersion: tls.VersionTLS12}
 }
 
 // bare returns user@localhost for "user" (or the argument if it has a '@').

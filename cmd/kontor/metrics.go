@@ -25,6 +25,13 @@ func (s *Server) writeMetrics(w io.Writer) {
 	if n, ok := s.connectedComponents(); ok {
 		ms = append(ms, metric{"kontor_components_connected", "External components connected (XEP-0114).", "gauge", float64(n)})
 	}
+	if s.s2s != nil {
+		in, out := s.s2s.Connections()
+		ms = append(ms,
+			metric{"kontor_s2s_connections_inbound", "Open connections from other XMPP servers (federation).", "gauge", float64(in)},
+			metric{"kontor_s2s_connections_outbound", "Open or opening connections to other XMPP servers (federation).", "gauge", float64(out)},
+		)
+	}
 	if s.ws != nil {
 		ms = append(ms,
 			metric{"kontor_websocket_connections", "Open WebSocket connections (RFC 7395; also counted in kontor_c2s_connections once negotiating).", "gauge", float64(s.ws.Open())},

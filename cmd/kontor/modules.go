@@ -50,8 +50,8 @@ var coreSpecs = []struct {
 	spec module.Spec
 	pkg  string
 }{
-	{module.Spec{ID: "RFC 6120", Name: "XMPP Core: streams, STARTTLS, SASL, resource binding, stanza and stream errors", Status: module.Partial,
-		Note: "client-to-server only; server-to-server federation is not implemented (remote domains get remote-server-not-found)"}, "core/session, core/xmlstream, core/router"},
+	{module.Spec{ID: "RFC 6120", Name: "XMPP Core: streams, STARTTLS, SASL, resource binding, stanza and stream errors", Status: module.Complete,
+		Note: "client-to-server, and server-to-server (federation, off by default: s2s.enabled) with STARTTLS and SASL EXTERNAL"}, "core/session, core/s2s, core/xmlstream, core/router"},
 	{module.Spec{ID: "RFC 6121", Name: "XMPP IM: server rules for processing stanzas (§8)", Status: module.Complete}, "core/router"},
 	{module.Spec{ID: "RFC 7622", Name: "XMPP Address Format (PRECIS)", Status: module.Complete}, "core/jid"},
 	{module.Spec{ID: "RFC 7590", Name: "Use of TLS in XMPP: TLS 1.2 or later only, certificate names checked by clients", Status: module.Complete}, "core/session"},
@@ -59,7 +59,10 @@ var coreSpecs = []struct {
 	{module.Spec{ID: "RFC 4616", Name: "SASL PLAIN (over TLS only)", Status: module.Complete}, "core/sasl"},
 	{module.Spec{ID: "XEP-0198", Name: "Stream Management (acks and resumption)", Version: "1.6", Status: module.Complete}, "core/session"},
 	{module.Spec{ID: "XEP-0352", Name: "Client State Indication", Version: "1.0.0", Status: module.Complete, Note: "availability presence held and deduplicated while inactive"}, "core/session"},
-	{module.Spec{ID: "XEP-0368", Name: "SRV records for XMPP over TLS (direct TLS listener)", Version: "1.1.0", Status: module.Complete}, "core/session"},
+	{module.Spec{ID: "XEP-0368", Name: "SRV records for XMPP over TLS (direct TLS listeners for clients and servers, _xmpps-server for federation)", Version: "1.1.0", Status: module.Complete}, "core/session, core/s2s"},
+	{module.Spec{ID: "XEP-0220", Name: "Server Dialback", Version: "1.1.1", Status: module.Partial,
+		Note: "over TLS only; one stream per pair of domains (no piggybacking of further domains); keys HMAC-SHA256 of a random per-server secret"}, "core/s2s"},
+	{module.Spec{ID: "XEP-0178", Name: "Best Practices for Use of SASL EXTERNAL with Certificates (server-to-server)", Status: module.Complete}, "core/s2s"},
 	{module.Spec{ID: "XEP-0199", Name: "XMPP Ping (server pings silent clients)", Version: "2.0.1", Status: module.Complete}, "core/session"},
 	{module.Spec{ID: "XEP-0440", Name: "SASL Channel-Binding Type Capability", Version: "0.4.0", Status: module.Complete}, "core/session"},
 	{module.Spec{ID: "RFC 7395", Name: "XMPP over WebSocket", Status: module.Complete, Note: "wss only, on the HTTPS listener (http.addr) at /xmpp-websocket"}, "core/websocket"},

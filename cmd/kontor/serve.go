@@ -27,6 +27,7 @@ import (
 	"kontor.im/kontor/core/limit"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/router"
+	"kontor.im/kontor/core/s2s"
 	"kontor.im/kontor/core/sasl"
 	"kontor.im/kontor/core/seal"
 	"kontor.im/kontor/core/session"
@@ -45,7 +46,9 @@ type Server struct {
 	store  storage.Store
 	router *router.Router
 	c2s    *session.Server
-	admin  *http.Server
+	// s2s is federation (cmd/kontor/s2s.go), nil when it is off.
+	s2s   *s2s.Service
+	admin *http.Server
 	// https is the HTTPS listener (WebSocket, discovery, module
 	// handlers); nil when it is off.
 	https   *http.Server
@@ -136,8 +139,22 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 	if err := s.listenHTTPS(&cfg); err != nil {
 		return nil, err
 	}
+	tlsConf, desc, err := tlsConfig(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.TLSInfo = desc
+	var remote router.Remote
+	if s.s2s, err = newS2S(&cfg, tlsConf, log.With("component", "s2s")); err != nil {
+		return nil, err
+	} else if s.s2s != nil {
+		remote = s.s2s
+	}
 	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: msgSealer, Archive: archived,
-		HTTPBaseURL: s.httpBaseURL(&cfg)})
+		HTTPBaseURL: s.httpBaseURL(&cfg), Remote: remote})
+	if s.s2s != nil {
+		s.s2s.SetRouter(s.router)
+	}
 	defer routed.Store(s.router)
 	// The policy engine and the modules that follow the directory.
 	sinks := directorySinks{s.policy}
@@ -167,11 +184,6 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 			return nil, err
 		}
 	}
-	tlsConf, desc, err := tlsConfig(&cfg)
-	if err != nil {
-		return nil, err
-	}
-	s.TLSInfo = desc
 	store := s.store
 	reg, err := registrar(&cfg, s.store, gate.RegistrationGate{Decider: s.policy}, log)
 	if err != nil {
@@ -264,6 +276,29 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 			}
 		}()
 	}
+	if s.s2s != nil {
+		for _, l := range []struct {
+			name   string
+			addr   string
+			direct bool
+		}{{"s2s", cfg.S2S.Addr, false}, {"s2s_direct_tls", cfg.S2S.DirectTLSAddr, true}} {
+			if l.addr == "" {
+				continue
+			}
+			ln, err := net.Listen("tcp", l.addr)
+			if err != nil {
+				return nil, fmt.Errorf("s2s: %w", err)
+			}
+			s.Addrs[l.name] = ln.Addr()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if err := s.s2s.Serve(ln, l.direct); err != nil && !errors.Is(err, s2s.ErrServerClosed) {
+					log.Error("s2s listener stopped", "listener", l.name, "err", err)
+				}
+			}()
+		}
+	}
 	s.startHTTPS(&cfg, tlsConf, log.With("component", "https"))
 	if cfg.Admin.Addr != "" {
 		ln, err := net.Listen("tcp", cfg.Admin.Addr)
@@ -296,6 +331,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	if s.c2s != nil {
 		errs = append(errs, s.c2s.Shutdown(ctx))
+	}
+	if s.s2s != nil {
+		errs = append(errs, s.s2s.Shutdown(ctx))
 	}
 	if s.https != nil {
 		// Upgraded WebSockets belong to c2s, closed above.
@@ -373,7 +411,7 @@ func (s *Server) adminHandler() http.Handler {
 // banner tells the operator what is running and what to do next.
 func (s *Server) banner(w io.Writer, cfgFile string) {
 	fmt.Fprintf(w, "Kontor is running for %s\n", strings.Join(s.cfg.Domains, ", "))
-	for _, n := range []struct{ key, what string }{{"starttls", "XMPP clients (STARTTLS)"}, {"direct_tls", "XMPP clients (direct TLS, XEP-0368)"}, {"https", "browser clients, HTTPS (WebSocket, BOSH)"}, {"admin", "health and metrics (HTTP)"}} {
+	for _, n := range []struct{ key, what string }{{"starttls", "XMPP clients (STARTTLS)"}, {"direct_tls", "XMPP clients (direct TLS, XEP-0368)"}, {"https", "browser clients, HTTPS (WebSocket, BOSH)"}, {"s2s", "other XMPP servers (federation)"}, {"s2s_direct_tls", "other XMPP servers (direct TLS)"}, {"admin", "health and metrics (HTTP)"}} {
 		if a, ok := s.Addrs[n.key]; ok {
 			fmt.Fprintf(w, "  %-38s %s\n", n.what, a)
 		}

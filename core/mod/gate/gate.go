@@ -20,6 +20,17 @@
 //     available presence and probes: contact "presence".
 //   - an IQ get or set to another user: contact "iq".
 //
+// Stanzas from users of other servers (federation, core/s2s) ask the same
+// contact questions when they reach the recipient's host: the gate also
+// hooks the Inbound chain at the Policy phase, for stanzas that no local
+// client sent (no origin) whose sender is a user (a local part) of a
+// domain this server neither serves nor hosts as a component. There the
+// sender is the party with Local false and the recipient the local one, so
+// the policy's rules for external parties apply in both directions. A
+// groupchat message from a remote room asks nothing (the local user chose
+// to join it). A refusal goes back to the remote sender as
+// policy-violation.
+//
 // Stanzas to a domain a module serves (module.Host.ServeDomain: rooms,
 // components, the upload and proxy services) ask no contact question
 // here: the serving module asks its own, with the people involved (MUC:
@@ -84,14 +95,40 @@ type Gate struct {
 // constructing the module and before the host provisions it.
 func (g *Gate) SetDecider(d contract.Decider) { g.decider = d }
 
-// Provision hooks the Outbound chain at the Policy phase.
+// Provision hooks the Outbound chain (local senders) and the Inbound chain
+// (senders on other servers) at the Policy phase.
 func (g *Gate) Provision(h module.Host) error {
 	g.host, g.log, g.domain = h, h.Logger(), h.Domain().String()
 	if g.decider == nil {
 		g.log.Warn("no policy engine: every message, subscription, roster addition and IQ to another user is refused")
 	}
 	h.Hook(module.Outbound, module.Policy, g.outbound)
+	h.Hook(module.Inbound, module.Policy, g.inbound)
 	return nil
+}
+
+// inbound asks the contact question for a stanza a remote server delivered
+// from one of its users to one of ours.
+func (g *Gate) inbound(ctx context.Context, p *module.Packet) (module.Verdict, error) {
+	s := p.Stanza
+	if p.Origin != nil || s.IsError() || s.From.IsZero() || s.From.Local() == "" {
+		return module.Continue, nil
+	}
+	if d := s.From.Domain(); g.isLocal(d) || g.host.ServedBy(d) != "" {
+		return module.Continue, nil
+	}
+	if s.To.IsZero() || !g.isLocal(s.To.Domain()) {
+		return module.Continue, nil
+	}
+	in, ok := classify(s, g.isLocal)
+	if !ok || in.Action == "" {
+		return module.Continue, nil
+	}
+	in.From.Local = false
+	if err := g.ask(ctx, in); err != nil {
+		return module.Drop, err
+	}
+	return module.Continue, nil
 }
 
 // unavailable is the refusal when no decider is wired in.

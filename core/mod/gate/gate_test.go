@@ -384,3 +384,56 @@ func TestDirectInvitationRefused(t *testing.T) {
 	a.SendXML("<message to='bob@example.com/desk' type='chat' id='m1'><body>hi</body></message>")
 	b.Next(func(s *stanza.Stanza) bool { return s.ID == "m1" && !s.IsError() })
 }
+
+// TestRemoteSenders: stanzas a remote server delivers (federation: routed
+// without an origin, from a user of a domain the server does not serve)
+// ask the contact question with the sender as the non-local party; stanzas
+// from local users and modules are not asked again on the way in.
+func TestRemoteSenders(t *testing.T) {
+	carol := contract.Party{JID: "carol@elsewhere.example"}
+	bob := contract.Party{JID: "bob@example.com", Local: true}
+	tests := []struct {
+		name    string
+		route   string
+		contact []contract.ContactInput
+	}{
+		{"chat message", "<message from='carol@elsewhere.example/x' to='bob@example.com' type='chat' id='m1'><body>hi</body></message>",
+			[]contract.ContactInput{{Action: contract.ActionMessage, StanzaType: "chat", From: carol, To: bob}}},
+		{"subscription request", "<presence from='carol@elsewhere.example' to='bob@example.com' type='subscribe'/>",
+			[]contract.ContactInput{{Action: contract.ActionSubscribe, StanzaType: "subscribe", From: carol, To: bob}}},
+		{"IQ to a user", "<iq from='carol@elsewhere.example/x' to='bob@example.com/desk' type='get' id='i1'><ping xmlns='urn:xmpp:ping'/></iq>",
+			[]contract.ContactInput{{Action: contract.ActionIQ, StanzaType: "get", From: carol, To: bob}}},
+		{"error", "<message from='carol@elsewhere.example/x' to='bob@example.com' type='error' id='e1'/>", nil},
+		{"unsubscribed", "<presence from='carol@elsewhere.example' to='bob@example.com' type='unsubscribed'/>", nil},
+		{"from the remote server itself", "<iq from='elsewhere.example' to='bob@example.com/desk' type='get' id='i2'><ping xmlns='urn:xmpp:ping'/></iq>", nil},
+		{"from a local user (a module's stanza)", "<message from='alice@example.com/phone' to='bob@example.com' type='chat'><body>hi</body></message>", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &fakeDecider{}
+			srv := newServer(t, d)
+			srv.Connect("bob@example.com/desk")
+			d.asked()
+			srv.Router.Route(context.Background(), modtest.Parse(t, tt.route))
+			got, _ := d.asked()
+			if len(got) != len(tt.contact) {
+				t.Fatalf("asked %+v, want %+v", got, tt.contact)
+			}
+			for i := range got {
+				if got[i] != tt.contact[i] {
+					t.Errorf("asked %+v, want %+v", got[i], tt.contact[i])
+				}
+			}
+		})
+	}
+
+	t.Run("a refusal goes back to the remote sender", func(t *testing.T) {
+		d := &fakeDecider{refuse: func(in contract.ContactInput) bool { return !in.From.Local }}
+		srv := newServer(t, d)
+		b := srv.Connect("bob@example.com/desk")
+		srv.Router.Route(context.Background(), modtest.Parse(t, "<message from='bob@example.com/desk' to='bob@example.com/desk' id='self'><body>x</body></message>"))
+		b.Next(func(s *stanza.Stanza) bool { return s.ID == "self" })
+		srv.Router.Route(context.Background(), modtest.Parse(t, "<message from='carol@elsewhere.example/x' to='bob@example.com' type='chat' id='m1'><body>hi</body></message>"))
+		b.Nothing(quiet, func(s *stanza.Stanza) bool { return s.ID == "m1" })
+	})
+}
