@@ -65,10 +65,6 @@ type FAST struct {
 	Now func() time.Time
 }
 
-// ErrFASTReplay is returned by Verify for a token used with a count that
-// was already seen.
-var ErrFASTReplay = errors.New("account: FAST token replayed")
-
 const (
 	fastSecretLen   = 32
 	fastTokenLabel  = "kontor fast token\x00"
@@ -138,7 +134,7 @@ func (f *FAST) Issue(ctx context.Context, account jid.JID, userAgentID, mechanis
 // constant time). It returns the token that matched and whether it is
 // due for rotation. An unknown account is sasl.ErrUnknownUser, no
 // matching token (wrong, expired, or bound to another mechanism)
-// sasl.ErrBadPassword, a replayed count ErrFASTReplay, and a disabled
+// sasl.ErrBadPassword, a replayed count sasl.ErrReplayed, and a disabled
 // account sasl.ErrDisabled (only once the token matched).
 func (f *FAST) Verify(ctx context.Context, account jid.JID, userAgentID, mechanism string, count int64,
 	proves func(token []byte) bool) (token []byte, rotate bool, err error) {
@@ -174,7 +170,7 @@ func (f *FAST) Verify(ctx context.Context, account jid.JID, userAgentID, mechani
 	}
 	switch err := f.Store.UseFASTToken(ctx, owner, cl, match.Slot, match.Secret, count); {
 	case errors.Is(err, storage.ErrFASTReplay):
-		return nil, false, ErrFASTReplay
+		return nil, false, sasl.ErrReplayed
 	case errors.Is(err, storage.ErrNotFound):
 		// Used up or removed meanwhile (a rotation by a concurrent login,
 		// a password change).

@@ -70,7 +70,7 @@ func TestFAST(t *testing.T) {
 	if _, _, err := f.Verify(ctx, alice, ua, mech, 3, verifier(proof(tok))); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.Verify(ctx, alice, ua, mech, 3, verifier(proof(tok))); !errors.Is(err, account.ErrFASTReplay) {
+	if _, _, err := f.Verify(ctx, alice, ua, mech, 3, verifier(proof(tok))); !errors.Is(err, sasl.ErrReplayed) {
 		t.Fatalf("replayed count: %v", err)
 	}
 

@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"unicode/utf8"
 )
 
@@ -102,4 +103,26 @@ func htHMAC(token []byte, label string, cbData []byte) []byte {
 	m.Write([]byte(label))
 	m.Write(cbData)
 	return m.Sum(nil)
+}
+
+// ErrReplayed is what a token store returns for a FAST login whose replay
+// counter was already used (XEP-0484).
+var ErrReplayed = errors.New("sasl: token replayed")
+
+// HTFailure turns the error of a token check into the Failure to report:
+// not-authorized for an unknown user, a wrong, expired or foreign token
+// and a replay (errors.Is keeps telling them apart for the log and the
+// failure counting), account-disabled, and temporary-auth-failure for
+// anything else.
+func HTFailure(err error) *Failure {
+	var f *Failure
+	switch {
+	case errors.As(err, &f):
+		return f
+	case errors.Is(err, ErrUnknownUser), errors.Is(err, ErrBadPassword), errors.Is(err, ErrReplayed):
+		return notAuthorized("", err)
+	case errors.Is(err, ErrDisabled):
+		return &Failure{Condition: ConditionAccountDisabled, cause: err}
+	}
+	return temporary(err)
 }

@@ -193,6 +193,11 @@ type Config struct {
 	// Registration, when set, answers in-band registration (XEP-0077)
 	// before authentication.
 	Registration Registrar
+	// DisableSASL2 turns off SASL2 (XEP-0388) with Bind 2 (XEP-0386),
+	// which are offered over TLS otherwise (sasl2.go).
+	DisableSASL2 bool
+	// FAST, when set, offers XEP-0484 tokens with SASL2.
+	FAST FASTTokens
 
 	// ResumeTimeout is how long a session whose connection was lost stays
 	// resumable (XEP-0198); default 5 minutes.
