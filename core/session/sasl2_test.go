@@ -549,7 +549,11 @@ func scramFinal(t *testing.T, password, bare, serverFirst string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mac := func(key []byte, msg string) []byte { m := hmac.New(sha256.New, key); m.Write([]byte(msg)); return m.Sum(nil) }
+	mac := func(key []byte, msg string) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(msg))
+		return m.Sum(nil)
+	}
 	clientKey := mac(salted, "Client Key")
 	stored := sha256.Sum256(clientKey)
 	withoutProof := "c=biws,r=" + nonce
