@@ -133,8 +133,8 @@ func (f *FAST) Issue(ctx context.Context, account jid.JID, userAgentID, mechanis
 // client's proof matches a candidate token (the caller compares in
 // constant time). It returns the token that matched and whether it is
 // due for rotation. An unknown account is sasl.ErrUnknownUser, no
-// matching token (wrong, expired, or bound to another mechanism)
-// sasl.ErrBadPassword, a replayed count sasl.ErrReplayed, and a disabled
+// matching token (wrong, or bound to another mechanism)
+// sasl.ErrBadPassword, a matching token that has expired sasl.ErrExpired, a replayed count sasl.ErrReplayed, and a disabled
 // account sasl.ErrDisabled (only once the token matched).
 func (f *FAST) Verify(ctx context.Context, account jid.JID, userAgentID, mechanism string, count int64,
 	proves func(token []byte) bool) (token []byte, rotate bool, err error) {
@@ -156,16 +156,24 @@ func (f *FAST) Verify(ctx context.Context, account jid.JID, userAgentID, mechani
 	}
 	now := f.now()
 	var match *storage.FASTToken
+	expired := false
 	// The new slot first (XEP-0484 §6.1), then the current one.
 	for i := len(tokens) - 1; i >= 0; i-- {
 		t := &tokens[i]
 		candidate := f.token(t.Secret)
-		ok := proves(candidate)
-		if ok && match == nil && t.Mechanism == mechanism && now.Before(t.Expires) {
-			match, token = t, candidate
+		if !proves(candidate) || t.Mechanism != mechanism || match != nil {
+			continue
 		}
+		if !now.Before(t.Expires) {
+			expired = true
+			continue
+		}
+		match, token = t, candidate
 	}
-	if match == nil {
+	switch {
+	case match == nil && expired:
+		return nil, false, sasl.ErrExpired
+	case match == nil:
 		return nil, false, sasl.ErrBadPassword
 	}
 	switch err := f.Store.UseFASTToken(ctx, owner, cl, match.Slot, match.Secret, count); {

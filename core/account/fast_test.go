@@ -96,7 +96,7 @@ func TestFAST(t *testing.T) {
 
 	// Expiry.
 	now = now.Add(11 * time.Hour)
-	if _, _, err := f.Verify(ctx, alice, ua, mech, 0, verifier(proof(tok2))); !errors.Is(err, sasl.ErrBadPassword) {
+	if _, _, err := f.Verify(ctx, alice, ua, mech, 0, verifier(proof(tok2))); !errors.Is(err, sasl.ErrExpired) {
 		t.Fatalf("expired token: %v", err)
 	}
 

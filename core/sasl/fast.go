@@ -105,15 +105,19 @@ func htHMAC(token []byte, label string, cbData []byte) []byte {
 	return m.Sum(nil)
 }
 
-// ErrReplayed is what a token store returns for a FAST login whose replay
-// counter was already used (XEP-0484).
-var ErrReplayed = errors.New("sasl: token replayed")
+// Errors of a token store (XEP-0484): a login whose replay counter was
+// already used, and a token that matched but has expired.
+var (
+	ErrReplayed = errors.New("sasl: token replayed")
+	ErrExpired  = errors.New("sasl: token expired")
+)
 
 // HTFailure turns the error of a token check into the Failure to report:
-// not-authorized for an unknown user, a wrong, expired or foreign token
-// and a replay (errors.Is keeps telling them apart for the log and the
-// failure counting), account-disabled, and temporary-auth-failure for
-// anything else.
+// not-authorized for an unknown user, a wrong or foreign token and a
+// replay (errors.Is keeps telling them apart for the log and the failure
+// counting), credentials-expired for an expired token (XEP-0484 §7.2: the
+// client falls back to its password), account-disabled, and
+// temporary-auth-failure for anything else.
 func HTFailure(err error) *Failure {
 	var f *Failure
 	switch {
@@ -123,6 +127,8 @@ func HTFailure(err error) *Failure {
 		return notAuthorized("", err)
 	case errors.Is(err, ErrDisabled):
 		return &Failure{Condition: ConditionAccountDisabled, cause: err}
+	case errors.Is(err, ErrExpired):
+		return &Failure{Condition: ConditionCredentialsExpired, cause: err}
 	}
 	return temporary(err)
 }

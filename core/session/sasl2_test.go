@@ -431,7 +431,7 @@ func TestFASTLogin(t *testing.T) {
 	fail("retired token", "alice", token, "<fast xmlns='urn:xmpp:fast:0'/>", "not-authorized")
 	// Expired.
 	e.advance(2 * time.Hour)
-	fail("expired token", "alice", newTok.attr("token"), "<fast xmlns='urn:xmpp:fast:0'/>", "not-authorized")
+	fail("expired token", "alice", newTok.attr("token"), "<fast xmlns='urn:xmpp:fast:0'/>", "credentials-expired")
 }
 
 func TestFASTInvalidateAndBackoff(t *testing.T) {
