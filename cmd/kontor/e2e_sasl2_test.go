@@ -1,0 +1,180 @@
+package main
+
+// End-to-end test of SASL2 (XEP-0388), Bind 2 (XEP-0386) and FAST
+// (XEP-0484) with a client library that is not ours: github.com/xmppo/go-xmpp
+// v0.4.1 (the library go-sendxmpp is built on) logs in with SASL2 and Bind
+// 2, takes a FAST token and logs in again with it, without the password.
+// bob uses mellium.im/xmpp, which knows only RFC 6120 SASL and resource
+// binding: the classic path, unchanged.
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goxmpp "github.com/xmppo/go-xmpp"
+
+	"kontor.im/kontor/core/account"
+	kjid "kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/storage"
+)
+
+// goxmppOptions are the options of a go-xmpp client of the test server
+// over direct TLS, with SASL2, Bind 2 and FAST.
+func (ts *testServer) goxmppOptions(user, password, uaID string) goxmpp.Options {
+	return goxmpp.Options{
+		Host:        ts.addr("direct_tls"),
+		User:        bare(user),
+		Password:    password,
+		TLSConfig:   ts.tlsConfig(),
+		UserAgentSW: "kontor-e2e",
+		UserAgentID: uaID,
+		Fast:        true,
+		NoPLAIN:     true,
+		DialTimeout: e2eWait,
+	}
+}
+
+// goxmppClient is a go-xmpp client whose close may be called more than
+// once (go-xmpp's Close blocks when called twice).
+type goxmppClient struct {
+	*goxmpp.Client
+	once sync.Once
+}
+
+func (c *goxmppClient) close() { c.once.Do(func() { c.Close() }) }
+
+// goxmppLogin logs in; the client is closed when the test ends.
+func goxmppLogin(t *testing.T, o goxmpp.Options) (*goxmppClient, error) {
+	t.Helper()
+	type result struct {
+		c   *goxmpp.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := o.NewClient()
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, r.err
+		}
+		c := &goxmppClient{Client: r.c}
+		t.Cleanup(c.close)
+		return c, nil
+	case <-time.After(15 * time.Second):
+		t.Fatal("go-xmpp login did not finish")
+		return nil, nil
+	}
+}
+
+func TestE2ESASL2FAST(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		ts := startTestServer(t, backend, nil)
+		ts.addUser(t, "alice", "alice-password-1")
+		ts.addUser(t, "bob", "bob-password-1")
+		const uaID = "0b6c3f0e-5d1a-4c7e-9f2b-8a4d6e1c3b57"
+
+		// The classic path: mellium.im/xmpp, RFC 6120 SASL and binding.
+		bob := ts.dial(t, "bob", "bob-password-1")
+
+		// SASL2 with SCRAM (channel-bound over TLS 1.3) and Bind 2, asking
+		// for a FAST token.
+		alice, err := goxmppLogin(t, ts.goxmppOptions("alice", "alice-password-1", uaID))
+		if err != nil {
+			t.Fatalf("SASL2 login: %v", err)
+		}
+		if !strings.HasPrefix(alice.JID(), "alice@localhost/kontor-e2e/") {
+			t.Fatalf("Bind 2 resource: %q", alice.JID())
+		}
+		if alice.Mechanism != "SCRAM-SHA-256-PLUS" {
+			t.Errorf("mechanism %q, want SCRAM-SHA-256-PLUS", alice.Mechanism)
+		}
+		fast := alice.Fast
+		if fast.Token == "" || fast.Mechanism != "HT-SHA-256-EXPR" {
+			t.Fatalf("no FAST token: %+v", fast)
+		}
+		if d := time.Until(fast.Expiry); d < 13*24*time.Hour || d > 15*24*time.Hour {
+			t.Errorf("token expires in %v, want about auth.fast_token_lifetime (14 days)", d)
+		}
+		if !strings.Contains(ts.logs.String(), "profile=sasl2") {
+			t.Error("the server did not log a SASL2 login")
+		}
+		if strings.Contains(ts.logs.String(), fast.Token) {
+			t.Error("the token is in the server log")
+		}
+		// The session works: a message reaches bob's classic session.
+		if _, _, err := alice.Send(goxmpp.Chat{Remote: bob.JID().String(), Type: "chat", Text: "over sasl2"}); err != nil {
+			t.Fatal(err)
+		}
+		bob.Messages.expect(t, "alice's message", func(n xmlNode) bool {
+			return strings.HasPrefix(n.attr("from"), "alice@localhost/kontor-e2e/") && strings.Contains(n.String(), "over sasl2")
+		})
+		alice.close()
+
+		// FAST: a second connection with the token and no password.
+		withToken := func(token string) goxmpp.Options {
+			o := ts.goxmppOptions("alice", "", uaID)
+			o.FastToken, o.FastMechanism = token, fast.Mechanism
+			return o
+		}
+		again, err := goxmppLogin(t, withToken(fast.Token))
+		if err != nil {
+			t.Fatalf("FAST login: %v", err)
+		}
+		if again.Mechanism != "HT-SHA-256-EXPR" {
+			t.Errorf("mechanism %q, want HT-SHA-256-EXPR", again.Mechanism)
+		}
+		if again.JID() == "" || !strings.HasPrefix(again.JID(), "alice@localhost/kontor-e2e/") {
+			t.Errorf("JID after FAST login %q", again.JID())
+		}
+		if _, _, err := again.Send(goxmpp.Chat{Remote: bob.JID().String(), Type: "chat", Text: "over fast"}); err != nil {
+			t.Fatal(err)
+		}
+		bob.Messages.expect(t, "the FAST session's message", func(n xmlNode) bool { return strings.Contains(n.String(), "over fast") })
+		again.close()
+
+		// A wrong token fails; so does the right one from another
+		// installation.
+		if _, err := goxmppLogin(t, withToken(fast.Token+"x")); err == nil || !strings.Contains(err.Error(), "not-authorized") {
+			t.Errorf("wrong token: %v", err)
+		}
+		other := withToken(fast.Token)
+		other.UserAgentID = "5e0f2a9b-1c3d-4e5f-8a6b-7c8d9e0f1a2b"
+		if _, err := goxmppLogin(t, other); err == nil {
+			t.Error("another installation logged in with alice's token")
+		}
+
+		// An expired token fails: the expiry sweep at the next issue
+		// removes it (a token that is still stored past its expiry gets
+		// credentials-expired, see core/session TestFASTLogin).
+		st := ts.srv.store.(storage.FASTTokens)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if n, err := st.DeleteExpiredFASTTokens(ctx, fast.Expiry.Add(time.Second)); err != nil || n == 0 {
+			t.Fatalf("expiring the token: %d, %v", n, err)
+		}
+		if _, err := goxmppLogin(t, withToken(fast.Token)); err == nil {
+			t.Error("an expired token was accepted")
+		}
+
+		// A password change invalidates a fresh token.
+		fresh, err := goxmppLogin(t, ts.goxmppOptions("alice", "alice-password-1", uaID))
+		if err != nil || fresh.Fast.Token == "" {
+			t.Fatalf("password login for a new token: %v", err)
+		}
+		fresh.close()
+		if err := account.SetPassword(ctx, ts.srv.store, kjid.MustParse("alice@localhost"), "alice-password-2"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := goxmppLogin(t, withToken(fresh.Fast.Token)); err == nil {
+			t.Error("a token survived a password change")
+		}
+		// The classic path still works for alice too.
+		ts.dial(t, "alice", "alice-password-2").barrier(t)
+	})
+}
