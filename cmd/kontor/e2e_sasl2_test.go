@@ -9,11 +9,16 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/xml"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	cws "github.com/coder/websocket"
 	goxmpp "github.com/xmppo/go-xmpp"
 
 	"kontor.im/kontor/core/account"
@@ -177,4 +182,71 @@ func TestE2ESASL2FAST(t *testing.T) {
 		// The classic path still works for alice too.
 		ts.dial(t, "alice", "alice-password-2").barrier(t)
 	})
+}
+
+// TestWebSocketSASL2: the same negotiation serves WebSocket (RFC 7395):
+// SASL2 with Bind 2 and a FAST token, then a FAST login with
+// HT-SHA-256-EXPR bound to the HTTPS connection's TLS.
+func TestWebSocketSASL2(t *testing.T) {
+	ts := startTestServer(t, "sqlite", nil)
+	ts.addUser(t, "alice", "alice-secret")
+	const ua = "<user-agent id='7d2e4c1a-3b5f-4a6e-9c8d-0e1f2a3b4c5d'/>"
+	open := func(c *cws.Conn) string {
+		writeMsg(t, c, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>")
+		readMsg(t, c)
+		return readMsg(t, c)
+	}
+	var success struct {
+		ID    string `xml:"authorization-identifier"`
+		Data  string `xml:"additional-data"`
+		Token struct {
+			Token string `xml:"token,attr"`
+		} `xml:"urn:xmpp:fast:0 token"`
+		Enabled struct {
+			ID string `xml:"id,attr"`
+		} `xml:"urn:xmpp:bind:0 bound>enabled"`
+	}
+	c, _ := ts.wsPlus(t)
+	if f := open(c); !strings.Contains(f, "urn:xmpp:sasl:2") || !strings.Contains(f, "HT-SHA-256-EXPR") {
+		t.Fatalf("features over WebSocket: %s", f)
+	}
+	writeMsg(t, c, "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>"+
+		b64([]byte("\x00alice\x00alice-secret"))+"</initial-response>"+ua+
+		"<bind xmlns='urn:xmpp:bind:0'><tag>web</tag><enable xmlns='urn:xmpp:sm:3'/></bind>"+
+		"<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-EXPR'/></authenticate>")
+	m := readMsg(t, c)
+	if err := xml.Unmarshal([]byte(m), &success); err != nil || !strings.HasPrefix(success.ID, "alice@localhost/web/") || success.Token.Token == "" {
+		t.Fatalf("SASL2 over WebSocket: %s (%v)", m, err)
+	}
+	if f := readMsg(t, c); !strings.Contains(f, "features") || strings.Contains(f, "xmpp-bind") {
+		t.Fatalf("features after SASL2: %s", f)
+	}
+	writeMsg(t, c, "<message to='"+success.ID+"' id='self'><body>hi</body></message>")
+	for m := readMsg(t, c); !strings.Contains(m, "id='self'") && !strings.Contains(m, `id="self"`); m = readMsg(t, c) {
+	}
+
+	// FAST, channel-bound to this HTTPS connection.
+	c2, tc2 := ts.wsPlus(t)
+	open(c2)
+	st := tc2.ConnectionState()
+	cb, err := st.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := success.Token.Token
+	proof := hmac.New(sha256.New, []byte(token))
+	proof.Write(append([]byte("Initiator"), cb...))
+	writeMsg(t, c2, "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-EXPR'><initial-response>"+
+		b64(append([]byte("alice\x00"), proof.Sum(nil)...))+"</initial-response>"+ua+
+		"<fast xmlns='urn:xmpp:fast:0' count='1'/><bind xmlns='urn:xmpp:bind:0'><tag>web</tag></bind></authenticate>")
+	m = readMsg(t, c2)
+	success.Data = ""
+	if err := xml.Unmarshal([]byte(m), &success); err != nil || !strings.HasPrefix(m, "<success") {
+		t.Fatalf("FAST over WebSocket: %s (%v)", m, err)
+	}
+	responder := hmac.New(sha256.New, []byte(token))
+	responder.Write(append([]byte("Responder"), cb...))
+	if got, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(success.Data)); !hmac.Equal(got, responder.Sum(nil)) {
+		t.Errorf("the server's FAST proof does not verify: %s", m)
+	}
 }
