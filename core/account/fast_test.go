@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"kontor.im/kontor/core/account"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/sasl"
+	"kontor.im/kontor/core/storage/sqlite"
 )
 
 // proof is what a client holding token sends for HT-SHA-256-NONE.
@@ -135,5 +137,32 @@ func TestFAST(t *testing.T) {
 	other.Key = bytes.Repeat([]byte{8}, 32)
 	if _, _, err := other.Verify(ctx, alice, ua, mech, 0, verifier(proof(tok6))); !errors.Is(err, sasl.ErrBadPassword) {
 		t.Fatalf("another key: %v", err)
+	}
+}
+
+// BenchmarkFASTVerify is a FAST login's token check on SQLite: the
+// account and token reads, the proof check and the slot update.
+func BenchmarkFASTVerify(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "k.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	alice := jid.MustParse("alice@example.com")
+	if err := account.Create(ctx, st, alice, "correct horse"); err != nil {
+		b.Fatal(err)
+	}
+	f := &account.FAST{Store: st, Key: bytes.Repeat([]byte{7}, 32)}
+	tok, _, err := f.Issue(ctx, alice, "ua", sasl.HTSHA256None)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := proof(tok)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := f.Verify(ctx, alice, "ua", sasl.HTSHA256None, 0, verifier(p)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -256,6 +256,7 @@ func (c *conn) sasl2Exchange(el *stanza.Element) (bool, error) {
 		return false, c.writeElem(c.authFailure(sasl.ConditionMalformedRequest, err.Error()))
 	}
 	c.auth2 = req
+	defer func() { c.auth2 = nil }() // not kept for the session's lifetime
 	if sasl.IsHT(req.mechanism) {
 		return c.fastExchange(req)
 	}
