@@ -46,7 +46,9 @@ type FASTTokens interface {
 	// the caller checks Expires.
 	FASTTokens(ctx context.Context, owner, client string) ([]FASTToken, error)
 	// PutFASTToken stores t in the FASTNew slot of owner's t.Client
-	// (t.Slot is ignored), replacing the token that was there.
+	// (t.Slot is ignored), replacing the token that was there. It returns
+	// ErrNotFound, storing nothing, when owner has no account: a token
+	// must not outlive a deletion that raced with its issue.
 	PutFASTToken(ctx context.Context, owner string, t FASTToken) error
 	// UseFASTToken records a login with the token in slot whose secret
 	// is secret: a token in FASTNew moves to FASTCurrent (replacing the

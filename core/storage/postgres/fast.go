@@ -53,10 +53,23 @@ func (s *Store) FASTTokens(ctx context.Context, owner, client string) ([]storage
 
 // PutFASTToken stores t in the new slot.
 func (s *Store) PutFASTToken(ctx context.Context, owner string, t storage.FASTToken) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO fast_tokens (owner, client, slot, mechanism, secret, expires, count)
-		VALUES ($1, $2, 'new', $3, $4, $5, 0) ON CONFLICT (owner, client, slot) DO UPDATE
-		SET mechanism = excluded.mechanism, secret = excluded.secret, expires = excluded.expires, count = 0`,
-		owner, t.Client, t.Mechanism, t.Secret, t.Expires)
+	// The account's row is locked (FOR KEY SHARE) until the token is
+	// in, so that a concurrent DeleteAccount cannot leave it behind.
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM accounts WHERE jid = $1 FOR KEY SHARE`, owner).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return storage.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO fast_tokens (owner, client, slot, mechanism, secret, expires, count)
+			VALUES ($1, $2, 'new', $3, $4, $5, 0) ON CONFLICT (owner, client, slot) DO UPDATE
+			SET mechanism = excluded.mechanism, secret = excluded.secret, expires = excluded.expires, count = 0`,
+			owner, t.Client, t.Mechanism, t.Secret, t.Expires)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: put fast token: %w", err)
 	}

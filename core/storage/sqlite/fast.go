@@ -54,11 +54,20 @@ func (s *Store) FASTTokens(ctx context.Context, owner, client string) ([]storage
 // PutFASTToken stores t in the new slot.
 func (s *Store) PutFASTToken(ctx context.Context, owner string, t storage.FASTToken) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO fast_tokens (owner, client, slot, mechanism, secret, expires, count)
-			VALUES ($1, $2, 'new', $3, $4, $5, 0) ON CONFLICT (owner, client, slot) DO UPDATE
+		res, err := tx.ExecContext(ctx, `INSERT INTO fast_tokens (owner, client, slot, mechanism, secret, expires, count)
+			SELECT $1, $2, 'new', $3, $4, $5, 0 WHERE EXISTS (SELECT 1 FROM accounts WHERE jid = $1)
+			ON CONFLICT (owner, client, slot) DO UPDATE
 			SET mechanism = excluded.mechanism, secret = excluded.secret, expires = excluded.expires, count = 0`,
 			owner, t.Client, t.Mechanism, t.Secret, t.Expires.UnixNano())
-		return err
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return storage.ErrNotFound
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: put fast token: %w", err)

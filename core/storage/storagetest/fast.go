@@ -34,12 +34,17 @@ func RunFAST(t *testing.T, open func(t *testing.T) storage.Store) {
 	}
 }
 
+// fast opens a store with the accounts alice and bob (tokens need an
+// account).
 func (h *harness) fast(t *testing.T) (storage.Store, storage.FASTTokens) {
 	t.Helper()
 	s := h.store(t)
-	st, ok := s.(storage.FASTTokens)
-	if !ok {
+	st, isFAST := s.(storage.FASTTokens)
+	if !isFAST {
 		t.Fatalf("%s store does not implement storage.FASTTokens", s.Backend())
+	}
+	for _, j := range []string{alice, bob} {
+		ok(t, s.CreateAccount(t.Context(), storage.Account{JID: j, Credentials: credentials()}))
 	}
 	return s, st
 }
@@ -198,7 +203,6 @@ func testFASTPasswordChange(t *testing.T, h *harness) {
 	s, st := h.fast(t)
 	ctx := t.Context()
 	for _, j := range []string{alice, bob} {
-		ok(t, s.CreateAccount(ctx, storage.Account{JID: j, Credentials: credentials()}))
 		ok(t, st.PutFASTToken(ctx, j, fastToken("c", "s", time.Now().Add(time.Hour))))
 	}
 	ok(t, s.SetCredentials(ctx, alice, credentials()))
@@ -210,12 +214,20 @@ func testFASTDeleteAccount(t *testing.T, h *harness) {
 	s, st := h.fast(t)
 	ctx := t.Context()
 	for _, j := range []string{alice, bob} {
-		ok(t, s.CreateAccount(ctx, storage.Account{JID: j}))
 		ok(t, st.PutFASTToken(ctx, j, fastToken("c", "s", time.Now().Add(time.Hour))))
 	}
 	ok(t, s.DeleteAccount(ctx, alice))
 	slots(t, st, alice, "c", nil)
 	slots(t, st, bob, "c", map[string]string{storage.FASTNew: "s"})
+	// No account, no token.
+	is(t, st.PutFASTToken(ctx, alice, fastToken("c", "s", time.Now().Add(time.Hour))), storage.ErrNotFound)
+	is(t, st.PutFASTToken(ctx, carol, fastToken("c", "s", time.Now().Add(time.Hour))), storage.ErrNotFound)
+	slots(t, st, alice, "c", nil)
+	// A GDPR erasure removes them too.
+	if g, isGDPR := s.(storage.GDPRStore); isGDPR {
+		ok(t, g.EraseAccount(ctx, bob))
+		slots(t, st, bob, "c", nil)
+	}
 }
 
 func testFASTExpired(t *testing.T, h *harness) {
