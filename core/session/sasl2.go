@@ -249,14 +249,19 @@ func (c *conn) boundFeatures(features *stanza.Element, bind bool) {
 // sasl2Exchange runs one <authenticate/>. It returns true on success,
 // after which the <success/> and the new features have been sent; a
 // failure has been reported to the client.
-func (c *conn) sasl2Exchange(el *stanza.Element) (bool, error) {
+func (c *conn) sasl2Exchange(el *stanza.Element) (ok bool, err error) {
 	c.v2 = true
+	defer func() {
+		c.auth2 = nil // not kept for the session's lifetime
+		if !ok {
+			c.v2 = false // the client may try RFC 6120 SASL next
+		}
+	}()
 	req, err := parseAuthenticate(el)
 	if err != nil {
 		return false, c.writeElem(c.authFailure(sasl.ConditionMalformedRequest, err.Error()))
 	}
 	c.auth2 = req
-	defer func() { c.auth2 = nil }() // not kept for the session's lifetime
 	if sasl.IsHT(req.mechanism) {
 		return c.fastExchange(req)
 	}

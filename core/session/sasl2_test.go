@@ -359,6 +359,30 @@ func TestSASL2Failures(t *testing.T) {
 	}
 }
 
+// TestSASL2ThenClassic: after a failed SASL2 attempt, RFC 6120 SASL works
+// as before (its own namespace, and a stream restart).
+func TestSASL2ThenClassic(t *testing.T) {
+	e := startSM(t, nil, nil)
+	c := dialX(t, e, "alice")
+	c.tlsFeatures()
+	if f := c.authenticate("PLAIN", plain("alice", "wrong"), ""); !f.is(nsSASL2, "failure") {
+		t.Fatalf("want a SASL2 failure, got %s", f)
+	}
+	c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + plain("alice", "wrong") + "</auth>")
+	if f := c.must(); !f.is(nsSASL, "failure") {
+		t.Fatalf("RFC 6120 failure after a SASL2 one: %s", f)
+	}
+	c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + plain("alice", "secret-password") + "</auth>")
+	if n := c.must(); !n.is(nsSASL, "success") {
+		t.Fatalf("RFC 6120 login after a SASL2 failure: %s", n)
+	}
+	f := c.open()
+	if _, ok := f.child("urn:ietf:params:xml:ns:xmpp-bind", "bind"); !ok {
+		t.Fatalf("features after the restart: %s", f)
+	}
+	c.bind("desk")
+}
+
 // fastLogin logs in with a token and HT-SHA-256-NONE.
 func fastLogin(t *testing.T, c *xc, user, token, fast, extra string) node {
 	t.Helper()
