@@ -13,6 +13,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/xml"
+	"fmt"
+	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -248,5 +251,68 @@ func TestWebSocketSASL2(t *testing.T) {
 	responder.Write(append([]byte("Responder"), cb...))
 	if got, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(success.Data)); !hmac.Equal(got, responder.Sum(nil)) {
 		t.Errorf("the server's FAST proof does not verify: %s", m)
+	}
+}
+
+// TestBOSHSASL2: SASL2 with Bind 2 over BOSH (XEP-0206), where there is no
+// stream restart to request: the success and the new features arrive in
+// the next responses, and the session is bound.
+func TestBOSHSASL2(t *testing.T) {
+	ts := startTestServer(t, "sqlite", nil)
+	ts.addUser(t, "alice", "alice-secret")
+	cl := ts.httpsClient()
+	url := ts.httpsOrigin() + boshPath
+	rid := 1000
+	post := func(payload string, attrs string) string {
+		t.Helper()
+		rid++
+		body := fmt.Sprintf("<body xmlns='http://jabber.org/protocol/httpbind' rid='%d' %s>%s</body>", rid, attrs, payload)
+		resp, err := cl.Post(url, "text/xml; charset=utf-8", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("BOSH %d: %s", resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	first := post("", "to='localhost' xml:lang='en' ver='1.11' wait='2' hold='1' xmlns:xmpp='urn:xmpp:xbosh' xmpp:version='1.0'")
+	m := regexp.MustCompile(`sid=['"]([^'"]+)['"]`).FindStringSubmatch(first)
+	if m == nil {
+		t.Fatalf("no sid: %s", first)
+	}
+	sid := "sid='" + m[1] + "'"
+	// collect posts (empty bodies poll) until marker appears.
+	collect := func(payload, marker string) string {
+		t.Helper()
+		var all strings.Builder
+		deadline := time.Now().Add(e2eWait)
+		for p := payload; !strings.Contains(all.String(), marker); p = "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s over BOSH: %s", marker, all.String())
+			}
+			all.WriteString(post(p, sid))
+		}
+		return all.String()
+	}
+	features := first
+	if !strings.Contains(features, "urn:xmpp:sasl:2") {
+		features += collect("", "urn:xmpp:sasl:2")
+	}
+	if !strings.Contains(features, "urn:xmpp:bind:0") {
+		t.Fatalf("no Bind 2 over BOSH: %s", features)
+	}
+	got := collect("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>"+
+		b64([]byte("\x00alice\x00alice-secret"))+"</initial-response><user-agent id='b05a1e2d-0c3f-4e6a-8b7d-9f1e2c3d4a5b'/>"+
+		"<bind xmlns='urn:xmpp:bind:0'><tag>bosh</tag></bind></authenticate>", "features")
+	id := regexp.MustCompile(`<authorization-identifier>([^<]+)</authorization-identifier>`).FindStringSubmatch(got)
+	if id == nil || !strings.HasPrefix(id[1], "alice@localhost/bosh/") {
+		t.Fatalf("SASL2 over BOSH: %s", got)
+	}
+	got = collect("<message xmlns='jabber:client' to='"+id[1]+"' id='self'><body>hi</body></message>", "id='self'")
+	if !strings.Contains(got, "<body>hi</body>") {
+		t.Fatalf("message to self over BOSH: %s", got)
 	}
 }
