@@ -119,6 +119,11 @@ type AuthConfig struct {
 	// AccountWatchInterval is how often the server looks for accounts
 	// disabled or deleted by `kontor user` (sessions close within it).
 	AccountWatchInterval time.Duration `mapstructure:"account_watch_interval"`
+	// SASL2 offers XEP-0388 with Bind 2 (XEP-0386); FAST offers XEP-0484
+	// tokens with it, valid for FASTTokenLifetime.
+	SASL2             bool          `mapstructure:"sasl2"`
+	FAST              bool          `mapstructure:"fast"`
+	FASTTokenLifetime time.Duration `mapstructure:"fast_token_lifetime"`
 }
 
 type AdminConfig struct {
@@ -442,6 +447,12 @@ func (c *Config) validate() []string {
 	}
 	if c.C2S.SMAckIdle < 100*time.Millisecond {
 		add("c2s.sm_ack_idle", "must be at least 100ms")
+	}
+	if c.Auth.FAST && (c.Auth.FASTTokenLifetime < time.Hour || c.Auth.FASTTokenLifetime > 365*24*time.Hour) {
+		add("auth.fast_token_lifetime", "must be between 1h and 8760h (a year)")
+	}
+	if c.Auth.FAST && !c.Auth.SASL2 {
+		add("auth.fast", "needs auth.sasl2: FAST tokens are used through SASL2")
 	}
 	if c.Auth.AccountWatchInterval > 5*time.Second {
 		add("auth.account_watch_interval", "must be at most 5s (disabled users' sessions must close within 5 seconds)")

@@ -240,6 +240,8 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		// would change and give away that the account does not exist.
 		SASL:         []sasl.Option{sasl.WithSecret(deriveKey(key, "kontor sasl simulated credentials")), sasl.WithIterations(account.Iterations)},
 		Registration: reg,
+		DisableSASL2: !cfg.Auth.SASL2,
+		FAST:         fastTokens(&cfg, s.store, key),
 	})
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

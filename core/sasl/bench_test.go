@@ -1,6 +1,7 @@
 package sasl
 
 import (
+	"bytes"
 	"context"
 	"testing"
 )
@@ -96,5 +97,18 @@ func BenchmarkNewCredential(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkVerifyHT is the server's cost of checking one FAST login's
+// proof (HT-SHA-256), per candidate token.
+func BenchmarkVerifyHT(b *testing.B) {
+	token, cb := []byte("WXZzciBwYmFmdmZnZiBqdmd1IGp2eXFhcmZm"), bytes.Repeat([]byte{1}, 32)
+	proof := HTInitiator(token, cb)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !VerifyHT(token, cb, proof) {
+			b.Fatal("proof refused")
+		}
 	}
 }

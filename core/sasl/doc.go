@@ -9,6 +9,13 @@
 // small [Authenticator] interface that local accounts and LDAP both
 // implement; this package never imports either.
 //
+// # Tokens
+//
+// For FAST (XEP-0484) the package also does the arithmetic of the HT
+// mechanisms of draft-schmaus-kitten-sasl-ht (HT-SHA-256-EXPR, bound with
+// tls-exporter, and HT-SHA-256-NONE): [ParseHT], [VerifyHT] (constant
+// time) and [HTResponder]. Issuing and storing tokens is core/account's.
+//
 // # Channel binding
 //
 // The -PLUS mechanisms use tls-exporter (RFC 9266) and nothing else: 32

@@ -60,6 +60,10 @@ type conn struct {
 	rd       *xmlstream.Reader
 	failures int
 	smIn     bool // stream management is on: count handled stanzas
+	// v2 is set while and after the client authenticates with SASL2
+	// (XEP-0388); auth2 is its request (sasl2.go).
+	v2    bool
+	auth2 *authRequest
 
 	sess     *session     // after bind or resume; set before the writer starts
 	lastRead atomic.Int64 // unix nanoseconds of the last byte read
@@ -340,14 +344,11 @@ func (c *conn) negotiate() error {
 			if r := c.srv.cfg.Registration; r != nil && r.Open(c.domain) {
 				features.Append(stanza.New(nsRegFeat, "register"))
 			}
-		default:
-			features.Append(stanza.New(nsBind, "bind"))
-			features.Append(stanza.New(nsSession, "session").Append(stanza.New(nsSession, "optional")))
-			features.Append(stanza.New(nsSM, "sm"))
-			features.Append(stanza.New(nsCSI, "csi"))
-			for _, f := range c.host.StreamFeatures() {
+			if f := c.sasl2Feature(); f != nil {
 				features.Append(f)
 			}
+		default:
+			c.boundFeatures(features, true)
 		}
 		if err := c.writeElem(features); err != nil {
 			return err
@@ -359,6 +360,10 @@ func (c *conn) negotiate() error {
 			restart, err = c.startTLS()
 		case !c.authed:
 			restart, err = c.authenticate()
+			if err == nil && c.v2 {
+				// SASL2 (XEP-0388): no restart; bound inline, or bind next.
+				return c.afterSASL2()
+			}
 		default:
 			return c.bind()
 		}
@@ -465,10 +470,15 @@ func (c *conn) authenticate() (bool, error) {
 			}
 			continue
 		}
-		if el.Name.Space != nsSASL || el.Name.Local != "auth" {
+		var ok bool
+		switch {
+		case el.Name.Space == nsSASL && el.Name.Local == "auth":
+			ok, err = c.saslExchange(el)
+		case el.Name.Space == nsSASL2 && el.Name.Local == "authenticate" && c.sasl2Offered():
+			ok, err = c.sasl2Exchange(el)
+		default:
 			return false, &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "authenticate first"}
 		}
-		ok, err := c.saslExchange(el)
 		if err != nil {
 			return false, err
 		}
@@ -485,24 +495,34 @@ func (c *conn) authenticate() (bool, error) {
 // saslExchange runs one exchange started by <auth/>. It returns true on
 // success; a failure has been reported to the client.
 func (c *conn) saslExchange(auth *stanza.Element) (bool, error) {
-	cfg := &c.srv.cfg
-	if w := cfg.AuthGuard.Wait(c.remote, ""); w > 0 {
-		c.log.Info("authentication refused: too many failures from this address", "retry_in", w.Round(time.Second))
-		return false, c.writeElem(backoffFailure(w))
-	}
-	cb := c.channelBinding()
-	offered := c.offered(cb)
-	srv, err := sasl.NewServer(auth.Get("mechanism"), cfg.Auth(c.domain), cb, offered, cfg.SASL...)
-	if err != nil {
-		return false, c.saslFail(err, "")
-	}
 	// No text means no initial response; "=" means an empty one.
 	var msg []byte
 	if t := auth.Text(); t != "" {
+		var err error
 		if msg, err = decode64(t); err != nil {
 			return false, c.writeElem(saslFailure("incorrect-encoding", ""))
 		}
 	}
+	return c.exchange(auth.Get("mechanism"), msg)
+}
+
+// exchange runs a SASL exchange of the offered mechanisms (RFC 6120 §6, or
+// XEP-0388 when c.v2 is set), from the client's initial response (nil:
+// none). It returns true on success; a failure has been reported to the
+// client.
+func (c *conn) exchange(mechanism string, msg []byte) (bool, error) {
+	cfg := &c.srv.cfg
+	if w := cfg.AuthGuard.Wait(c.remote, ""); w > 0 {
+		c.log.Info("authentication refused: too many failures from this address", "retry_in", w.Round(time.Second))
+		return false, c.writeElem(c.backoffFailure(w))
+	}
+	cb := c.channelBinding()
+	offered := c.offered(cb)
+	srv, err := sasl.NewServer(mechanism, cfg.Auth(c.domain), cb, offered, cfg.SASL...)
+	if err != nil {
+		return false, c.saslFail(err, "")
+	}
+	ns := c.saslNS()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
@@ -513,7 +533,7 @@ func (c *conn) saslExchange(auth *stanza.Element) (bool, error) {
 		if done {
 			return c.saslSuccess(srv, out)
 		}
-		ch := stanza.New(nsSASL, "challenge")
+		ch := stanza.New(ns, "challenge")
 		if len(out) > 0 {
 			ch.AppendText(base64.StdEncoding.EncodeToString(out))
 		}
@@ -525,15 +545,15 @@ func (c *conn) saslExchange(auth *stanza.Element) (bool, error) {
 			return false, err
 		}
 		switch {
-		case el.Name.Space == nsSASL && el.Name.Local == "response":
+		case el.Name.Space == ns && el.Name.Local == "response":
 			if msg, err = decode64(el.Text()); err != nil {
-				return false, c.writeElem(saslFailure("incorrect-encoding", ""))
+				return false, c.writeElem(c.authFailure("incorrect-encoding", ""))
 			}
 			if msg == nil {
 				msg = []byte{}
 			}
-		case el.Name.Space == nsSASL && el.Name.Local == "abort":
-			return false, c.writeElem(saslFailure("aborted", ""))
+		case el.Name.Space == ns && el.Name.Local == "abort":
+			return false, c.writeElem(c.authFailure("aborted", ""))
 		default:
 			return false, &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "unexpected element during authentication"}
 		}
@@ -574,36 +594,39 @@ func (c *conn) saslFail(err error, username string) error {
 		c.srv.cfg.AuthGuard.Fail(c.remote, account)
 		if w > 0 {
 			c.log.Info("authentication refused: account in back-off", "account", account, "retry_in", w.Round(time.Second))
-			return c.writeElem(backoffFailure(w))
+			return c.writeElem(c.backoffFailure(w))
 		}
 	}
 	c.log.Info("authentication failed", "condition", f.Condition, "account", account)
-	return c.writeElem(saslFailure(f.Condition, f.Text))
+	return c.writeElem(c.authFailure(f.Condition, f.Text))
 }
 
 // backoffFailure is the answer to any attempt while back-off lasts.
-func backoffFailure(w time.Duration) *stanza.Element {
-	return saslFailure("temporary-auth-failure", fmt.Sprintf("too many failed attempts; try again in %d seconds", int(w.Seconds()+1)))
+func (c *conn) backoffFailure(w time.Duration) *stanza.Element {
+	return c.authFailure("temporary-auth-failure", fmt.Sprintf("too many failed attempts; try again in %d seconds", int(w.Seconds()+1)))
 }
 
 func (c *conn) saslSuccess(srv *sasl.Server, additional []byte) (bool, error) {
 	account, err := jid.New(srv.Username(), c.domain, "")
 	if err != nil {
-		return false, c.writeElem(saslFailure("not-authorized", ""))
+		return false, c.writeElem(c.authFailure("not-authorized", ""))
 	}
 	if w := c.srv.cfg.AuthGuard.Wait(c.remote, account.String()); w > 0 {
 		// The password was right, but this account is under back-off
 		// after failures: refuse anyway, or guessing would still pay off.
 		c.log.Info("authentication refused: account in back-off", "account", account.String(), "retry_in", w.Round(time.Second))
-		return false, c.writeElem(backoffFailure(w))
+		return false, c.writeElem(c.backoffFailure(w))
 	}
 	if az := srv.Authzid(); az != "" {
 		if j, err := jid.Parse(az); err != nil || j.Bare() != account {
 			c.srv.cfg.AuthGuard.Fail(c.remote, account.String())
-			return false, c.writeElem(saslFailure("invalid-authzid", "acting for another entity is not supported"))
+			return false, c.writeElem(c.authFailure("invalid-authzid", "acting for another entity is not supported"))
 		}
 	}
 	c.srv.cfg.AuthGuard.Success(account.String())
+	if c.v2 {
+		return c.sasl2Success(account, additional)
+	}
 	succ := stanza.New(nsSASL, "success")
 	if len(additional) > 0 {
 		succ.AppendText(base64.StdEncoding.EncodeToString(additional))

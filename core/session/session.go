@@ -137,6 +137,15 @@
 // the reader (answers stay in order); <resumed/> and <failed h/> wait for
 // it too. While the archive's database is down, acknowledgements are
 // therefore late, not wrong.
+//
+// # SASL2, Bind 2 and FAST
+//
+// Over TLS the server also offers SASL2 (XEP-0388): one <authenticate/>
+// may bind a resource (Bind 2, XEP-0386) with stream management, carbons
+// and CSI enabled inline, resume a session, and ask for or use a FAST
+// token (XEP-0484, Config.FAST), without a stream restart. It runs the
+// same mechanisms, failure counting and back-off as RFC 6120 SASL, which
+// stays as it was. See sasl2.go.
 package session
 
 import (
@@ -193,6 +202,11 @@ type Config struct {
 	// Registration, when set, answers in-band registration (XEP-0077)
 	// before authentication.
 	Registration Registrar
+	// DisableSASL2 turns off SASL2 (XEP-0388) with Bind 2 (XEP-0386),
+	// which are offered over TLS otherwise (sasl2.go).
+	DisableSASL2 bool
+	// FAST, when set, offers XEP-0484 tokens with SASL2.
+	FAST FASTTokens
 
 	// ResumeTimeout is how long a session whose connection was lost stays
 	// resumable (XEP-0198); default 5 minutes.

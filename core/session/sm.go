@@ -183,18 +183,7 @@ func (c *conn) enable(el *stanza.Element) bool {
 	if c.smIn {
 		return s.pushNonza(c, smFailed(stanza.UnexpectedRequest, -1))
 	}
-	cfg := &c.srv.cfg
-	enabled := stanza.New(nsSM, "enabled")
-	var id string
-	maxResume := cfg.ResumeTimeout
-	if r := el.Get("resume"); r == "true" || r == "1" {
-		if v, err := strconv.ParseUint(el.Get("max"), 10, 32); err == nil && v > 0 && time.Duration(v)*time.Second < maxResume {
-			maxResume = time.Duration(v) * time.Second
-		}
-		id = newSMID()
-		secs := int64((maxResume + time.Second - 1) / time.Second)
-		enabled.Set("id", id).Set("resume", "true").Set("max", strconv.FormatInt(secs, 10))
-	}
+	enabled, id, maxResume := c.smSettings(el)
 	var a after
 	s.mu.Lock()
 	if s.t != c || s.state != attached {
@@ -217,14 +206,45 @@ func (c *conn) enable(el *stanza.Element) bool {
 	return true
 }
 
+// smSettings reads <enable/>: the <enabled/> answer, and the resumption
+// id ("" when the client did not ask for resumption) and timeout.
+func (c *conn) smSettings(el *stanza.Element) (enabled *stanza.Element, id string, maxResume time.Duration) {
+	enabled = stanza.New(nsSM, "enabled")
+	maxResume = c.srv.cfg.ResumeTimeout
+	if r := el.Get("resume"); r == "true" || r == "1" {
+		if v, err := strconv.ParseUint(el.Get("max"), 10, 32); err == nil && v > 0 && time.Duration(v)*time.Second < maxResume {
+			maxResume = time.Duration(v) * time.Second
+		}
+		id = newSMID()
+		secs := int64((maxResume + time.Second - 1) / time.Second)
+		enabled.Set("id", id).Set("resume", "true").Set("max", strconv.FormatInt(secs, 10))
+	}
+	return enabled, id, maxResume
+}
+
 // resume answers <resume/> during negotiation. It returns true when this
 // transport took the session over; false (and a nil error) when the client
 // got <failed/> and may bind instead.
 func (c *conn) resume(el *stanza.Element) (bool, error) {
+	_, failed, err := c.takeOver(el, true)
+	if err != nil {
+		return false, err
+	}
+	if failed != nil {
+		return false, c.writeElem(failed)
+	}
+	return true, nil
+}
+
+// takeOver tries to take over the session that <resume/> names. On
+// success it returns <resumed/>, which goes first in the session's queue
+// when queued is set (and is for the caller to send otherwise); on failure
+// the <failed/> to send.
+func (c *conn) takeOver(el *stanza.Element, queued bool) (resumed, failed *stanza.Element, err error) {
 	prev := el.Get("previd")
 	h, herr := parseH(el.Get("h"))
 	if prev == "" || herr != nil {
-		return false, c.writeElem(smFailed(stanza.BadRequest, -1))
+		return nil, smFailed(stanza.BadRequest, -1), nil
 	}
 	srv := c.srv
 	srv.mu.Lock()
@@ -237,11 +257,11 @@ func (c *conn) resume(el *stanza.Element) (bool, error) {
 		if s == nil && tsOK && ts.account == c.account {
 			known = int64(ts.h)
 			if !c.waitStored() {
-				return false, errClosedWaiting
+				return nil, nil, errClosedWaiting
 			}
 		}
 		c.log.Info("resumption refused: unknown or expired session")
-		return false, c.writeElem(smFailed(stanza.ItemNotFound, known))
+		return nil, smFailed(stanza.ItemNotFound, known), nil
 	}
 
 	// Wait for the stanza the old transport's reader may be handling, so
@@ -251,7 +271,7 @@ func (c *conn) resume(el *stanza.Element) (bool, error) {
 	// must be stored first. The old transport's reader waits meanwhile.
 	if !c.waitStored() {
 		s.handling.Unlock()
-		return false, errClosedWaiting
+		return nil, nil, errClosedWaiting
 	}
 	s.mu.Lock()
 	if s.state != attached && s.state != detached {
@@ -259,7 +279,7 @@ func (c *conn) resume(el *stanza.Element) (bool, error) {
 		known := int64(s.inbound)
 		s.handling.Unlock()
 		c.log.Info("resumption refused: the session has ended")
-		return false, c.writeElem(smFailed(stanza.ItemNotFound, known))
+		return nil, smFailed(stanza.ItemNotFound, known), nil
 	}
 	if sent, ok := s.ackLocked(h); !ok {
 		s.mu.Unlock()
@@ -267,7 +287,7 @@ func (c *conn) resume(el *stanza.Element) (bool, error) {
 		c.log.Info("client acknowledged more stanzas than were sent", "h", h, "sent", sent)
 		se, app := tooHigh(h, sent)
 		c.closeApp.Store(app)
-		return false, se
+		return nil, nil, se
 	}
 	old := s.t
 	if s.state == detached && s.timer.Stop() {
@@ -278,9 +298,11 @@ func (c *conn) resume(el *stanza.Element) (bool, error) {
 	s.t = c
 	s.rOut = false
 	resent := s.unacked.len()
+	resumed = stanza.New(nsSM, "resumed").Set("h", strconv.FormatUint(uint64(s.inbound), 10)).Set("previd", prev)
 	q := make([]entry, 0, 1+resent+len(s.queue)+s.heldLive)
-	q = append(q, entry{s: &stanza.Stanza{El: stanza.New(nsSM, "resumed").
-		Set("h", strconv.FormatUint(uint64(s.inbound), 10)).Set("previd", prev)}})
+	if queued {
+		q = append(q, entry{s: &stanza.Stanza{El: resumed}})
+	}
 	q = append(q, s.unacked.all()...)
 	q = append(q, s.queue...)
 	s.unacked = fifo{}
@@ -306,5 +328,5 @@ func (c *conn) resume(el *stanza.Element) (bool, error) {
 	c.smIn = true
 	c.log = c.log.With("jid", full.String())
 	c.log.Info("session resumed", "resent", resent, "previous_connection_open", old != nil)
-	return true, nil
+	return resumed, nil, nil
 }

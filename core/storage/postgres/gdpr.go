@@ -249,7 +249,7 @@ func (s *Store) EraseAccount(ctx context.Context, jid string) error { return s.D
 func (s *Store) CompactAfterErasure(ctx context.Context) error {
 	for _, t := range []string{"FULL archive_keys", "archive_messages", "FULL offline_messages", "FULL vcards",
 		"FULL private_xml", "FULL roster_items", "FULL subscription_requests", "FULL pep_items", "FULL pep_nodes",
-		"FULL ldap_links", "FULL last_activity", "FULL blocklist"} {
+		"FULL ldap_links", "FULL last_activity", "FULL blocklist", "FULL fast_tokens"} {
 		if _, err := s.pool.Exec(ctx, `VACUUM `+t); err != nil {
 			return fmt.Errorf("postgres: vacuum %s: %w", t, err)
 		}

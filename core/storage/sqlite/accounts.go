@@ -129,6 +129,11 @@ func (s *Store) SetCredentials(ctx context.Context, jid string, creds []storage.
 		if err := insertCredentials(ctx, tx, jid, creds); err != nil {
 			return err
 		}
+		for _, table := range credentialTables {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE owner = $1`, jid); err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+		}
 		return logChange(ctx, tx, jid, storage.AccountCredentials)
 	})
 	if err != nil {
@@ -161,6 +166,10 @@ func (s *Store) SetDisabled(ctx context.Context, jid string, disabled bool) erro
 	}
 	return nil
 }
+
+// credentialTables are the tables whose rows stand for the account's
+// password (such as FAST tokens) and go when SetCredentials changes it.
+var credentialTables []string
 
 // ownedTables are the tables whose rows belong to an owner and go with the
 // account. Other users' roster items and requests that name the account stay.
