@@ -58,6 +58,7 @@ func TestAdminAPIOperators(t *testing.T) {
 	cfg.C2S.StartTLSAddr = "127.0.0.1:0"
 	cfg.C2S.DirectTLSAddr = ""
 	cfg.Admin.Addr = "127.0.0.1:0"
+	cfg.HTTP.Addr = "" // not the default :5443, which another test or server may hold
 	cfg.resolvePaths()
 	srv, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -205,9 +205,14 @@ func (ts *testServer) shutdown() error {
 func (ts *testServer) addr(name string) string { return ts.srv.Addrs[name].String() }
 
 // tlsConfig trusts only the server's generated certificate and verifies
-// the server name (the first domain).
+// the server name (the first domain; e2eDomain for a server run as a
+// process, whose testServer has no configuration).
 func (ts *testServer) tlsConfig() *tls.Config {
-	return &tls.Config{RootCAs: ts.roots, ServerName: ts.cfg.Domains[0], MinVersion: tls.VersionTLS12}
+	name := e2eDomain
+	if len(ts.cfg.Domains) > 0 {
+		name = ts.cfg.Domains[0]
+	}
+	return &tls.Config{RootCAs: ts.roots, ServerName: name, MinVersion: tls.VersionTLS12}
 }
 
 // bare returns user@localhost for "user" (or the argument if it has a '@').
