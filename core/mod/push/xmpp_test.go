@@ -237,3 +237,24 @@ func TestGatewayOnlyForListedServices(t *testing.T) {
 	g.none(t)
 	app.none(t)
 }
+
+// BenchmarkReplyFilter measures what the reply hook costs every stanza
+// that reaches an account while push is enabled: a message, and an IQ
+// result that is not a reply to a publish.
+func BenchmarkReplyFilter(b *testing.B) {
+	m := &Module{pending: map[string]publish{"push-0123": {owner: "alice@example.com", service: "push.example.net"}}}
+	msg := &module.Packet{Target: module.ToAccount, Stanza: modtest.Parse(b,
+		"<message from='bob@example.com/pc' to='alice@example.com' type='chat'><body>hi</body></message>")}
+	res := &module.Packet{Target: module.ToAccount, Stanza: modtest.Parse(b,
+		"<iq type='result' from='push.example.net' to='alice@example.com' id='push-other'/>")}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if v, _ := m.reply(ctx, msg); v != module.Continue {
+			b.Fatal(v)
+		}
+		if v, _ := m.reply(ctx, res); v != module.Continue {
+			b.Fatal(v)
+		}
+	}
+}
