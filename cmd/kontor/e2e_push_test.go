@@ -223,3 +223,75 @@ func TestE2EPushToComponent(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	app.IQs.none(t, "a publish after the registration was disabled", isPublish)
 }
+
+// TestE2EPushOverFederation: the app server is a component of another
+// server (push.b.test at b.test); alice at a.test enables push with it, is
+// cut off, and bob's message makes a.test publish over server-to-server;
+// the component's result comes back the same way, its item-not-found
+// disables the registration.
+func TestE2EPushOverFederation(t *testing.T) {
+	const appSecret = "e2e federated app server secret"
+	addrA, addrB := freePort(t), freePort(t)
+	a := startTestServer(t, "sqlite", func(c *Config) {
+		c.Domains = []string{"a.test"}
+		c.S2S.Enabled, c.S2S.Addr, c.S2S.ConnectTimeout = true, addrA, 5*time.Second
+		c.S2S.Routes = []string{"b.test=" + addrB, "push.b.test=" + addrB}
+		c.Modules.Enabled = append(c.enabledModules(), "push")
+	})
+	b := startTestServer(t, "sqlite", func(c *Config) {
+		c.Domains = []string{"b.test"}
+		c.S2S.Enabled, c.S2S.Addr, c.S2S.ConnectTimeout = true, addrB, 5*time.Second
+		c.S2S.Routes = []string{"a.test=" + addrA}
+		c.Modules.Enabled = append(c.enabledModules(), kcomponent.ID)
+		c.Modules.Options = map[string]any{kcomponent.ID: map[string]any{
+			"listen":     "127.0.0.1:0",
+			"components": []any{map[string]any{"domain": "push.b.test", "secret": appSecret}},
+		}}
+	})
+	a.addUser(t, "alice@a.test", "alice-password")
+	a.addUser(t, "bob@a.test", "bob-password")
+	app, err := connectComponent(t, b, "push.b.test", appSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	alice := a.dial(t, "alice@a.test", "alice-password", withResource("phone"))
+	r := alice.iq(t, "<iq type='set' id='p1'><enable xmlns='urn:xmpp:push:0' jid='push.b.test' node='phone-node'/></iq>")
+	if r.attr("type") != "result" {
+		t.Fatalf("enable push: %s", r)
+	}
+	alice.Close()
+	waitUntil(t, "alice to be gone", func() bool { return a.srv.router.SessionCount() == 0 })
+	regs := func() int {
+		r, err := a.srv.store.(storage.PushRegistrations).PushRegistrations(context.Background(), "alice@a.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(r)
+	}
+
+	const nsPubSub = "http://jabber.org/protocol/pubsub"
+	publish := func() xmlNode {
+		t.Helper()
+		iq := app.IQs.expect(t, "a publish over s2s", func(n xmlNode) bool { return n.child(nsPubSub, "pubsub") != nil })
+		app.IQs.mu.Lock()
+		app.IQs.items = nil
+		app.IQs.mu.Unlock()
+		if iq.attr("from") != "alice@a.test" || iq.attr("to") != "push.b.test" || strings.Contains(iq.String(), "bob@") {
+			t.Fatalf("publish %s", iq)
+		}
+		return iq
+	}
+	bob := a.dial(t, "bob@a.test", "bob-password")
+	bob.chat(t, "alice@a.test", "first")
+	iq := publish()
+	app.send(t, "<iq type='result' from='push.b.test' to='alice@a.test' id='"+iq.attr("id")+"'/>")
+	bob.chat(t, "alice@a.test", "second")
+	iq = publish()
+	if regs() != 1 {
+		t.Fatal("the registration is gone after a result")
+	}
+	app.send(t, "<iq type='error' from='push.b.test' to='alice@a.test' id='"+iq.attr("id")+"'>"+
+		"<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+	waitUntil(t, "the refused registration to be disabled", func() bool { return regs() == 0 })
+}
