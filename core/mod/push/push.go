@@ -524,6 +524,9 @@ func (m *Module) viaGateway(service string) bool {
 		if s == "*" || s == service {
 			return true
 		}
+		if j, err := jid.Parse(s); err == nil && j.String() == service {
+			return true // the registration holds the JID in its normal form
+		}
 	}
 	return false
 }

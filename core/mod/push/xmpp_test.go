@@ -220,7 +220,7 @@ func TestAppServerSilent(t *testing.T) {
 func TestGatewayOnlyForListedServices(t *testing.T) {
 	g := newGateway(t)
 	srv, _, app := setupXMPP(t, func(o *Options) {
-		o.GatewayURL, o.GatewayServices = g.URL, []string{"gw-only.example.org"}
+		o.GatewayURL, o.GatewayServices = g.URL, []string{"GW-Only.Example.ORG"}
 	})
 	phone := srv.Connect("alice@example.com/phone")
 	enable(t, phone)
