@@ -134,7 +134,8 @@ type Options struct {
 	// Timeout of one request to the gateway, or of the wait for an app
 	// server's reply to a publish over XMPP.
 	Timeout time.Duration `mapstructure:"timeout"`
-	// QueueSize bounds the notifications waiting for a worker.
+	// QueueSize bounds the notifications waiting for a worker, and also
+	// the publishes over XMPP waiting for their reply.
 	QueueSize int `mapstructure:"queue_size"`
 	// Workers send notifications concurrently.
 	Workers int `mapstructure:"workers"`

@@ -258,3 +258,24 @@ func BenchmarkReplyFilter(b *testing.B) {
 		}
 	}
 }
+
+// TestPendingBound: queue_size also bounds the publishes waiting for their
+// reply; beyond it a notification is dropped, and once the wait is over
+// notifications go out again.
+func TestPendingBound(t *testing.T) {
+	srv, m, app := setupXMPP(t, func(o *Options) { o.Timeout, o.QueueSize, o.Workers = 300*time.Millisecond, 1, 1 })
+	app.answer = func() error { return errSilent }
+	phone := srv.Connect("alice@example.com/phone")
+	enable(t, phone)
+	phone.Disconnect()
+	bob := srv.Connect("bob@example.com/pc")
+	bob.SendXML(message("alice@example.com", "one"))
+	app.next(t)
+	bob.SendXML(message("alice@example.com", "two"))
+	app.none(t) // one waits for its reply already
+	waitFor(t, "the publish to expire", func() bool { return m.waiting() == 0 })
+	bob.SendXML(message("alice@example.com", "three"))
+	if iq := app.next(t); !strings.Contains(iq.El.String(), "<value>3</value>") {
+		t.Errorf("after the wait: %s", iq.El)
+	}
+}
