@@ -16,8 +16,11 @@ import (
 // suiteFeature is one server feature of a compliance suite.
 type suiteFeature struct {
 	suite, feature   string
-	server, advanced bool     // required at the Server / Advanced Server level
-	providers        []string // every one is needed
+	server, advanced bool // required at the Server / Advanced Server level
+	// providers are the specifications, every one needed; "XEP-0313@muc"
+	// means XEP-0313 as module muc declares it (room archives), where
+	// another module's Spec of the same XEP covers something else.
+	providers []string
 }
 
 // compliance2023 are the server rows of XEP-0479 version 0.1.0 (features
@@ -37,11 +40,11 @@ var compliance2023 = []suiteFeature{
 	{"IM", "Outbound message synchronization", true, true, []string{"XEP-0280"}},
 	{"IM", "User blocking", false, true, []string{"XEP-0191"}},
 	{"IM", "Group chat", true, true, []string{"XEP-0045", "XEP-0249"}},
-	{"IM", "Advanced group chat", false, true, []string{"XEP-0048", "XEP-0313", "XEP-0402", "XEP-0410"}},
+	{"IM", "Advanced group chat", false, true, []string{"XEP-0048", "XEP-0313@muc", "XEP-0402", "XEP-0410"}},
 	{"IM", "Persistent storage of private data via PubSub", false, true, []string{"XEP-0223"}},
 	{"IM", "Private XML storage", false, true, []string{"XEP-0049"}},
 	{"IM", "Stream management", false, true, []string{"XEP-0198"}},
-	{"IM", "History storage / retrieval", false, true, []string{"XEP-0313"}},
+	{"IM", "History storage / retrieval", false, true, []string{"XEP-0313@mam"}},
 	{"IM", "File upload", true, true, []string{"XEP-0363"}},
 	{"Mobile", "Stream management", true, true, []string{"XEP-0198"}},
 	{"Mobile", "Client state indication", true, true, []string{"XEP-0352"}},
@@ -57,24 +60,31 @@ type provided struct {
 	note   string
 }
 
-// declared collects the Specs of the core and of every module by ID.
+// declared collects the Specs of the core and of every module by ID, and
+// those of each module also by ID@module.
 func declared() map[string]*provided {
 	out := map[string]*provided{}
-	add := func(s module.Spec, where string) {
+	add := func(s module.Spec, where, suffix string) {
 		for _, id := range strings.Split(s.ID, " / ") {
-			p := out[id]
-			if p == nil {
-				p = &provided{}
-				out[id] = p
+			keys := []string{id}
+			if suffix != "" {
+				keys = append(keys, id+suffix)
 			}
-			p.where = append(p.where, where)
-			if p.status != module.Complete {
-				p.status, p.note = s.Status, s.Note
+			for _, key := range keys {
+				p := out[key]
+				if p == nil {
+					p = &provided{}
+					out[key] = p
+				}
+				p.where = append(p.where, where)
+				if p.status != module.Complete {
+					p.status, p.note = s.Status, s.Note
+				}
 			}
 		}
 	}
 	for _, c := range coreSpecs {
-		add(c.spec, c.pkg)
+		add(c.spec, c.pkg, "")
 	}
 	for _, info := range module.All() {
 		where := "module `" + info.ID + "`"
@@ -82,7 +92,7 @@ func declared() map[string]*provided {
 			where += " (enable it)"
 		}
 		for _, s := range info.Specs {
-			add(s, where)
+			add(s, where, "@"+info.ID)
 		}
 	}
 	return out
@@ -95,8 +105,9 @@ func writeCompliance(w io.Writer) {
 	met := func(f suiteFeature) (bool, string) {
 		ok := true
 		var parts []string
-		for _, id := range f.providers {
-			p := specs[id]
+		for _, key := range f.providers {
+			p := specs[key]
+			id, _, _ := strings.Cut(key, "@")
 			switch {
 			case p == nil || p.status == "":
 				ok = false

@@ -42,12 +42,14 @@ const (
 )
 
 // componentModule returns the running component module of the test
-// server's host.
+// server's hosts.
 func componentModule(t *testing.T, ts *testServer) *kcomponent.Module {
 	t.Helper()
-	for _, m := range ts.srv.router.Host(e2eDomain).Modules() {
-		if c, ok := m.Module.(*kcomponent.Module); ok && c.Addr() != nil {
-			return c
+	for _, d := range ts.srv.router.Domains() {
+		for _, m := range ts.srv.router.Host(d).Modules() {
+			if c, ok := m.Module.(*kcomponent.Module); ok && c.Addr() != nil {
+				return c
+			}
 		}
 	}
 	t.Fatal("the component module does not run")

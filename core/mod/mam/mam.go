@@ -135,8 +135,25 @@
 // what a query may ask for: a page is queued on the session at once, next
 // to everything else, and the session's queue is bounded.
 //
-// Out of scope for now: archives of rooms (XEP-0313 for MUC) and the
-// include-groupchat field; pubsub archives (the 'node' attribute gets
+// # Conformance
+//
+// Every server requirement of XEP-0313 for user archives holds, with the
+// urn:xmpp:mam:2#extended features (which its Determining Support section
+// makes mandatory for an archiving JID). Two optional features are not
+// supported, and so not advertised: the include-groupchat field (a server
+// that understands it must advertise urn:xmpp:mam:2#groupchat-field;
+// clients must not send it otherwise, and here it gets
+// feature-not-implemented like any unknown field) and RSM paging by index
+// (XEP-0059 lets a server answer feature-not-implemented). One deliberate
+// deviation: XEP-0313 asks that messages leave an archive oldest first, or
+// that a removed message keep its id, time and JID; the archive deletes a
+// message whose retention class has expired, or that a GDPR erasure
+// removes, outright, which can leave a gap (a query naming its id then gets
+// item-not-found). With the one default retention class and no erasure,
+// messages leave oldest first.
+//
+// Out of scope for now: archives of rooms (XEP-0313 for MUC, in module
+// muc) and groupchat messages in user archives; pubsub archives (the 'node' attribute gets
 // feature-not-implemented); the stanza-id in carbon copies of sent messages
 // (it needs a per-packet value the carbons module can read); and archiving
 // commands (XEP-0050 urn:xmpp:mam#configure).
@@ -197,8 +214,8 @@ func init() {
 		ID:          "mam",
 		Description: "Message archive: archives one-to-one messages of both parties, archive queries and preferences (needs an archive)",
 		Specs: []module.Spec{
-			{ID: "XEP-0313", Name: "Message Archive Management", Version: "1.1.3", Status: module.Partial,
-				Note: "user archives with the #extended features (room archives: module muc); no include-groupchat; needs archive.enabled"},
+			{ID: "XEP-0313", Name: "Message Archive Management", Version: "1.1.3", Status: module.Complete,
+				Note: "user archives with the #extended features (room archives: module muc); the optional include-groupchat field and RSM index are not supported (nor advertised); retention classes and erasures can remove messages from the middle of an archive; needs archive.enabled"},
 			{ID: "XEP-0441", Name: "Message Archive Management Preferences", Version: "0.2.0", Status: module.Complete},
 			{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Version: "0.7.0", Status: module.Partial,
 				Note: "stanza-id of the recipient's archive; origin-id kept; none yet on carbons of sent messages"},

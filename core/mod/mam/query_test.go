@@ -541,6 +541,12 @@ func TestDisco(t *testing.T) {
 					t.Fatalf("account features %v: %s present want %v", features, f, tc.want)
 				}
 			}
+			// Optional features that are not supported are not advertised.
+			for _, f := range []string{NS + "#groupchat-field", NS + "#groupchat-available"} {
+				if slices.Contains(features, f) {
+					t.Fatalf("account features %v: %s is advertised but not supported", features, f)
+				}
+			}
 			if slices.Contains(ts.host.DiscoInfo(module.ToHost).Features, NS) {
 				t.Fatal("the server itself advertises MAM")
 			}

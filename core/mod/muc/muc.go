@@ -162,7 +162,7 @@ func init() {
 			{ID: "XEP-0359", Name: "Unique and Stable Stanza IDs", Version: "0.7.0", Status: module.Partial,
 				Note: "the room's stanza-id on groupchat messages"},
 			{ID: "XEP-0313", Name: "Message Archive Management", Version: "1.1.3", Status: module.Partial,
-				Note: "room archives: with, start, end, after-id, before-id, ids and RSM paging (no index); needs archive.enabled"},
+				Note: "room archives: with, start, end, after-id, before-id, ids and RSM paging; not yet the urn:xmpp:mam:2#extended feature XEP-0313 requires of an archive (flip-page, metadata, an open ids field), item-not-found for unknown ids, or RSM max 0 as a count only; needs archive.enabled"},
 		},
 		Default: true,
 		New:     func() module.Module { return &Module{opts: DefaultOptions()} },

@@ -8,10 +8,29 @@
 //
 // # Delivery
 //
-// The notification is the XEP-0357 publish (an IQ from the account's bare
-// JID to the app server). Kontor does not federate yet, so it cannot send
-// that IQ to the app server directly; instead it hands it to a push
-// gateway the operator runs, over HTTPS (gateway_url): a POST of JSON
+// The notification is the XEP-0357 §7 publish: an IQ set from the
+// account's bare JID to the app server, with the summary form in the item
+// and the client's publish-options. It is routed like any stanza the
+// server sends (module.Host Route): over server-to-server to an app server
+// at another domain, to a component (XEP-0114) when the app server is one,
+// or to a module serving its domain. Its reply comes back to the account's
+// bare JID and is taken off the Inbound chain by the module (matched by id
+// and sender, so nobody else can answer for the app server): a result ends
+// the matter; an error disables the registration (XEP-0357 §7.1: the
+// server SHOULD consider the JID and node disabled), except an error of
+// type wait and the conditions that say the route failed rather than the
+// app server refused (remote-server-not-found, remote-server-timeout,
+// service-unavailable, internal-server-error: an app server that is
+// restarting or a federation hiccup should not unsubscribe every phone),
+// which are logged and keep the registration. A reply that does not come
+// within timeout is logged and forgotten; waiting never holds up a worker
+// or routing, and the number of publishes waiting for their reply is
+// bounded by queue_size.
+//
+// Operators whose app servers are not reachable over XMPP can name them in
+// gateway_services ("*": all of them): those notifications go to a push
+// gateway the operator runs, over HTTPS (gateway_url), instead: a POST of
+// JSON
 //
 //	{"service": "push.example.net", "node": "yxs32u…",
 //	 "publish_options": {"secret": "…"},
@@ -24,7 +43,8 @@
 // §8 asks of errors from the app server. Notifications are sent by a few
 // workers from a bounded queue and never hold up routing; when the queue
 // is full a notification is dropped and logged (the message itself is
-// safe in the session's queue or offline storage).
+// safe in the session's queue or offline storage). The same holds for the
+// XMPP path.
 //
 // # What the summary says
 //
@@ -87,10 +107,10 @@ const (
 func init() {
 	module.Register(module.Info{
 		ID:          "push",
-		Description: "Wakes sleeping phones through their push service when messages arrive (needs a push gateway)",
+		Description: "Wakes sleeping phones through their push service when messages arrive (app servers over XMPP, or an HTTP push gateway)",
 		Specs: []module.Spec{
-			{ID: "XEP-0357", Name: "Push Notifications", Version: "0.4.1", Status: module.Partial,
-				Note: "notifications go to app servers through a configured HTTP push gateway, since the server does not federate yet"},
+			{ID: "XEP-0357", Name: "Push Notifications", Version: "0.4.1", Status: module.Complete,
+				Note: "publishes to app servers over s2s or to components; an HTTP push gateway for configured app servers"},
 		},
 		New: func() module.Module { return &Module{opts: defaultOptions()} },
 	})
@@ -99,17 +119,23 @@ func init() {
 // Options configures the module.
 type Options struct {
 	// GatewayURL is the push gateway's endpoint (https, or http on a
-	// loopback address).
+	// loopback address), for the app servers in GatewayServices; "" when
+	// every notification goes over XMPP.
 	GatewayURL string `mapstructure:"gateway_url"`
+	// GatewayServices are the app servers (JIDs as clients name them in
+	// enable, or "*" for all) whose notifications go to the gateway.
+	GatewayServices []string `mapstructure:"gateway_services"`
 	// GatewayToken (or the content of GatewayTokenFile) is sent as the
 	// bearer token.
 	GatewayToken     string `mapstructure:"gateway_token"`
 	GatewayTokenFile string `mapstructure:"gateway_token_file"`
 	// MaxRegistrations per account (devices × app servers).
 	MaxRegistrations int `mapstructure:"max_registrations"`
-	// Timeout of one request to the gateway.
+	// Timeout of one request to the gateway, or of the wait for an app
+	// server's reply to a publish over XMPP.
 	Timeout time.Duration `mapstructure:"timeout"`
-	// QueueSize bounds the notifications waiting for a worker.
+	// QueueSize bounds the notifications waiting for a worker, and also
+	// the publishes over XMPP waiting for their reply.
 	QueueSize int `mapstructure:"queue_size"`
 	// Workers send notifications concurrently.
 	Workers int `mapstructure:"workers"`
@@ -129,11 +155,20 @@ func (o *Options) Validate() error {
 	u, err := url.Parse(o.GatewayURL)
 	switch {
 	case o.GatewayURL == "":
-		errs = append(errs, errors.New("push: gateway_url is needed (the server does not federate, so notifications go through a push gateway)"))
+		if len(o.GatewayServices) > 0 {
+			errs = append(errs, errors.New("push: gateway_services needs a gateway_url"))
+		}
+	case len(o.GatewayServices) == 0:
+		errs = append(errs, errors.New("push: gateway_url needs gateway_services: the app servers it serves, or \"*\" for all"))
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 		errs = append(errs, fmt.Errorf("push: gateway_url %q is not an http(s) URL", o.GatewayURL))
 	case u.Scheme == "http" && !loopback(u.Hostname()):
 		errs = append(errs, fmt.Errorf("push: gateway_url %q: plain http only to a loopback address; use https", o.GatewayURL))
+	}
+	for _, s := range o.GatewayServices {
+		if _, err := jid.Parse(s); s != "*" && (err != nil || s == "") {
+			errs = append(errs, fmt.Errorf("push: gateway_services: %q is not a JID", s))
+		}
 	}
 	if o.GatewayToken != "" && o.GatewayTokenFile != "" {
 		errs = append(errs, errors.New("push: set gateway_token or gateway_token_file, not both"))
@@ -174,6 +209,18 @@ type Module struct {
 
 	mu     sync.Mutex
 	counts map[string]int // account → messages since it was last available
+
+	// pmu guards pending; it is never held while routing or calling the
+	// store, and no other lock is taken while holding it.
+	pmu     sync.Mutex
+	pending map[string]publish // IQ id → publish waiting for its reply
+}
+
+// publish is a notification sent over XMPP and waiting for the app
+// server's reply.
+type publish struct {
+	owner, service, node string
+	deadline             time.Time
 }
 
 // job is one notification to send.
@@ -218,10 +265,12 @@ func (m *Module) Provision(h module.Host) error {
 	m.client = &http.Client{Timeout: m.opts.Timeout}
 	m.queue = make(chan job, m.opts.QueueSize)
 	m.counts = map[string]int{}
+	m.pending = map[string]publish{}
 
 	h.HandleIQ(module.ToAccount, module.Set, stanza.Name{Space: NS, Local: "enable"}, m.enable)
 	h.HandleIQ(module.ToAccount, module.Set, stanza.Name{Space: NS, Local: "disable"}, m.disable)
 	h.AddDisco(module.ToAccount, module.Disco{Features: []string{NS}})
+	h.Hook(module.Inbound, module.Filter, m.reply)
 	h.Hook(module.Inbound, module.Observe, m.observe)
 	h.On(module.SessionAvailable, func(_ context.Context, ev module.Event) {
 		m.mu.Lock()
@@ -231,6 +280,7 @@ func (m *Module) Provision(h module.Host) error {
 	for i := range m.opts.Workers {
 		h.Go(fmt.Sprint("push-worker-", i), m.work)
 	}
+	h.Go("push-expiry", m.expire)
 	return nil
 }
 
@@ -423,7 +473,7 @@ type gatewayRequest struct {
 // notification builds the XEP-0357 §7 publish IQ and the gateway's request
 // for one registration. options is the sealed-then-opened publish-options
 // form (nil for none).
-func notification(owner string, service, node string, options []byte, sum summary, id string) (gatewayRequest, error) {
+func notification(owner string, service, node string, options []byte, sum summary, id string) (gatewayRequest, *stanza.Stanza, error) {
 	req := gatewayRequest{Service: service, Node: node, Summary: sum}
 	fields := []dataform.Field{{Var: "message-count", Values: []string{fmt.Sprint(sum.MessageCount)}}}
 	if sum.Sender != "" {
@@ -439,11 +489,11 @@ func notification(owner string, service, node string, options []byte, sum summar
 	if options != nil {
 		el, err := parseForm(options)
 		if err != nil {
-			return req, err
+			return req, nil, err
 		}
 		form, err := dataform.Parse(el)
 		if err != nil {
-			return req, err
+			return req, nil, err
 		}
 		req.PublishOptions = map[string]string{}
 		for _, f := range form.Fields {
@@ -455,20 +505,41 @@ func notification(owner string, service, node string, options []byte, sum summar
 	}
 	from, err := jid.Parse(owner)
 	if err != nil {
-		return req, err
+		return req, nil, err
 	}
 	to, err := jid.Parse(service)
 	if err != nil {
-		return req, err
+		return req, nil, err
 	}
-	req.IQ = stanza.NewIQ(from, to, "set", id, pub).El.String()
-	return req, nil
+	iq := stanza.NewIQ(from, to, "set", id, pub)
+	req.IQ = iq.El.String()
+	return req, iq, nil
+}
+
+// viaGateway tells whether service's notifications go to the gateway.
+func (m *Module) viaGateway(service string) bool {
+	if m.opts.GatewayURL == "" {
+		return false
+	}
+	for _, s := range m.opts.GatewayServices {
+		if s == "*" || s == service {
+			return true
+		}
+		if j, err := jid.Parse(s); err == nil && j.String() == service {
+			return true // the registration holds the JID in its normal form
+		}
+	}
+	return false
 }
 
 func (m *Module) send(ctx context.Context, j job) {
-	req, err := notification(j.owner, j.reg.Service, j.reg.Node, j.reg.Options, j.summary, newID())
+	req, iq, err := notification(j.owner, j.reg.Service, j.reg.Node, j.reg.Options, j.summary, newID())
 	if err != nil {
 		m.log.WarnContext(ctx, "push notification not built", "service", j.reg.Service, "err", err)
+		return
+	}
+	if !m.viaGateway(j.reg.Service) {
+		m.publish(ctx, j, iq)
 		return
 	}
 	body, err := json.Marshal(req)
@@ -506,14 +577,110 @@ func (m *Module) send(ctx context.Context, j job) {
 	}
 }
 
+// publish sends the publish IQ over XMPP and remembers it until its reply
+// or its deadline.
+func (m *Module) publish(ctx context.Context, j job, iq *stanza.Stanza) {
+	m.pmu.Lock()
+	if len(m.pending) >= m.opts.QueueSize {
+		m.pmu.Unlock()
+		m.log.WarnContext(ctx, "too many push notifications wait for their app server; notification dropped",
+			"service", j.reg.Service, "queue_size", m.opts.QueueSize)
+		return
+	}
+	m.pending[iq.ID] = publish{owner: j.owner, service: j.reg.Service, node: j.reg.Node, deadline: time.Now().Add(m.opts.Timeout)}
+	m.pmu.Unlock()
+	// A route that fails at once (no such domain, a component that is not
+	// connected) comes back as an error reply, through reply.
+	m.host.Route(ctx, iq)
+}
+
+// transient are error conditions that say the way to the app server
+// failed, not that the app server refused the registration.
+var transient = map[string]bool{
+	stanza.RemoteServerNotFound: true,
+	stanza.RemoteServerTimeout:  true,
+	stanza.ServiceUnavailable:   true,
+	stanza.InternalServerError:  true,
+}
+
+// reply takes an app server's answer to a publish off the Inbound chain.
+func (m *Module) reply(ctx context.Context, p *module.Packet) (module.Verdict, error) {
+	s := p.Stanza
+	if s.Kind != stanza.KindIQ || (s.Type != "result" && s.Type != "error") || p.Target != module.ToAccount ||
+		!strings.HasPrefix(s.ID, idPrefix) {
+		return module.Continue, nil
+	}
+	m.pmu.Lock()
+	pub, ok := m.pending[s.ID]
+	ok = ok && pub.owner == s.To.String() && pub.service == s.From.String()
+	if ok {
+		delete(m.pending, s.ID)
+	}
+	m.pmu.Unlock()
+	if !ok {
+		return module.Continue, nil
+	}
+	if s.Type == "result" {
+		return module.Drop, nil
+	}
+	e, _ := stanza.ErrorOf(s)
+	if e.Type == stanza.Wait || transient[e.Condition] {
+		m.log.WarnContext(ctx, "push notification not delivered; registration kept", "service", pub.service,
+			"error_type", string(e.Type), "condition", e.Condition)
+		return module.Drop, nil
+	}
+	// XEP-0357 §7.1: an error disables the JID and node.
+	if _, err := m.store.DisablePush(ctx, pub.owner, pub.service, pub.node); err != nil {
+		m.log.WarnContext(ctx, "push registration the app server refused not disabled", "service", pub.service, "err", err)
+		return module.Drop, nil
+	}
+	m.log.InfoContext(ctx, "push registration disabled: the app server refused the notification", "service", pub.service,
+		"error_type", string(e.Type), "condition", e.Condition)
+	return module.Drop, nil
+}
+
+// expire forgets publishes whose reply did not come in time.
+func (m *Module) expire(ctx context.Context) {
+	tick := time.NewTicker(min(max(m.opts.Timeout/4, 25*time.Millisecond), time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			var late []publish
+			m.pmu.Lock()
+			for id, p := range m.pending {
+				if now.After(p.deadline) {
+					late = append(late, p)
+					delete(m.pending, id)
+				}
+			}
+			m.pmu.Unlock()
+			for _, p := range late {
+				m.log.WarnContext(ctx, "app server did not answer a push notification in time", "service", p.service, "timeout", m.opts.Timeout)
+			}
+		}
+	}
+}
+
+// waiting is the number of publishes waiting for their reply.
+func (m *Module) waiting() int {
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	return len(m.pending)
+}
+
 // parseForm reads back a stored publish-options form.
 func parseForm(b []byte) (*stanza.Element, error) {
 	return xmlstream.ParseElement(b, xmlstream.Limits{MaxStanzaBytes: len(b) + 1024})
 }
 
+const idPrefix = "push-"
+
 // newID is a random IQ id.
 func newID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	return "push-" + hex.EncodeToString(b[:])
+	return idPrefix + hex.EncodeToString(b[:])
 }

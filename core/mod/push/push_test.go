@@ -84,6 +84,7 @@ func setup(t *testing.T, g *gateway, edit func(*Options)) *modtest.Server {
 	t.Helper()
 	o := defaultOptions()
 	o.GatewayURL = g.URL
+	o.GatewayServices = []string{"*"}
 	o.GatewayToken = "gw-token"
 	if edit != nil {
 		edit(&o)
@@ -359,7 +360,10 @@ func TestValidate(t *testing.T) {
 		{"https", func(o *Options) { o.GatewayURL = "https://push.example.com/notify" }, ""},
 		{"http on loopback", func(o *Options) { o.GatewayURL = "http://127.0.0.1:8080/notify" }, ""},
 		{"http elsewhere", func(o *Options) { o.GatewayURL = "http://push.example.com/notify" }, "use https"},
-		{"none", func(o *Options) { o.GatewayURL = "" }, "gateway_url is needed"},
+		{"no gateway: all over XMPP", func(o *Options) { o.GatewayURL, o.GatewayServices = "", nil }, ""},
+		{"services without a gateway", func(o *Options) { o.GatewayURL = "" }, "needs a gateway_url"},
+		{"gateway without services", func(o *Options) { o.GatewayServices = nil }, "needs gateway_services"},
+		{"bad service", func(o *Options) { o.GatewayServices = []string{"a@@b"} }, "not a JID"},
 		{"not a URL", func(o *Options) { o.GatewayURL = "push.example.com" }, "not an http(s) URL"},
 		{"both tokens", func(o *Options) { o.GatewayToken, o.GatewayTokenFile = "a", "/b" }, "not both"},
 		{"registrations", func(o *Options) { o.MaxRegistrations = 0 }, "max_registrations"},
@@ -371,6 +375,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := defaultOptions()
 			o.GatewayURL = "https://push.example.com/"
+			o.GatewayServices = []string{"*"}
 			tt.edit(&o)
 			err := o.Validate()
 			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
