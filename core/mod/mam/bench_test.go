@@ -72,17 +72,3 @@ func BenchmarkQueryPage(b *testing.B) {
 		}
 	}
 }
-
-func BenchmarkParseQuery(b *testing.B) {
-	el, err := parseXML(`<query queryid='f27'>` + form("with", bob, "start", "2025-03-01T12:00:00Z") +
-		`<set xmlns='http://jabber.org/protocol/rsm'><max>50</max><after>06al34uu05qjc2naq7i8bo9e6k</after></set></query>`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := parseQuery(el, DefaultMaxPageSize); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

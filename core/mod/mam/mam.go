@@ -165,6 +165,7 @@ import (
 	"log/slog"
 	"time"
 
+	"kontor.im/kontor/core/mamquery"
 	"kontor.im/kontor/core/uuid7"
 
 	"kontor.im/kontor/core/jid"
@@ -176,20 +177,18 @@ import (
 // Namespaces.
 const (
 	// NS is the XEP-0313 namespace, also the feature and FORM_TYPE.
-	NS = "urn:xmpp:mam:2"
+	NS = mamquery.NS
 	// NSExtended is the feature of before-id, after-id, ids, flipped pages
 	// and metadata.
-	NSExtended = "urn:xmpp:mam:2#extended"
+	NSExtended = mamquery.NSExtended
 	// NSStanzaID is the XEP-0359 namespace and feature.
 	NSStanzaID = "urn:xmpp:sid:0"
 
-	nsForward   = "urn:xmpp:forward:0"                        // XEP-0297
-	nsHints     = "urn:xmpp:hints"                            // XEP-0334
-	nsValidate  = "http://jabber.org/protocol/xdata-validate" // XEP-0122
-	nsOMEMO     = "eu.siacs.conversations.axolotl"            // XEP-0384 (0.3)
-	nsOMEMO2    = "urn:xmpp:omemo:2"                          // XEP-0384
-	nsOpenPGP   = "urn:xmpp:openpgp:0"                        // XEP-0373
-	nsEncrypted = "jabber:x:encrypted"                        // XEP-0027
+	nsHints     = "urn:xmpp:hints"                 // XEP-0334
+	nsOMEMO     = "eu.siacs.conversations.axolotl" // XEP-0384 (0.3)
+	nsOMEMO2    = "urn:xmpp:omemo:2"               // XEP-0384
+	nsOpenPGP   = "urn:xmpp:openpgp:0"             // XEP-0373
+	nsEncrypted = "jabber:x:encrypted"             // XEP-0027
 )
 
 // Preference defaults (XEP-0441).
@@ -274,6 +273,7 @@ type Module struct {
 	ids     *uuid7.Generator
 	now     func() time.Time
 	stamps  stamps
+	server  mamquery.Server
 }
 
 var _ module.Configurable = (*Module)(nil)
@@ -282,9 +282,9 @@ var _ module.Configurable = (*Module)(nil)
 func (m *Module) Options() any { return &m.opts }
 
 var (
-	queryName    = stanza.Name{Space: NS, Local: "query"}
+	queryName    = mamquery.QueryName
 	prefsName    = stanza.Name{Space: NS, Local: "prefs"}
-	metadataName = stanza.Name{Space: NS, Local: "metadata"}
+	metadataName = mamquery.MetadataName
 )
 
 // Provision declares the handlers, hooks and features, unless the host has
@@ -305,6 +305,7 @@ func (m *Module) Provision(h module.Host) error {
 	if m.store = h.Store(); m.store == nil {
 		return errors.New("mam: the host has no store (rosters are needed for the roster preference)")
 	}
+	m.server = mamquery.Server{Archive: m.archive, Log: m.log, PageSize: m.opts.PageSize, MaxPageSize: m.opts.MaxPageSize}
 	h.HandleIQ(module.ToAccount, module.Set, queryName, m.query)
 	h.HandleIQ(module.ToAccount, module.Get, queryName, m.form)
 	h.HandleIQ(module.ToAccount, module.Get, metadataName, m.metadata)
@@ -331,19 +332,4 @@ func ownArchive(iq *module.IQ) (jid.JID, error) {
 }
 
 // internal is an error for the client whose detail the router logs.
-func internal(what string, err error) error {
-	return fmt.Errorf("mam: %s: %w", what, err)
-}
-
-// archiveError maps an error of the archive: an id it does not know is
-// item-not-found; anything else is internal.
-func archiveError(what string, err error) error {
-	var se stanza.Error
-	switch {
-	case errors.As(err, &se):
-		return se
-	case errors.Is(err, storage.ErrNotFound):
-		return stanza.ErrItemNotFound("no message with this id in the archive")
-	}
-	return internal(what, err)
-}
+var internal = mamquery.Internal
