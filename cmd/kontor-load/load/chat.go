@@ -110,7 +110,8 @@ func (p *pair) receive(lat *latencies) {
 			continue
 		}
 		body := el.child("", "body")
-		if body == nil {
+		if body == nil || el.child("urn:xmpp:delay", "delay") != nil {
+			// Delayed: offline storage's, from an earlier run.
 			continue
 		}
 		if t, ok := sentAt(body.text.String()); ok {

@@ -79,7 +79,7 @@ type conn struct {
 	// Stream management (XEP-0198), after enableSM: h counts the stanzas
 	// received; next answers the server's <r/> and swallows its <a/>.
 	sm     bool
-	h      uint32
+	h      atomic.Uint32
 	acked  atomic.Int64 // stanzas the server acknowledged (its last h)
 	smSent atomic.Int64 // stanzas sent while stream management was on
 }
@@ -186,7 +186,7 @@ func (c *conn) next() (*element, error) {
 			if e.space == nsSM {
 				switch e.local {
 				case "r":
-					if err := c.send("<a xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(c.h), 10) + "'/>"); err != nil {
+					if err := c.send("<a xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(c.h.Load()), 10) + "'/>"); err != nil {
 						return nil, err
 					}
 				case "a":
@@ -197,7 +197,7 @@ func (c *conn) next() (*element, error) {
 				continue
 			}
 			if e.local == "message" || e.local == "presence" || e.local == "iq" {
-				c.h++
+				c.h.Add(1)
 			}
 			return e, nil
 		case xml.EndElement:
@@ -277,6 +277,12 @@ func (c *conn) send(s string) error {
 func (c *conn) close() {
 	c.wmu.Lock()
 	c.raw.SetWriteDeadline(time.Now().Add(time.Second))
+	if c.sm {
+		// Acknowledge what arrived, as a client does before it closes:
+		// the server would otherwise hand unacknowledged messages to
+		// offline storage (XEP-0198 §5), and the next run would get them.
+		c.w.WriteString("<a xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(c.h.Load()), 10) + "'/>")
+	}
 	c.w.WriteString("</stream:stream>")
 	c.w.Flush()
 	c.wmu.Unlock()
