@@ -202,9 +202,12 @@ func (q *queue) barrier() <-chan struct{} {
 	}
 	ch := make(chan struct{})
 	q.waiters = append(q.waiters, barrierWaiter{target: q.seq, ch: ch})
-	if !q.hurry {
-		q.hurry, q.hurrySince = true, time.Now()
+	if q.hurry {
+		// The flusher already knows: its deadline does not change.
+		q.mu.Unlock()
+		return ch
 	}
+	q.hurry, q.hurrySince = true, time.Now()
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
