@@ -107,7 +107,7 @@
 // # Locks
 //
 // Lock order: session.handling, then session.mu, then Server.mu (which is
-// also taken alone). conn.ncMu may be taken under any of them. None is held
+// also taken alone). session.ackMu is a leaf. conn.ncMu may be taken under any of them. None is held
 // while calling the router (which calls Send and Close of sessions).
 // session.handling is held by a reader while it handles one element, so
 // that a takeover (resume) waits for the stanza in progress and reads an
