@@ -112,6 +112,7 @@ log: {level: warn}
 storage: {backend: postgres, postgres_dsn: "postgres://postgres@127.0.0.1:$(eval echo \$PGPORT_${name//-/_})/${name//-/_}?sslmode=disable"}
 c2s: {starttls_addr: "127.0.0.1:$port", direct_tls_addr: "", max_connections_per_ip: 0}
 admin: {addr: ""}
+http: {addr: ""}
 registration: {open: true, max_per_ip_per_hour: 0}
 archive: {enabled: true, kek_file: $dir/archive.kek}
 policy: {unknown_local_kind: employee}
