@@ -146,7 +146,16 @@ type Config struct {
 	QueueBytes    int           // bytes of stanzas; default 64 MiB
 	BatchSize     int           // messages per transaction; default 500
 	FlushInterval time.Duration // longest wait to fill a batch; default 200ms
-	WhenFull      FullPolicy
+	// AckLinger is how long the flusher still gathers messages after a
+	// barrier (Stored: a stream management ack waiting for storage) asked
+	// it to hurry, so that the ack requests of many messages share one
+	// transaction; at most FlushInterval. Default 200ms (with the default
+	// FlushInterval, acks ride on the regular batches: with an ack request after each message
+	// at 100 messages/s, a 20ms linger cost 66% more server CPU per
+	// message than stream management off, 100ms 29%, 200ms 3%); negative:
+	// none (each barrier stores at once).
+	AckLinger time.Duration
+	WhenFull  FullPolicy
 	// PurgeInterval runs Purge periodically once started; 0 never does.
 	PurgeInterval time.Duration
 	PurgeBatch    int // messages or keys per purge transaction; default 1000
@@ -176,6 +185,7 @@ const (
 	DefaultQueueBytes    = 64 << 20
 	DefaultBatchSize     = 500
 	DefaultFlushInterval = 200 * time.Millisecond
+	DefaultAckLinger     = 200 * time.Millisecond
 	DefaultKeep          = 90 * 24 * time.Hour
 )
 
@@ -200,6 +210,14 @@ func (c *Config) setDefaults() {
 	def(&c.MaxStanzaBytes, 1<<20)
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = DefaultFlushInterval
+	}
+	switch {
+	case c.AckLinger == 0:
+		c.AckLinger = min(DefaultAckLinger, c.FlushInterval)
+	case c.AckLinger < 0:
+		c.AckLinger = 0
+	case c.AckLinger > c.FlushInterval:
+		c.AckLinger = min(DefaultAckLinger, c.FlushInterval)
 	}
 	if c.KeyCacheTTL <= 0 {
 		c.KeyCacheTTL = time.Hour

@@ -12,7 +12,7 @@ import (
 // until the queue is closed and empty.
 func (a *Archive) flushLoop(ctx context.Context) {
 	for {
-		batch := a.q.take(a.cfg.BatchSize, a.cfg.FlushInterval)
+		batch := a.q.take(a.cfg.BatchSize, a.cfg.FlushInterval, a.cfg.AckLinger)
 		if batch == nil {
 			return
 		}

@@ -39,8 +39,12 @@ type queue struct {
 	latest   map[string]uint64 // owner → seq of its latest item not yet flushed
 	wake     chan struct{}     // capacity 1: tells the flusher there is work
 	// hurry tells the flusher not to wait for a batch to fill: someone
-	// waits for what is queued to be stored (a barrier).
-	hurry bool
+	// waits for what is queued to be stored (a barrier). The flusher
+	// still lingers up to its linger after hurrySince, so that barriers
+	// that come in quick succession (an ack request after each message)
+	// share one transaction.
+	hurry      bool
+	hurrySince time.Time
 	// waiters are the barriers not yet reached, in target order.
 	waiters  []barrierWaiter
 	space    chan struct{} // closed (and replaced) when space frees up
@@ -94,9 +98,10 @@ func (q *queue) push(ctx context.Context, it item, block bool) error {
 }
 
 // take waits for items and returns up to max of them: as soon as max are
-// queued, or delay after the first one arrived, or at once when the queue
-// is closed. It returns nil when the queue is closed and empty.
-func (q *queue) take(max int, delay time.Duration) []item {
+// queued, or delay after the first one arrived, or linger after a barrier
+// asked to hurry (if that is sooner), or at once when the queue is
+// closed. It returns nil when the queue is closed and empty.
+func (q *queue) take(max int, delay, linger time.Duration) []item {
 	q.mu.Lock()
 	for q.lenLocked() == 0 {
 		if q.closed {
@@ -107,19 +112,32 @@ func (q *queue) take(max int, delay time.Duration) []item {
 		<-q.wake
 		q.mu.Lock()
 	}
-	if q.lenLocked() < max && !q.closed && !q.hurry {
-		timer := time.NewTimer(delay)
-		for q.lenLocked() < max && !q.closed && !q.hurry {
-			q.mu.Unlock()
-			select {
-			case <-q.wake:
-				q.mu.Lock()
-				continue
-			case <-timer.C:
+	first := time.Now()
+	var timer *time.Timer
+	for q.lenLocked() < max && !q.closed {
+		deadline := first.Add(delay)
+		if q.hurry {
+			if d := q.hurrySince.Add(linger); d.Before(deadline) {
+				deadline = d
 			}
-			q.mu.Lock()
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
 			break
 		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.wake:
+		case <-timer.C:
+		}
+		q.mu.Lock()
+	}
+	if timer != nil {
 		timer.Stop()
 	}
 	n := min(max, q.lenLocked())
@@ -184,7 +202,12 @@ func (q *queue) barrier() <-chan struct{} {
 	}
 	ch := make(chan struct{})
 	q.waiters = append(q.waiters, barrierWaiter{target: q.seq, ch: ch})
-	q.hurry = true
+	if q.hurry {
+		// The flusher already knows: its deadline does not change.
+		q.mu.Unlock()
+		return ch
+	}
+	q.hurry, q.hurrySince = true, time.Now()
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:

@@ -346,3 +346,52 @@ func TestAccepting(t *testing.T) {
 		t.Fatalf("Accepting with Block: %v", err)
 	}
 }
+
+// TestAckLinger: barriers in quick succession (an ack request after each
+// message) share one transaction when they come within AckLinger of the
+// first; with no linger each barrier stores at once.
+func TestAckLinger(t *testing.T) {
+	tests := []struct {
+		name    string
+		linger  time.Duration
+		batches int // AppendArchive calls for three messages with a barrier each
+	}{
+		{"linger", 500 * time.Millisecond, 1},
+		{"none", -1, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := openBackend(t, "sqlite")
+			slow := newSlowStore(b.store())
+			slow.open()
+			a := newArchive(t, slow, testRing(t), func(c *Config) {
+				c.FlushInterval, c.BatchSize, c.AckLinger = time.Hour, 1000, tt.linger
+			})
+			var barriers []<-chan struct{}
+			for i, m := range numbered(alice, 3) {
+				mustAppend(t, a, m)
+				ch := a.Stored()
+				if ch == nil {
+					t.Fatalf("message %d: Stored is nil with a message queued", i)
+				}
+				barriers = append(barriers, ch)
+				if tt.linger < 0 {
+					<-ch // stored at once: not after the flush interval of an hour
+				}
+			}
+			for i, ch := range barriers {
+				select {
+				case <-ch:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("barrier %d not reached", i+1)
+				}
+			}
+			if got := len(slow.entered); got != tt.batches {
+				t.Errorf("%d transactions for 3 messages, want %d", got, tt.batches)
+			}
+			if n := stored(t, b.store(), alice); n != 3 {
+				t.Errorf("%d stored, want 3", n)
+			}
+		})
+	}
+}

@@ -14,7 +14,8 @@
 # (Prosody: network_settings.nagle = false), ejabberd's listen backlog raised from 5, MAM
 # "always" on ejabberd and Prosody, SCRAM-hashed passwords everywhere.
 # "kontor-nopolicy" is Kontor with the policy gate module off (issue 4's
-# overhead figure); it runs the chat scenarios only.
+# overhead figure); it runs the chat scenarios only. Kontor also runs both
+# chat scenarios with stream management on (-sm; the rows marked +sm).
 #
 # Usage (as root): cmd/kontor-load/compare.sh
 # Knobs (environment): ROUNDS LOGINS IDLE PAIRS RATE SECONDS OUT KEEP=1
@@ -111,6 +112,7 @@ log: {level: warn}
 storage: {backend: postgres, postgres_dsn: "postgres://postgres@127.0.0.1:$(eval echo \$PGPORT_${name//-/_})/${name//-/_}?sslmode=disable"}
 c2s: {starttls_addr: "127.0.0.1:$port", direct_tls_addr: "", max_connections_per_ip: 0}
 admin: {addr: ""}
+http: {addr: ""}
 registration: {open: true, max_per_ip_per_hour: 0}
 archive: {enabled: true, kek_file: $dir/archive.kek}
 policy: {unknown_local_kind: employee}
@@ -243,6 +245,10 @@ for r in $(seq 1 "$ROUNDS"); do
 	for s in "${PEERS[@]}"; do load "$s" -scenario login -users "$LOGINS" -concurrency 20; done
 	for s in "${PEERS[@]}" kontor-nopolicy; do load "$s" -scenario chat -pairs "$PAIRS" -rate "$RATE" -duration "${SECONDS_}s"; done
 	for s in "${PEERS[@]}" kontor-nopolicy; do load "$s" -scenario chat -pairs "$PAIRS" -window 16 -duration "${SECONDS_}s"; done
+	# Stream management's cost (issue 6): Kontor with XEP-0198 on every
+	# client and an ack request after each message, against the runs above.
+	load kontor -scenario chat -pairs "$PAIRS" -rate "$RATE" -duration "${SECONDS_}s" -sm
+	load kontor -scenario chat -pairs "$PAIRS" -window 16 -duration "${SECONDS_}s" -sm
 	for s in "${PEERS[@]}"; do load "$s" -scenario mam -seed 500 -page 50 -duration "${SECONDS_}s"; done
 	for s in "${PEERS[@]}"; do load "$s" -scenario idle -users "$IDLE" -concurrency 20 -settle 3s; done
 done >/dev/null

@@ -44,6 +44,7 @@ func run(args []string) error {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 10, "logins in flight at once")
 	fs.IntVar(&cfg.Pairs, "pairs", 10, "chat: sender/receiver pairs")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "chat: messages per second in total; 0: as fast as -window allows")
+	fs.BoolVar(&cfg.SM, "sm", false, "chat: enable stream management (XEP-0198) on every client, with an ack request after each message")
 	fs.IntVar(&cfg.Window, "window", 16, "chat: messages in flight per pair")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "chat, mam: how long to measure")
 	fs.IntVar(&cfg.Seed, "seed", 500, "mam: messages put in the archive before paging")

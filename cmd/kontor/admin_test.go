@@ -165,3 +165,20 @@ func TestAdminPolicyReload(t *testing.T) {
 		t.Fatalf("reload of a broken policy: %d %s", code, body)
 	}
 }
+
+// TestAdminPProf: Go's profiles are on the admin listener only when
+// admin.pprof is set.
+func TestAdminPProf(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		ts := startTestServer(t, "sqlite", func(c *Config) { c.Admin.PProf = on })
+		resp, err := http.Get("http://" + ts.addr("admin") + "/debug/pprof/heap?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := resp.StatusCode == http.StatusOK && strings.Contains(string(body), "heap profile"); got != on {
+			t.Errorf("admin.pprof %v: GET /debug/pprof/heap: %d %.60q", on, resp.StatusCode, body)
+		}
+	}
+}

@@ -35,6 +35,10 @@ type ArchiveConfig struct {
 	QueueBytes           int           `mapstructure:"queue_bytes"`
 	BatchSize            int           `mapstructure:"batch_size"`
 	FlushInterval        time.Duration `mapstructure:"flush_interval"`
+	// AckLinger: after a stream management ack request asked for what is
+	// queued to be stored, the flusher gathers more for this long, so that
+	// many acks share one transaction; 0 stores at once.
+	AckLinger time.Duration `mapstructure:"ack_linger"`
 	// WhenFull is block (wait, lose nothing) or refuse (the sender gets an
 	// error).
 	WhenFull      string        `mapstructure:"when_full"`
@@ -81,12 +85,13 @@ func (a *ArchiveConfig) validate(dataDir string) []string {
 		{"queue_bytes", int64(a.QueueBytes), 1 << 20, 1 << 40},
 		{"batch_size", int64(a.BatchSize), 1, 10_000},
 		{"flush_interval", int64(a.FlushInterval), int64(time.Millisecond), int64(time.Minute)},
+		{"ack_linger", int64(a.AckLinger), 0, int64(time.Second)},
 		{"key_cache_size", int64(a.KeyCacheSize), 100, 10_000_000},
 		{"prefs_cache_size", int64(a.PrefsCacheSize), 100, 10_000_000},
 	}
 	for _, b := range bounds {
 		if b.n < b.lo || b.n > b.hi {
-			if strings.HasSuffix(b.path, "interval") {
+			if strings.HasSuffix(b.path, "interval") || b.path == "ack_linger" {
 				add(b.path, "must be between %v and %v", time.Duration(b.lo), time.Duration(b.hi))
 			} else {
 				add(b.path, "must be between %d and %d", b.lo, b.hi)
@@ -183,7 +188,7 @@ func archiveOptions(cfg *Config, as storage.ArchiveStore, keys keyring.Provider,
 		// dropped.
 		DefaultRetention: archive.RetentionClass{Name: archive.DefaultClassName, Keep: keep},
 		QueueSize:        c.QueueSize, QueueBytes: c.QueueBytes, BatchSize: c.BatchSize,
-		FlushInterval: c.FlushInterval, WhenFull: full, PurgeInterval: c.PurgeInterval,
+		FlushInterval: c.FlushInterval, AckLinger: ackLinger(c.AckLinger), WhenFull: full, PurgeInterval: c.PurgeInterval,
 		KeyCacheSize: c.KeyCacheSize, PrefsCacheSize: c.PrefsCacheSize,
 	}
 }
@@ -245,4 +250,13 @@ func archiveCmd(flags *configFlags) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// ackLinger maps the configured linger (0: none) to archive.Config's
+// (0: the default, negative: none).
+func ackLinger(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

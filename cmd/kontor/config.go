@@ -130,6 +130,9 @@ type AdminConfig struct {
 	// Addr serves /healthz and /metrics ("" disables). Keep it on
 	// loopback or a management network.
 	Addr string `mapstructure:"addr"`
+	// PProf serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on the admin listener, for profiling under load.
+	PProf bool `mapstructure:"pprof"`
 }
 
 type SealConfig struct {

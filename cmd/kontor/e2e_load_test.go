@@ -68,6 +68,14 @@ func TestE2ELoadScenarios(t *testing.T) {
 			t.Errorf("chat at 50/s for 1s sent %d", r.Sent)
 		}
 	}
+	// With stream management (XEP-0198): every message delivered, and
+	// acknowledged to its sender (after the archive stored it).
+	for _, rate := range []float64{0, 50} {
+		r := run(t, "chat", func(c *load.Config) { c.Rate, c.SM = rate, true })
+		if r.Lost != 0 || r.Sent != r.Ops || r.Unacked != 0 || r.Sent == 0 {
+			t.Errorf("chat with sm at rate %v: sent %d, delivered %d, lost %d, unacknowledged %d", rate, r.Sent, r.Ops, r.Lost, r.Unacked)
+		}
+	}
 	if r := run(t, "mam", nil); r.MessagesPerPage < 20 || r.MessagesPerPage > 25 {
 		t.Errorf("mam: %.1f messages per page, want (mostly) full pages of 25: %+v", r.MessagesPerPage, r)
 	}

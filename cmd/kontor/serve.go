@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -394,6 +395,15 @@ func (s *Server) adminHandler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	s.ldapAdminRoutes(mux) // POST /ldap/sync[?full=1]
+	if s.cfg.Admin.PProf {
+		// Profiles show code paths and sizes, never stanza contents; the
+		// listener is private (see admin.addr).
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("POST /policy/reload", s.adminOperator(gate.AccessAdminPolicyReload, func(w http.ResponseWriter, r *http.Request) {
 		// The new policy is built whole and swapped in atomically; a
 		// broken one is refused and the running one stays (DESIGN.md).

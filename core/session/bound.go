@@ -57,9 +57,16 @@ type session struct {
 	// inbound is h: the stanzas handled since stream management was
 	// enabled (XEP-0198), modulo 2^32.
 	inbound uint32
-	// ackPrev is closed when the last deferred answer to <r/> is
-	// written (or given up); nil when none waits. Guarded by handling.
-	ackPrev chan struct{}
+	// acks are the answers to <r/> that wait for storage (Config.Stored),
+	// in order; ackWaiting is set while a goroutine (ackLoop) works
+	// through them. One goroutine per session rather than one per <r/>:
+	// a client that asks after every message would otherwise keep one
+	// waiting goroutine per message for up to the archive's linger, and
+	// the collector scans every one of their stacks. ackMu guards both;
+	// it is a leaf lock.
+	ackMu      sync.Mutex
+	acks       []pendingAck
+	ackWaiting bool
 
 	// finishOnce runs finish.
 	finishOnce sync.Once

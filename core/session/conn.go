@@ -176,11 +176,19 @@ func (c *conn) streamErrorElement(se *stanza.StreamError) *stanza.Element {
 	return el
 }
 
-func (c *conn) serve() {
+// serve negotiates the stream on the calling goroutine and, once a
+// resource is bound, hands the connection over to a reader and a writer
+// goroutine of its own and returns (see run); end runs once the
+// connection has ended, on whichever goroutine ends it.
+func (c *conn) serve(end func()) {
 	cfg := &c.srv.cfg
-	defer c.lingerClose()
 	within := cfg.Conns.Acquire(c.remote)
-	defer cfg.Conns.Release(c.remote)
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			c.finish(end)
+		}
+	}()
 	c.lastRead.Store(time.Now().UnixNano())
 	_ = c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 
@@ -208,7 +216,16 @@ func (c *conn) serve() {
 		c.endNegotiation(err)
 		return
 	}
-	c.run()
+	handedOver = c.run(end)
+}
+
+// finish releases what the connection held and closes it, then runs end.
+func (c *conn) finish(end func()) {
+	c.srv.cfg.Conns.Release(c.remote)
+	c.lingerClose()
+	if end != nil {
+		end()
+	}
 }
 
 // lingerClose reads and discards what the client still sends, for up to a
@@ -764,10 +781,20 @@ func (c *conn) bind() error {
 	}
 }
 
-// run serves a bound session until the transport ends.
-func (c *conn) run() {
+// run starts serving a bound session: a reader and a writer goroutine,
+// both fresh, take over, and the last of them runs end when the transport
+// has ended. It reports whether it handed the connection over (false: the
+// connection was closed while binding and has ended; the caller finishes).
+//
+// Negotiation (the TLS handshake, SASL, binding) grows the stack of the
+// goroutine that runs it to 16 KiB or more, and the runtime shrinks a
+// stack only at a garbage collection, by half each time. A long-lived
+// reader or writer on that goroutine would hold the grown stack for a
+// long time after login; fresh ones grow only as far as serving stanzas
+// needs (about half as much per idle session, measured by
+// TestIdleSessionMemory).
+func (c *conn) run(end func()) bool {
 	s := c.sess
-	ctx := context.Background()
 	c.wdone = make(chan struct{})
 	c.ncMu.Lock()
 	c.bound.Store(true)
@@ -779,17 +806,25 @@ func (c *conn) run() {
 		}
 		close(c.wdone)
 		s.transportEnded(c)
-		return
+		return false
 	}
 	_ = c.nc.SetDeadline(time.Time{})
 	go c.writer()
 	// Write what was queued while binding or resuming.
 	c.signal()
-	defer func() {
+	go func() {
+		c.read(context.Background())
 		c.Close(nil)
 		<-c.wdone
 		s.transportEnded(c)
+		c.finish(end)
 	}()
+	return true
+}
+
+// read is the reader of a bound transport: it handles each element before
+// reading the next, until the stream or the connection ends.
+func (c *conn) read(ctx context.Context) {
 	for {
 		el, err := c.rd.Next()
 		if err != nil {

@@ -1,9 +1,10 @@
 package session
 
 import (
-	"bufio"
 	"crypto/tls"
+	"io"
 	"net"
+	"sync"
 
 	"kontor.im/kontor/core/stanza"
 )
@@ -42,18 +43,56 @@ type Transport interface {
 	TLS() *tls.ConnectionState
 }
 
-// tcpFraming is RFC 6120's framing: one XML document per stream.
+// tcpFraming is RFC 6120's framing: one XML document per stream. What is
+// written collects in a buffer taken from a pool at the first write and
+// given back at Flush, so that an idle session holds no write buffer; a
+// batch larger than flushAt is written out as it grows, as a bufio.Writer
+// would.
 type tcpFraming struct {
-	bw  *bufio.Writer
-	buf []byte
+	w   io.Writer
+	out *[]byte // from outPool between the first write and Flush
 }
 
+// flushAt is the size at which a growing batch is written out before
+// Flush: one TLS record's worth.
+const flushAt = 16 << 10
+
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 func newTCPFraming(nc net.Conn) *tcpFraming {
-	return &tcpFraming{bw: bufio.NewWriterSize(nc, 4096)}
+	return &tcpFraming{w: nc}
+}
+
+// buf returns the batch buffer, taking one from the pool if needed.
+func (f *tcpFraming) buf() []byte {
+	if f.out == nil {
+		f.out = outPool.Get().(*[]byte)
+	}
+	return *f.out
+}
+
+// done stores the grown batch and writes it out when it is large.
+func (f *tcpFraming) done(b []byte) error {
+	*f.out = b
+	if len(b) >= flushAt {
+		return f.write()
+	}
+	return nil
+}
+
+// write writes the batch and keeps the (emptied) buffer.
+func (f *tcpFraming) write() error {
+	b := *f.out
+	*f.out = b[:0]
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := f.w.Write(b)
+	return err
 }
 
 func (f *tcpFraming) WriteHeader(from, to, id string) error {
-	b := []byte("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='")
+	b := append(f.buf(), "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='"...)
 	b = append(b, id...)
 	b = append(b, '\'')
 	if from != "" {
@@ -65,17 +104,11 @@ func (f *tcpFraming) WriteHeader(from, to, id string) error {
 		b = appendAttr(b, "to", to)
 	}
 	b = append(b, '>')
-	_, err := f.bw.Write(b)
-	return err
+	return f.done(b)
 }
 
 func (f *tcpFraming) WriteElement(el *stanza.Element) error {
-	f.buf = el.AppendXML(f.buf[:0], stanza.NSClient)
-	_, err := f.bw.Write(f.buf)
-	if cap(f.buf) > 64<<10 {
-		f.buf = nil
-	}
-	return err
+	return f.done(el.AppendXML(f.buf(), stanza.NSClient))
 }
 
 func (f *tcpFraming) WriteClose(errEl *stanza.Element) error {
@@ -84,11 +117,22 @@ func (f *tcpFraming) WriteClose(errEl *stanza.Element) error {
 			return err
 		}
 	}
-	_, err := f.bw.WriteString("</stream:stream>")
-	return err
+	return f.done(append(f.buf(), "</stream:stream>"...))
 }
 
-func (f *tcpFraming) Flush() error { return f.bw.Flush() }
+// Flush writes the batch and gives the buffer back to the pool (unless it
+// grew large: a huge stanza should not stay in the pool).
+func (f *tcpFraming) Flush() error {
+	if f.out == nil {
+		return nil
+	}
+	err := f.write()
+	if cap(*f.out) <= 64<<10 {
+		outPool.Put(f.out)
+	}
+	f.out = nil
+	return err
+}
 
 // ServeTransport serves one client connection of another framing (a
 // WebSocket, a BOSH session) with the same negotiation and session code
@@ -109,12 +153,14 @@ func (s *Server) ServeTransport(t Transport) error {
 	s.conns[c] = struct{}{}
 	s.tasks.add()
 	s.mu.Unlock()
-	defer func() {
+	ended := make(chan struct{})
+	c.serve(func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 		s.tasks.done()
-	}()
-	c.serve()
+		close(ended)
+	})
+	<-ended
 	return nil
 }

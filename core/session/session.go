@@ -107,7 +107,7 @@
 // # Locks
 //
 // Lock order: session.handling, then session.mu, then Server.mu (which is
-// also taken alone). conn.ncMu may be taken under any of them. None is held
+// also taken alone). session.ackMu is a leaf. conn.ncMu may be taken under any of them. None is held
 // while calling the router (which calls Send and Close of sessions).
 // session.handling is held by a reader while it handles one element, so
 // that a takeover (resume) waits for the stanza in progress and reads an
@@ -117,10 +117,17 @@
 //
 // An idle session holds no preallocated queue: the queue and the
 // unacknowledged list are slices that grow with use and are released when
-// they drain. TestIdleSessionMemory measures an idle bound TLS session
-// (about 38 KiB of heap and goroutine stacks, with or without stream
-// management; the reader's and writer's buffers and stacks are most of
-// it). Stream management adds, per message, a timestamp and keeping the
+// they drain; the write buffer is taken from a pool for a batch and given
+// back at the flush (tcpFraming), and the stream reader reads into a
+// 512-byte array while it waits, taking a 4 KiB buffer from a pool only
+// while input flows (core/xmlstream). The reader and the writer are fresh
+// goroutines started after binding, so that they do not keep the stack
+// the TLS handshake and SASL grew. TestIdleSessionMemory measures an idle
+// bound TLS session: about 19 KiB of heap and goroutine stacks (it was 39
+// KiB with 4 KiB bufio buffers and the negotiating goroutine as the
+// reader), with or without stream management; what remains is mostly
+// crypto/tls's own (its record buffer grown by the ClientHello, the AEAD
+// states), the XML decoder and two small stacks. Stream management adds, per message, a timestamp and keeping the
 // stanza until it is acknowledged (BenchmarkSessionPath: under 100 ns),
 // and under load one <r/>/<a/> round trip per few dozen messages
 // (BenchmarkMessageCPU reports acks/msg and the server's CPU per message,
@@ -355,13 +362,12 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 		s.conns[c] = struct{}{}
 		s.tasks.add()
 		s.mu.Unlock()
-		go func() {
-			defer s.tasks.done()
-			c.serve()
+		go c.serve(func() {
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
-		}()
+			s.tasks.done()
+		})
 	}
 }
 

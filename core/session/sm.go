@@ -109,10 +109,10 @@ func (c *conn) smElement(el *stanza.Element) bool {
 }
 
 // answerR answers <r/> with the h of the stanzas handled so far, once what
-// handling them queued for storage is stored (Config.Stored). The answer
-// waits in a tracked goroutine, so the reader goes on; answers keep their
-// order (each waits for the one before). The reader holds
-// session.handling, which guards ackPrev.
+// handling them queued for storage is stored (Config.Stored). Answers
+// that must wait are queued and written in order by one goroutine per
+// session (ackLoop), so the reader goes on. The reader holds
+// session.handling.
 func (c *conn) answerR() bool {
 	s := c.sess
 	a := stanza.New(nsSM, "a").Set("h", strconv.FormatUint(uint64(s.inbound), 10))
@@ -120,37 +120,56 @@ func (c *conn) answerR() bool {
 	if f := c.srv.cfg.Stored; f != nil {
 		pending = f()
 	}
-	prev := s.ackPrev
-	if prev != nil {
-		select {
-		case <-prev:
-			prev = nil
-		default:
-		}
-	}
-	if pending == nil && prev == nil {
-		s.ackPrev = nil
+	s.ackMu.Lock()
+	if pending == nil && len(s.acks) == 0 && !s.ackWaiting {
+		s.ackMu.Unlock()
 		return s.pushNonza(c, a)
 	}
-	done := make(chan struct{})
-	s.ackPrev = done
-	c.srv.tasks.add()
-	go func() {
-		defer c.srv.tasks.done()
-		defer close(done)
-		for _, ch := range []<-chan struct{}{prev, pending} {
-			if ch == nil {
+	s.acks = append(s.acks, pendingAck{c: c, stored: pending, a: a})
+	start := !s.ackWaiting
+	s.ackWaiting = true
+	s.ackMu.Unlock()
+	if start {
+		c.srv.tasks.add()
+		go s.ackLoop(c.srv)
+	}
+	return true
+}
+
+// pendingAck is an answer to <r/> on transport c, to be written once
+// stored is closed (nil: at once, after the ones before it).
+type pendingAck struct {
+	c      *conn
+	stored <-chan struct{}
+	a      *stanza.Element
+}
+
+// ackLoop writes the queued answers to <r/> in order, each once its
+// storage barrier is reached, and ends when none is left. An answer whose
+// transport ends first is dropped: a resumption answers h instead.
+func (s *session) ackLoop(srv *Server) {
+	defer srv.tasks.done()
+	for {
+		s.ackMu.Lock()
+		if len(s.acks) == 0 {
+			s.acks = nil
+			s.ackWaiting = false
+			s.ackMu.Unlock()
+			return
+		}
+		p := s.acks[0]
+		s.acks[0] = pendingAck{}
+		s.acks = s.acks[1:]
+		s.ackMu.Unlock()
+		if p.stored != nil {
+			select {
+			case <-p.stored:
+			case <-p.c.closing:
 				continue
 			}
-			select {
-			case <-ch:
-			case <-c.closing:
-				return // the transport ends: a resumption answers h instead
-			}
 		}
-		s.pushNonza(c, a)
-	}()
-	return true
+		s.pushNonza(p.c, p.a)
+	}
 }
 
 // waitStored waits until what handled stanzas queued for storage is stored

@@ -17,12 +17,12 @@
 package xmlstream
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/xml"
 	"errors"
 	"io"
 	"strings"
+	"sync"
 
 	"kontor.im/kontor/core/stanza"
 )
@@ -70,7 +70,7 @@ const bufSize = 4096
 type Reader struct {
 	lim    Limits
 	lr     limitReader
-	br     *bufio.Reader
+	br     lazyReader
 	dec    *xml.Decoder
 	header bool
 	// scopes holds the namespace URIs declared in scope, innermost last;
@@ -86,11 +86,105 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 	rd := &Reader{lim: lim}
 	rd.lr = limitReader{r: r}
 	rd.lr.limit = int64(lim.MaxStanzaBytes) + bufSize
-	rd.br = bufio.NewReaderSize(&rd.lr, bufSize)
-	rd.dec = xml.NewDecoder(rd.br)
+	rd.br.r = &rd.lr
+	rd.dec = xml.NewDecoder(&rd.br)
 	rd.dec.Strict = true
 	rd.scopes = append(rd.scopes, stanza.NSXML)
 	return rd
+}
+
+// lazyReader is the buffer between the connection and the tokenizer (an
+// io.ByteReader, so that encoding/xml adds no buffer of its own). An idle
+// stream holds no large buffer: a read that may block goes into a small
+// array inside the Reader, and only when a read fills it (more input is
+// likely waiting) does the next one take a bufSize buffer from a pool,
+// which goes back as soon as a read leaves it partly empty. Thousands of
+// idle sessions thus hold small arrays instead of 4 KiB each.
+type lazyReader struct {
+	r     io.Reader
+	big   *[bufSize]byte // from bufPool while input flows
+	buf   []byte         // the current window; buf[pos:] is unread
+	pos   int
+	full  bool // the last read filled its buffer
+	err   error
+	small [smallSize]byte
+}
+
+// smallSize holds a typical chat stanza in one read.
+const smallSize = 512
+
+var bufPool = sync.Pool{New: func() any { return new([bufSize]byte) }}
+
+func (l *lazyReader) fill() error {
+	if l.err != nil {
+		return l.err
+	}
+	var dst []byte
+	if l.full {
+		if l.big == nil {
+			l.big = bufPool.Get().(*[bufSize]byte)
+		}
+		dst = l.big[:]
+	} else {
+		if l.big != nil {
+			bufPool.Put(l.big)
+			l.big = nil
+		}
+		dst = l.small[:]
+	}
+	l.buf, l.pos = nil, 0
+	for range 100 { // io.Reader allows empty reads; do not spin forever
+		n, err := l.r.Read(dst)
+		if n > 0 {
+			l.buf, l.full = dst[:n], n == len(dst)
+			if err != nil {
+				l.err = err // returned once the data is consumed
+			}
+			return nil
+		}
+		if err != nil {
+			l.err = err
+			if l.big != nil {
+				bufPool.Put(l.big)
+				l.big = nil
+			}
+			return err
+		}
+	}
+	l.err = io.ErrNoProgress
+	return l.err
+}
+
+func (l *lazyReader) ReadByte() (byte, error) {
+	if l.pos >= len(l.buf) {
+		if err := l.fill(); err != nil {
+			return 0, err
+		}
+	}
+	b := l.buf[l.pos]
+	l.pos++
+	return b, nil
+}
+
+func (l *lazyReader) Read(p []byte) (int, error) {
+	if l.pos >= len(l.buf) {
+		if err := l.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, l.buf[l.pos:])
+	l.pos += n
+	return n, nil
+}
+
+// peek returns the next byte without consuming it.
+func (l *lazyReader) peek() (byte, error) {
+	if l.pos >= len(l.buf) {
+		if err := l.fill(); err != nil {
+			return 0, err
+		}
+	}
+	return l.buf[l.pos], nil
 }
 
 // limitReader stops reading at an absolute offset, so that the decoder never
@@ -156,15 +250,15 @@ func (r *Reader) Header() (Header, error) {
 	// STARTTLS port) would keep the tokenizer waiting for a '<' that never
 	// comes: look at the first byte that is not white space.
 	for {
-		b, err := r.br.Peek(1)
+		b, err := r.br.peek()
 		if err != nil {
 			return h, r.classify(err)
 		}
-		if b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n' {
-			_, _ = r.br.Discard(1)
+		if b == ' ' || b == '\t' || b == '\r' || b == '\n' {
+			r.br.pos++
 			continue
 		}
-		if b[0] != '<' {
+		if b != '<' {
 			return h, streamErr(stanza.StreamNotWellFormed, "this is not an XMPP stream")
 		}
 		break

@@ -37,6 +37,16 @@ func loginPairs(ctx context.Context, cfg *Config, n int) ([]*pair, error) {
 			e.add(err)
 			return
 		}
+		if cfg.SM {
+			for _, c := range []*conn{a, b} {
+				if err := c.enableSM(); err != nil {
+					a.close()
+					b.close()
+					e.add(err)
+					return
+				}
+			}
+		}
 		pairs[k] = &pair{a: a, b: b, window: make(chan struct{}, cfg.Window), done: make(chan struct{})}
 	})
 	if e.first != nil || ctx.Err() != nil {
@@ -100,7 +110,8 @@ func (p *pair) receive(lat *latencies) {
 			continue
 		}
 		body := el.child("", "body")
-		if body == nil {
+		if body == nil || el.child("urn:xmpp:delay", "delay") != nil {
+			// Delayed: offline storage's, from an earlier run.
 			continue
 		}
 		if t, ok := sentAt(body.text.String()); ok {
@@ -155,7 +166,7 @@ func (p *pair) sendLoop(ctx context.Context, deadline time.Time, interval time.D
 		case <-time.After(time.Until(deadline)):
 			return nil
 		}
-		err := p.a.send("<message type='chat' to='" + to + "' id='m" + strconv.FormatInt(n, 36) + "'><body>" + chatBody(n) + "</body></message>")
+		err := p.a.sendCounted("<message type='chat' to='" + to + "' id='m" + strconv.FormatInt(n, 36) + "'><body>" + chatBody(n) + "</body></message>")
 		if err != nil {
 			return err
 		}
@@ -172,6 +183,25 @@ func drain(pairs []*pair, timeout time.Duration) {
 		pending := false
 		for _, p := range pairs {
 			if p.received.Load()+p.refused.Load() < p.sent.Load() {
+				pending = true
+				break
+			}
+		}
+		if !pending {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// drainAcks waits until the server acknowledged every message the senders
+// sent with stream management on, at most timeout.
+func drainAcks(pairs []*pair, timeout time.Duration) {
+	end := time.Now().Add(timeout)
+	for time.Now().Before(end) {
+		pending := false
+		for _, p := range pairs {
+			if p.a.acked.Load() < p.a.smSent.Load() {
 				pending = true
 				break
 			}
@@ -217,7 +247,13 @@ func runChat(ctx context.Context, cfg *Config) (*Result, error) {
 	}
 	wg.Wait()
 	drain(pairs, cfg.Timeout)
+	if cfg.SM {
+		drainAcks(pairs, cfg.Timeout)
+	}
 	for _, p := range pairs {
+		if cfg.SM {
+			r.Unacked += max(0, p.a.smSent.Load()-p.a.acked.Load())
+		}
 		r.Sent += p.sent.Load()
 		r.Ops += p.received.Load()
 		if n := p.refused.Load(); n > 0 {

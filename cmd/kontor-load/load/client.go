@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,7 @@ const (
 	nsSASL    = "urn:ietf:params:xml:ns:xmpp-sasl"
 	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
 	nsSession = "urn:ietf:params:xml:ns:xmpp-session"
+	nsSM      = "urn:xmpp:sm:3"
 )
 
 // element is a parsed stanza: just enough of XML for a load generator.
@@ -74,6 +76,12 @@ type conn struct {
 	w    *bufio.Writer
 	jid  string
 	iqID int
+	// Stream management (XEP-0198), after enableSM: h counts the stanzas
+	// received; next answers the server's <r/> and swallows its <a/>.
+	sm     bool
+	h      atomic.Uint32
+	acked  atomic.Int64 // stanzas the server acknowledged (its last h)
+	smSent atomic.Int64 // stanzas sent while stream management was on
 }
 
 // dial connects and negotiates TLS; the stream is open and its features
@@ -161,7 +169,8 @@ func (c *conn) open() (*element, error) {
 	return f, nil
 }
 
-// next reads the next top-level element of the stream.
+// next reads the next top-level element of the stream. With stream
+// management on it counts stanzas, answers <r/> and takes <a/> itself.
 func (c *conn) next() (*element, error) {
 	for {
 		tok, err := c.dec.Token()
@@ -170,11 +179,66 @@ func (c *conn) next() (*element, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			return c.element(t)
+			e, err := c.element(t)
+			if err != nil || !c.sm {
+				return e, err
+			}
+			if e.space == nsSM {
+				switch e.local {
+				case "r":
+					if err := c.send("<a xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(c.h.Load()), 10) + "'/>"); err != nil {
+						return nil, err
+					}
+				case "a":
+					if h, perr := strconv.ParseUint(e.attr("h"), 10, 32); perr == nil {
+						c.acked.Store(int64(h))
+					}
+				}
+				continue
+			}
+			if e.local == "message" || e.local == "presence" || e.local == "iq" {
+				c.h.Add(1)
+			}
+			return e, nil
 		case xml.EndElement:
 			return nil, io.EOF // </stream:stream>
 		}
 	}
+}
+
+// enableSM enables stream management (XEP-0198, without resumption) on a
+// logged-in connection whose stream nobody else reads yet.
+func (c *conn) enableSM() error {
+	if err := c.send("<enable xmlns='" + nsSM + "'/>"); err != nil {
+		return err
+	}
+	for {
+		e, err := c.next()
+		if err != nil {
+			return err
+		}
+		if e.space != nsSM {
+			continue // presence and the like that came before; not counted (sm was off)
+		}
+		switch e.local {
+		case "enabled":
+			c.sm = true
+			return nil
+		case "failed":
+			return fmt.Errorf("load: stream management refused: %s", describeChildren(e))
+		}
+	}
+}
+
+// sendCounted sends a stanza that counts for stream management, followed
+// by a request for an acknowledgement (<r/>) as mobile clients do after
+// each message.
+func (c *conn) sendCounted(s string) error {
+	if !c.sm {
+		return c.send(s)
+	}
+	c.smSent.Add(1)
+	return c.send(s + "<r xmlns='" + nsSM + "'/>")
 }
 
 func (c *conn) element(start xml.StartElement) (*element, error) {
@@ -213,6 +277,12 @@ func (c *conn) send(s string) error {
 func (c *conn) close() {
 	c.wmu.Lock()
 	c.raw.SetWriteDeadline(time.Now().Add(time.Second))
+	if c.sm {
+		// Acknowledge what arrived, as a client does before it closes:
+		// the server would otherwise hand unacknowledged messages to
+		// offline storage (XEP-0198 §5), and the next run would get them.
+		c.w.WriteString("<a xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(c.h.Load()), 10) + "'/>")
+	}
 	c.w.WriteString("</stream:stream>")
 	c.w.Flush()
 	c.wmu.Unlock()

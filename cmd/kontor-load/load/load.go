@@ -20,6 +20,10 @@
 //   - chat: Pairs pairs exchange messages (at Rate messages/s in total, or
 //     as fast as a window of Window messages in flight per pair allows) for
 //     Duration; delivered/s, latency percentiles, loss, CPU per 1,000.
+//     With SM, both sides enable stream management (XEP-0198): they answer
+//     the server's <r/>, and a sender asks for an ack (<r/>) after each
+//     message, as mobile clients do; what the server has not acknowledged
+//     by the end is reported as unacked.
 //   - mam: the first pair's archive is filled with Seed messages, then
 //     pages of Page messages are fetched (XEP-0313 with RSM) for Duration;
 //     CPU and latency per page.
@@ -51,6 +55,7 @@ type Config struct {
 	Pairs       int           `json:"pairs,omitempty"`
 	Rate        float64       `json:"rate,omitempty"` // messages/s in total; 0: as fast as Window allows
 	Window      int           `json:"window,omitempty"`
+	SM          bool          `json:"sm,omitempty"` // chat: clients enable stream management (XEP-0198) and ask for an ack after each message
 	Duration    time.Duration `json:"-"`
 	Seed        int           `json:"seed,omitempty"` // mam: messages in the archive
 	Page        int           `json:"page,omitempty"` // mam: messages per page
@@ -90,6 +95,9 @@ type Result struct {
 	// chat
 	Sent int64 `json:"sent,omitempty"`
 	Lost int64 `json:"lost"`
+	// chat with SM: messages the server had not acknowledged (<a h/>) when
+	// the run ended.
+	Unacked int64 `json:"unacked,omitempty"`
 	// idle: server memory growth per session.
 	RSSBeforeKiB    int64   `json:"rss_before_kib,omitempty"`
 	RSSAfterKiB     int64   `json:"rss_after_kib,omitempty"`

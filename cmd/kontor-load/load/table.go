@@ -22,19 +22,42 @@ var figures = []figure{
 	{"login: CPU ms per login (server+db)", true, func(r *Result) (float64, bool) { return r.CPUPerOpMS, r.Scenario == "login" }},
 	{"login: p99 ms", true, func(r *Result) (float64, bool) { return r.P99ms, r.Scenario == "login" }},
 	{"login: logins/s", false, func(r *Result) (float64, bool) { return r.OpsPerS, r.Scenario == "login" }},
-	{"chat@rate: CPU ms per 1000 msgs (server+db)", true, func(r *Result) (float64, bool) { return r.CPUPer1000MS, r.Scenario == "chat" && r.Config.Rate > 0 }},
+	{"chat@rate: CPU ms per 1000 msgs (server+db)", true, func(r *Result) (float64, bool) {
+		return r.CPUPer1000MS, r.Scenario == "chat" && !r.Config.SM && r.Config.Rate > 0
+	}},
 	{"chat@rate: server CPU ms per 1000 msgs", true, func(r *Result) (float64, bool) {
-		return per1000(r.ServerCPUms, r), r.Scenario == "chat" && r.Config.Rate > 0 && r.Ops > 0
+		return per1000(r.ServerCPUms, r), r.Scenario == "chat" && !r.Config.SM && r.Config.Rate > 0 && r.Ops > 0
 	}},
-	{"chat@rate: p50 ms", true, func(r *Result) (float64, bool) { return r.P50ms, r.Scenario == "chat" && r.Config.Rate > 0 }},
-	{"chat@rate: p99 ms", true, func(r *Result) (float64, bool) { return r.P99ms, r.Scenario == "chat" && r.Config.Rate > 0 }},
-	{"chat@rate: p99.9 ms", true, func(r *Result) (float64, bool) { return r.P999ms, r.Scenario == "chat" && r.Config.Rate > 0 }},
-	{"chat@max: delivered/s", false, func(r *Result) (float64, bool) { return r.OpsPerS, r.Scenario == "chat" && r.Config.Rate == 0 }},
-	{"chat@max: CPU ms per 1000 msgs (server+db)", true, func(r *Result) (float64, bool) { return r.CPUPer1000MS, r.Scenario == "chat" && r.Config.Rate == 0 }},
+	{"chat@rate: p50 ms", true, func(r *Result) (float64, bool) {
+		return r.P50ms, r.Scenario == "chat" && !r.Config.SM && r.Config.Rate > 0
+	}},
+	{"chat@rate: p99 ms", true, func(r *Result) (float64, bool) {
+		return r.P99ms, r.Scenario == "chat" && !r.Config.SM && r.Config.Rate > 0
+	}},
+	{"chat@rate: p99.9 ms", true, func(r *Result) (float64, bool) {
+		return r.P999ms, r.Scenario == "chat" && !r.Config.SM && r.Config.Rate > 0
+	}},
+	{"chat@max: delivered/s", false, func(r *Result) (float64, bool) {
+		return r.OpsPerS, r.Scenario == "chat" && !r.Config.SM && r.Config.Rate == 0
+	}},
+	{"chat@max: CPU ms per 1000 msgs (server+db)", true, func(r *Result) (float64, bool) {
+		return r.CPUPer1000MS, r.Scenario == "chat" && !r.Config.SM && r.Config.Rate == 0
+	}},
 	{"chat@max: server CPU ms per 1000 msgs", true, func(r *Result) (float64, bool) {
-		return per1000(r.ServerCPUms, r), r.Scenario == "chat" && r.Config.Rate == 0 && r.Ops > 0
+		return per1000(r.ServerCPUms, r), r.Scenario == "chat" && !r.Config.SM && r.Config.Rate == 0 && r.Ops > 0
 	}},
-	{"chat@max: p99 ms", true, func(r *Result) (float64, bool) { return r.P99ms, r.Scenario == "chat" && r.Config.Rate == 0 }},
+	{"chat@max: p99 ms", true, func(r *Result) (float64, bool) {
+		return r.P99ms, r.Scenario == "chat" && !r.Config.SM && r.Config.Rate == 0
+	}},
+	{"chat@rate+sm: server CPU ms per 1000 msgs", true, func(r *Result) (float64, bool) {
+		return per1000(r.ServerCPUms, r), r.Scenario == "chat" && r.Config.SM && r.Config.Rate > 0 && r.Ops > 0
+	}},
+	{"chat@rate+sm: p99 ms", true, func(r *Result) (float64, bool) {
+		return r.P99ms, r.Scenario == "chat" && r.Config.SM && r.Config.Rate > 0
+	}},
+	{"chat@max+sm: server CPU ms per 1000 msgs", true, func(r *Result) (float64, bool) {
+		return per1000(r.ServerCPUms, r), r.Scenario == "chat" && r.Config.SM && r.Config.Rate == 0 && r.Ops > 0
+	}},
 	{"chat: messages lost", true, func(r *Result) (float64, bool) { return float64(r.Lost), r.Scenario == "chat" }},
 	{"mam: CPU ms per page of 50 (server+db)", true, func(r *Result) (float64, bool) { return r.CPUPerOpMS, r.Scenario == "mam" }},
 	{"mam: messages per page (mean)", false, func(r *Result) (float64, bool) { return r.MessagesPerPage, r.Scenario == "mam" }},

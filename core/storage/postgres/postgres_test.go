@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -247,4 +248,10 @@ func skipUnlessCI(t *testing.T, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+func BenchmarkAppendArchive(b *testing.B) {
+	for _, n := range []int{1, 5, 100} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { storagetest.BenchArchiveAppend(b, benchStore(b).(storage.ArchiveStore), n) })
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 
@@ -676,4 +677,46 @@ func testArchiveReopen(t *testing.T, h *archiveHarness) {
 	if _, err := s2.ArchivePrefs(ctx, wei); errors.Is(err, storage.ErrNotFound) {
 		t.Error("prefs lost on reopen")
 	}
+}
+
+// BenchArchiveAppend measures storing one batch of n archived messages
+// (the archive's flusher: at low message rates most batches are small).
+func BenchArchiveAppend(b *testing.B, s storage.ArchiveStore, n int) {
+	ctx := b.Context()
+	slot := storage.ArchiveKeySlot{Owner: alice, Slice: 202503, Class: "standard"}
+	if err := s.CreateArchiveKeys(ctx, []storage.ArchiveKey{{ArchiveKeySlot: slot, KEKID: "kek-1",
+		Wrapped: []byte("wrapped"), KeepUntil: storage.ArchiveForever}}); err != nil {
+		b.Fatal(err)
+	}
+	keys, err := s.ArchiveKeys(ctx, []storage.ArchiveKeySlot{slot})
+	if err != nil || len(keys) != 1 {
+		b.Fatal(err, len(keys))
+	}
+	sealed := bytes.Repeat([]byte{0xAB}, 400)
+	rows := make([]storage.ArchiveRow, n)
+	next := uint64(0)
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for b.Loop() {
+		for i := range rows {
+			next++
+			rows[i] = row(alice, next, bob, "phone", keys[0].ID)
+			rows[i].Sealed = sealed
+		}
+		if err := s.AppendArchive(ctx, rows, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The caller's CPU (the server's side; the database's is its own),
+	// steadier than wall time on a shared machine.
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "client-cpu-ns/op")
+}
+
+// processCPU is this process's user and system CPU time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
