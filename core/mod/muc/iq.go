@@ -36,6 +36,8 @@ func (m *Module) iq(ctx context.Context, s *stanza.Stanza) (*stanza.Element, err
 		return stanza.New(NSDiscoItem, "query"), nil
 	case q.Name.Space == NSAdmin && q.Name.Local == "query":
 		return m.admin(ctx, r, s, q)
+	case q.Name.Space == NSOwner && q.Name.Local == "query" && s.Type == "set" && q.Child(NSOwner, "destroy") != nil:
+		return nil, m.destroy(ctx, r, s, q.Child(NSOwner, "destroy"))
 	case q.Name.Space == NSOwner && q.Name.Local == "query":
 		res, err := m.owner(r, s, q)
 		if err == nil && s.Type == "set" {
@@ -254,7 +256,7 @@ func (m *Module) owner(r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.El
 	}
 	x := q.Child(dataform.NS, "x")
 	if x == nil {
-		return nil, stanza.ErrBadRequest("a configuration form is needed (room destruction is not supported)")
+		return nil, stanza.ErrBadRequest("a configuration form or a destroy element is needed")
 	}
 	f, err := dataform.Parse(x)
 	if err != nil {
@@ -296,6 +298,14 @@ func (m *Module) mam(ctx context.Context, r *room, s *stanza.Stanza, q *stanza.E
 		return nil, err
 	}
 	aq.Owner = r.jid.String()
+	r.mu.Lock()
+	if aq.Start.Before(r.created) {
+		// A room of the same address that was destroyed (or a temporary
+		// one that ended) keeps its messages in the archive under their
+		// retention; this room does not show them.
+		aq.Start = r.created
+	}
+	r.mu.Unlock()
 	page, err := m.archive.Query(ctx, aq)
 	if err != nil {
 		var se stanza.Error

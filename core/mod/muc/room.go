@@ -55,8 +55,13 @@ type room struct {
 	jid    jid.JID
 	secret []byte // keys the occupant ids
 
-	mu           sync.Mutex
-	gone         bool // removed from the service: a join must start anew
+	mu   sync.Mutex
+	gone bool // removed from the service: a join must start anew
+	// created is when the room came into being (zero for a room stored
+	// before it was recorded): its archive is read from then on, so that
+	// a new room at the address of a destroyed one does not show the old
+	// room's messages.
+	created      time.Time
 	cfg          Config
 	subject      string
 	subjectFrom  jid.JID // the room JID that set it
@@ -297,6 +302,7 @@ func (m *Module) room(bare jid.JID) (*room, bool, error) {
 	}
 	r := newRoom(bare)
 	r.cfg.HistoryLength = m.opts.MaxHistory
+	r.created = m.now().UTC().Truncate(time.Microsecond)
 	r.primed = true // a new room has no history of its own
 	m.rooms[bare.String()] = r
 	return r, true, nil
@@ -457,12 +463,12 @@ func (m *Module) primeHistory(ctx context.Context, r *room) {
 	r.primeMu.Lock()
 	defer r.primeMu.Unlock()
 	r.mu.Lock()
-	done = r.primed
+	done, created := r.primed, r.created
 	r.mu.Unlock()
 	if done {
 		return
 	}
-	page, err := m.archive.Query(ctx, module.ArchiveQuery{Owner: r.jid.String(), Last: true, Max: m.opts.MaxHistory})
+	page, err := m.archive.Query(ctx, module.ArchiveQuery{Owner: r.jid.String(), Start: created, Last: true, Max: m.opts.MaxHistory})
 	if err != nil {
 		m.log.ErrorContext(ctx, "room history not loaded from the archive", "room", r.jid.String(), "err", err)
 		return
