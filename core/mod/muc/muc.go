@@ -146,6 +146,9 @@ const (
 	DefaultMaxPageSize  = 250
 	DefaultMaxNickBytes = 64
 	DefaultMaxInvites   = 1000
+	// DefaultVoiceRequestInterval is how often an occupant may ask for
+	// voice.
+	DefaultVoiceRequestInterval = time.Minute
 )
 
 func init() {
@@ -182,6 +185,9 @@ type Options struct {
 	// MaxPendingInvites bounds the mediated invitations a room remembers
 	// so that a decline reaches the inviter.
 	MaxPendingInvites int `mapstructure:"max_pending_invites"`
+	// VoiceRequestInterval is the least time between two voice requests
+	// of one occupant.
+	VoiceRequestInterval time.Duration `mapstructure:"voice_request_interval"`
 	// DirectoryRooms are rooms whose members follow directory groups.
 	DirectoryRooms []DirectoryRoom `mapstructure:"directory_rooms"`
 }
@@ -190,7 +196,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{MaxHistory: DefaultMaxHistory, MaxOccupants: DefaultMaxOccupants, MaxRooms: DefaultMaxRooms,
 		PageSize: DefaultPageSize, MaxPageSize: DefaultMaxPageSize, MaxNickBytes: DefaultMaxNickBytes,
-		MaxPendingInvites: DefaultMaxInvites}
+		MaxPendingInvites: DefaultMaxInvites, VoiceRequestInterval: DefaultVoiceRequestInterval}
 }
 
 // Validate checks the values.
@@ -216,6 +222,7 @@ func (o *Options) Validate() error {
 		check("max_nick_bytes", o.MaxNickBytes, 1, 1023),
 		check("max_pending_invites", o.MaxPendingInvites, 1, 100000),
 		o.validateDirectoryRooms(),
+		o.validateVoiceInterval(),
 	)
 }
 

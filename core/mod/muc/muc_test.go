@@ -586,6 +586,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"page size above max", func(o *Options) { o.PageSize = 300 }, false},
 		{"bad domain", func(o *Options) { o.Domain = "a@b" }, false},
 		{"no pending invites", func(o *Options) { o.MaxPendingInvites = 0 }, false},
+		{"voice requests too often", func(o *Options) { o.VoiceRequestInterval = time.Millisecond }, false},
+		{"voice requests too rarely", func(o *Options) { o.VoiceRequestInterval = 25 * time.Hour }, false},
+		{"voice requests every second", func(o *Options) { o.VoiceRequestInterval = time.Second }, true},
 		{"directory room without group", func(o *Options) { o.DirectoryRooms = []DirectoryRoom{{Room: "x"}} }, false},
 		{"directory room mapped twice", func(o *Options) {
 			o.DirectoryRooms = []DirectoryRoom{{Group: "a", Room: "x"}, {Group: "b", Room: "x"}}

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"kontor.im/kontor/core/dataform"
 	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
@@ -90,6 +91,7 @@ type occupant struct {
 	occupantID  string
 	presence    *stanza.Stanza // the last presence, as the occupant sent it
 	affiliation string
+	voiceAt     time.Time // the occupant's last voice request
 }
 
 type historyItem struct {
@@ -521,6 +523,9 @@ func (m *Module) message(ctx context.Context, s *stanza.Stanza) error {
 		return m.private(ctx, r, s)
 	}
 	if s.Type != "groupchat" {
+		if x := s.El.Child(dataform.NS, "x"); x != nil && formType(x) == NSRequest {
+			return m.voice(ctx, r, s, x)
+		}
 		if x := s.El.Child(NSUser, "x"); x != nil {
 			switch {
 			case x.Child(NSUser, "invite") != nil:
