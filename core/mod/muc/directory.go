@@ -103,6 +103,7 @@ func (m *Module) UpdateDirectory(ctx context.Context, snap directory.Snapshot) e
 				continue // changed by hand since
 			}
 			delete(r.affiliations, member)
+			delete(r.nicks, member)
 			for _, o := range r.occupants {
 				if o.real.Bare().String() == member {
 					out = append(out, r.removeLocked(o, []string{"321"}, "no longer in the directory group")...)

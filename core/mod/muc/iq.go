@@ -30,8 +30,14 @@ func (m *Module) iq(ctx context.Context, s *stanza.Stanza) (*stanza.Element, err
 		return m.occupantIQ(r, s, q)
 	}
 	switch {
+	case s.Type == "get" && q.Name.Space == NSDiscoInfo && q.Name.Local == "query" && q.Get("node") == nodeRoomUser:
+		return r.reservedNickInfo(s.From), nil
+	case s.Type == "get" && q.Name.Space == NSDiscoInfo && q.Name.Local == "query" && q.Get("node") != "":
+		return nil, stanza.ErrItemNotFound("no such node")
 	case s.Type == "get" && q.Name.Space == NSDiscoInfo && q.Name.Local == "query":
 		return r.discoInfo(m.archive != nil), nil
+	case q.Name.Space == NSRegister && q.Name.Local == "query":
+		return m.register(ctx, r, s, q)
 	case s.Type == "get" && q.Name.Space == NSDiscoItem && q.Name.Local == "query":
 		return stanza.New(NSDiscoItem, "query"), nil
 	case q.Name.Space == NSAdmin && q.Name.Local == "query":
@@ -91,6 +97,7 @@ func (r *room) discoInfo(archive bool) *stanza.Element {
 	add(r.cfg.WhoIs == "anyone", "muc_nonanonymous", "muc_semianonymous")
 	add(r.cfg.Password != "", "muc_passwordprotected", "muc_unsecured")
 	add(archive, NSMAM, "")
+	add(r.cfg.AllowRegister, NSRegister, "")
 	info := dataform.New(dataform.TypeResult, NSRoomInfo,
 		dataform.Field{Var: "muc#roominfo_description", Values: []string{r.cfg.Description}},
 		dataform.Field{Var: "muc#roominfo_subject", Values: []string{r.subject}},
@@ -131,7 +138,11 @@ func (m *Module) admin(ctx context.Context, r *room, s *stanza.Stanza, q *stanza
 			want := it.Get("affiliation")
 			for bare, a := range r.affiliations {
 				if a == want {
-					res.Append(stanza.New(NSAdmin, "item").Set("affiliation", a).Set("jid", bare))
+					item := stanza.New(NSAdmin, "item").Set("affiliation", a).Set("jid", bare)
+					if nick := r.nicks[bare]; nick != "" {
+						item.Set("nick", nick)
+					}
+					res.Append(item)
 				}
 			}
 		case it.Get("role") != "":
@@ -210,10 +221,24 @@ func (r *room) adminSetLocked(by jid.JID, actorRole, actorAff string, it *stanza
 	case cur == Owner && aff != Owner && r.owners() == 1:
 		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "a room needs an owner"}
 	}
+	nick := it.Get("nick")
+	if nick != "" && rank(aff) >= rank(Member) {
+		if by := r.reservedBy(nick); by != "" && by != target.String() {
+			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "this nickname is reserved by someone else"}
+		}
+		if r.nicks == nil {
+			r.nicks = map[string]string{}
+		}
+		r.nicks[target.String()] = nick
+	}
 	if aff == None {
 		delete(r.affiliations, target.String())
 	} else {
 		r.affiliations[target.String()] = aff
+	}
+	if rank(aff) < rank(Member) {
+		// Off the member list: the reserved nickname goes with it.
+		delete(r.nicks, target.String())
 	}
 	var out []outgoing
 	for _, o := range r.occupants {

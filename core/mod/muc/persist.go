@@ -20,6 +20,7 @@ type storedRoom struct {
 	Secret       []byte            `json:"secret"` // keys occupant ids
 	Directory    []string          `json:"directory,omitempty"`
 	Created      time.Time         `json:"created,omitzero"`
+	Nicks        map[string]string `json:"nicks,omitempty"`
 }
 
 // load restores the stored rooms of the service.
@@ -58,6 +59,9 @@ func (m *Module) load(ctx context.Context) error {
 		if st.SubjectFrom != "" {
 			r.subjectFrom, _ = jid.Parse(st.SubjectFrom)
 		}
+		if len(st.Nicks) > 0 {
+			r.nicks = st.Nicks
+		}
 		if st.Directory != nil {
 			r.directory = map[string]bool{}
 			for _, d := range st.Directory {
@@ -80,6 +84,12 @@ func (m *Module) persist(ctx context.Context, r *room) {
 	st := storedRoom{Config: r.cfg, Affiliations: map[string]string{}, Subject: r.subject, Secret: r.secret, Created: r.created}
 	for k, v := range r.affiliations {
 		st.Affiliations[k] = v
+	}
+	if len(r.nicks) > 0 {
+		st.Nicks = make(map[string]string, len(r.nicks))
+		for k, v := range r.nicks {
+			st.Nicks[k] = v
+		}
 	}
 	if !r.subjectFrom.IsZero() {
 		st.SubjectFrom = r.subjectFrom.String()

@@ -69,7 +69,10 @@ type room struct {
 	occupants    map[string]*occupant
 	byJID        map[jid.JID]*occupant
 	affiliations map[string]string // bare JID → owner, admin, member, outcast
-	history      []historyItem     // oldest first, at most max_history
+	// nicks are the reserved nicknames (registration, §7.10) by bare JID
+	// of someone on the member list; nil when there are none.
+	nicks   map[string]string
+	history []historyItem // oldest first, at most max_history
 	// primed is set once history holds what the archive had when the
 	// room was restored (or for a room created here, which starts
 	// empty); primeMu makes the load happen once.
@@ -320,6 +323,9 @@ func (m *Module) joinLocked(ctx context.Context, r *room, s *stanza.Stanza, nick
 		if other := r.occupants[nick]; other != nil && other.real.Bare() != o.real.Bare() {
 			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "this nickname is taken"}
 		}
+		if by := r.reservedBy(nick); by != "" && by != o.real.Bare().String() {
+			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "this nickname is reserved by someone else"}
+		}
 		// A nick change (§7.6): unavailable with 303 and the new nick,
 		// then available under the new one.
 		var out []outgoing
@@ -355,6 +361,9 @@ func (m *Module) joinLocked(ctx context.Context, r *room, s *stanza.Stanza, nick
 	}
 	if other := r.occupants[nick]; other != nil {
 		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "this nickname is taken"}
+	}
+	if by := r.reservedBy(nick); by != "" && by != s.From.Bare().String() {
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "this nickname is reserved by someone else"}
 	}
 	if len(r.occupants) >= min(r.cfg.MaxUsers, m.opts.MaxOccupants) && rank(aff) < rank(Admin) {
 		return nil, stanza.Error{Type: stanza.Wait, Condition: stanza.ServiceUnavailable, Text: "the room is full"}
