@@ -16,44 +16,46 @@ import (
 )
 
 // iq answers an IQ get or set to a room or an occupant; the result is the
-// payload of the reply.
-func (m *Module) iq(ctx context.Context, s *stanza.Stanza) (*stanza.Element, error) {
+// payload of the reply, and after what the room sends once the reply is
+// out (the notices of a configuration change follow the owner's result,
+// §10.2).
+func (m *Module) iq(ctx context.Context, s *stanza.Stanza) (res *stanza.Element, after []outgoing, err error) {
 	q := s.Payload()
 	if q == nil {
-		return nil, stanza.ErrBadRequest("an IQ get or set needs a payload")
+		return nil, nil, stanza.ErrBadRequest("an IQ get or set needs a payload")
 	}
 	r := m.lookup(s.To.Bare())
 	if r == nil {
-		return nil, stanza.ErrItemNotFound("no such room")
+		return nil, nil, stanza.ErrItemNotFound("no such room")
 	}
 	if s.To.Resource() != "" {
-		return m.occupantIQ(r, s, q)
+		return withNoAfter(m.occupantIQ(r, s, q))
 	}
 	switch {
 	case s.Type == "get" && q.Name.Space == NSDiscoInfo && q.Name.Local == "query" && q.Get("node") == nodeRoomUser:
-		return r.reservedNickInfo(s.From), nil
+		return r.reservedNickInfo(s.From), nil, nil
 	case s.Type == "get" && q.Name.Space == NSDiscoInfo && q.Name.Local == "query" && q.Get("node") != "":
-		return nil, stanza.ErrItemNotFound("no such node")
+		return nil, nil, stanza.ErrItemNotFound("no such node")
 	case s.Type == "get" && q.Name.Space == NSDiscoInfo && q.Name.Local == "query":
-		return r.discoInfo(m.archive != nil), nil
+		return r.discoInfo(m.archive != nil), nil, nil
 	case q.Name.Space == NSRegister && q.Name.Local == "query":
-		return m.register(ctx, r, s, q)
+		return withNoAfter(m.register(ctx, r, s, q))
 	case s.Type == "get" && q.Name.Space == NSDiscoItem && q.Name.Local == "query":
-		return stanza.New(NSDiscoItem, "query"), nil
+		return stanza.New(NSDiscoItem, "query"), nil, nil
 	case q.Name.Space == NSAdmin && q.Name.Local == "query":
-		return m.admin(ctx, r, s, q)
+		return withNoAfter(m.admin(ctx, r, s, q))
 	case q.Name.Space == NSOwner && q.Name.Local == "query" && s.Type == "set" && q.Child(NSOwner, "destroy") != nil:
-		return nil, m.destroy(ctx, r, s, q.Child(NSOwner, "destroy"))
+		return nil, nil, m.destroy(ctx, r, s, q.Child(NSOwner, "destroy"))
 	case q.Name.Space == NSOwner && q.Name.Local == "query":
-		res, err := m.owner(r, s, q)
+		res, out, err := m.owner(r, s, q)
 		if err == nil && s.Type == "set" {
 			m.persist(ctx, r)
 		}
-		return res, err
+		return res, out, err
 	case m.archive != nil && q.Name.Space == NSMAM && q.Name.Local == "query":
-		return m.mam(ctx, r, s, q)
+		return withNoAfter(m.mam(ctx, r, s, q))
 	}
-	return nil, stanza.ErrServiceUnavailable("")
+	return nil, nil, stanza.ErrServiceUnavailable("")
 }
 
 // occupantIQ answers IQs to an occupant's room JID: self-ping (XEP-0410)
@@ -65,6 +67,8 @@ func (m *Module) occupantIQ(r *room, s *stanza.Stanza, q *stanza.Element) (*stan
 	self := o != nil && o.nick == s.To.Resource()
 	r.mu.Unlock()
 	switch {
+	case o == nil && (q.Name.Space == NSDiscoInfo || q.Name.Space == NSDiscoItem):
+		return nil, stanza.ErrBadRequest("disco requests to occupants are for occupants")
 	case o == nil:
 		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable, Text: "you are not in this room"}
 	case self && q.Name.Space == NSSelfPing && q.Name.Local == "ping" && s.Type == "get":
@@ -128,14 +132,20 @@ func (m *Module) admin(ctx context.Context, r *room, s *stanza.Stanza, q *stanza
 	}
 	if s.Type == "get" {
 		defer r.mu.Unlock()
-		if actorRole != Moderator && rank(actorAff) < rank(Admin) {
-			return nil, stanza.ErrForbidden("only moderators see these lists")
-		}
 		res := stanza.New(NSAdmin, "query")
 		it := items[0]
 		switch {
 		case it.Get("affiliation") != "":
 			want := it.Get("affiliation")
+			// The owner and admin lists are the owners' (the room is
+			// semi-anonymous to everyone else); the member and ban lists
+			// the admins' (§9.5, §10.5, §10.8).
+			if (want == Owner || want == Admin) && actorAff != Owner {
+				return nil, stanza.ErrForbidden("only owners see the owner and admin lists")
+			}
+			if rank(actorAff) < rank(Admin) {
+				return nil, stanza.ErrForbidden("only admins and owners see the affiliation lists")
+			}
 			for bare, a := range r.affiliations {
 				if a == want {
 					item := stanza.New(NSAdmin, "item").Set("affiliation", a).Set("jid", bare)
@@ -146,6 +156,14 @@ func (m *Module) admin(ctx context.Context, r *room, s *stanza.Stanza, q *stanza
 				}
 			}
 		case it.Get("role") != "":
+			// The moderator list is the admins' (§9.8), the voice list
+			// the moderators' (§8.5).
+			if it.Get("role") == Moderator && rank(actorAff) < rank(Admin) {
+				return nil, stanza.ErrForbidden("only admins and owners see the moderator list")
+			}
+			if actorRole != Moderator && rank(actorAff) < rank(Admin) {
+				return nil, stanza.ErrForbidden("only moderators see the occupants by role")
+			}
 			for _, o := range r.occupants {
 				if o.role == it.Get("role") {
 					res.Append(stanza.New(NSAdmin, "item").Set("role", o.role).Set("nick", o.nick).
@@ -193,8 +211,11 @@ func (r *room) adminSetLocked(by jid.JID, actorRole, actorAff string, it *stanza
 		}
 		// A moderator may not kick or silence someone of higher
 		// affiliation, and only admins and owners grant moderation.
+		// Voice is not taken from someone at or above the moderator's
+		// own affiliation (§8.4).
 		if rank(o.affiliation) > rank(actorAff) || (role == Moderator && rank(actorAff) < rank(Admin)) ||
-			(o.role == Moderator && rank(o.affiliation) >= rank(Admin) && role != Moderator) {
+			(o.role == Moderator && rank(o.affiliation) >= rank(Admin) && role != Moderator) ||
+			(role == Visitor && o.role != Visitor && rank(o.affiliation) >= rank(actorAff) && actorAff != Owner) {
 			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "you may not change this occupant's role"}
 		}
 		if role == None {
@@ -216,8 +237,12 @@ func (r *room) adminSetLocked(by jid.JID, actorRole, actorAff string, it *stanza
 	switch {
 	case rank(actorAff) < rank(Admin):
 		return nil, stanza.ErrForbidden("only admins and owners change affiliations")
+	case aff == Outcast && target == by.Bare():
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "you may not ban yourself"}
+	case actorAff == Admin && aff == Outcast && rank(cur) >= rank(Admin):
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "an admin may not ban an admin or owner"}
 	case actorAff == Admin && (rank(cur) >= rank(Admin) || rank(aff) >= rank(Admin)):
-		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "only owners grant or revoke admin and owner"}
+		return nil, stanza.ErrForbidden("only owners change the owner and admin lists")
 	case cur == Owner && aff != Owner && r.owners() == 1:
 		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "a room needs an owner"}
 	}
@@ -270,32 +295,75 @@ func (r *room) owners() int {
 
 // owner handles muc#owner: the configuration form (get) and its
 // submission (set). Only owners may.
-func (m *Module) owner(r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, error) {
+func (m *Module) owner(r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, []outgoing, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.affiliation(s.From) != Owner {
-		return nil, stanza.ErrForbidden("only owners configure the room")
+		return nil, nil, stanza.ErrForbidden("only owners configure the room")
 	}
 	if s.Type == "get" {
-		return stanza.New(NSOwner, "query").Append(r.cfg.Form().Element()), nil
+		return stanza.New(NSOwner, "query").Append(r.cfg.Form().Element()), nil, nil
 	}
 	x := q.Child(dataform.NS, "x")
 	if x == nil {
-		return nil, stanza.ErrBadRequest("a configuration form or a destroy element is needed")
+		return nil, nil, stanza.ErrBadRequest("a configuration form or a destroy element is needed")
 	}
 	f, err := dataform.Parse(x)
 	if err != nil {
-		return nil, stanza.ErrBadRequest(err.Error())
+		return nil, nil, stanza.ErrBadRequest(err.Error())
 	}
 	if f.Type == dataform.TypeCancel {
-		return nil, nil
+		return nil, nil, nil
 	}
 	cfg, err := r.cfg.ApplyForm(f)
 	if err != nil {
-		return nil, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: err.Error()}
+		return nil, nil, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: err.Error()}
 	}
+	old := r.cfg
 	r.cfg = cfg
-	return nil, nil
+	return nil, r.configChangedLocked(old), nil
+}
+
+// configChangedLocked tells the occupants what a new configuration
+// changes for them (XEP-0045 §10.2): a room that became members-only
+// removes its non-members (status 322); a change of who sees real JIDs is
+// announced with 172 or 173, any other change with 104; in a room that is
+// no longer moderated the visitors become participants.
+// r.mu is held.
+func (r *room) configChangedLocked(old Config) []outgoing {
+	var out []outgoing
+	if r.cfg == old {
+		return nil
+	}
+	if r.cfg.MembersOnly && !old.MembersOnly {
+		for _, o := range r.occupants {
+			if rank(o.affiliation) < rank(Member) {
+				out = append(out, r.removeLocked(o, []string{"322"}, "")...)
+			}
+		}
+	}
+	if !r.cfg.Moderated && old.Moderated {
+		// Without moderation nobody is a visitor.
+		for _, o := range r.occupants {
+			if o.role == Visitor {
+				o.role = Participant
+				out = append(out, r.broadcastPresence(o, "", nil, nil)...)
+			}
+		}
+	}
+	code := "104"
+	switch {
+	case r.cfg.WhoIs == "anyone" && old.WhoIs != "anyone":
+		code = "172"
+	case r.cfg.WhoIs != "anyone" && old.WhoIs == "anyone":
+		code = "173"
+	}
+	for _, o := range r.occupants {
+		msg := stanza.NewMessage(r.jid, o.real, "groupchat", "")
+		msg.El.Append(stanza.New(NSUser, "x").Append(stanza.New(NSUser, "status").Set("code", code)))
+		out = append(out, msg)
+	}
+	return out
 }
 
 // mam answers an archive query addressed to the room (XEP-0313 §5): in
@@ -453,4 +521,9 @@ func (m *Module) result(room, to jid.JID, queryID string, a module.ArchivedMessa
 // parseStored parses an archived message.
 func parseStored(b []byte) (*stanza.Element, error) {
 	return xmlstream.ParseElement(b, xmlstream.Limits{MaxStanzaBytes: len(b) + 1024})
+}
+
+// withNoAfter is the answer of a handler that sends nothing after it.
+func withNoAfter(res *stanza.Element, err error) (*stanza.Element, []outgoing, error) {
+	return res, nil, err
 }

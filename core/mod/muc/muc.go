@@ -321,11 +321,12 @@ func (m *Module) handle(ctx context.Context, p *module.Packet) error {
 		if s.Type != "get" && s.Type != "set" {
 			return nil
 		}
-		res, err := m.iq(ctx, s)
+		res, after, err := m.iq(ctx, s)
 		if err != nil {
 			return err
 		}
 		m.host.Route(ctx, stanza.NewIQ(s.To, s.From, "result", s.ID, res))
+		m.send(ctx, after)
 	}
 	return nil
 }

@@ -380,6 +380,12 @@ func (m *Module) joinLocked(ctx context.Context, r *room, s *stanza.Stanza, nick
 		codes = []string{"201"}
 	}
 	out = append(out, r.broadcastPresence(o, "", codes, nil)...)
+	if m.archive != nil {
+		// The room's messages go to its archive, which others may read
+		// later: the newcomer is told (status 170, §7.2.12), in the own
+		// presence, which broadcastPresence sends last.
+		out[len(out)-1].El.Child(NSUser, "x").Append(stanza.New(NSUser, "status").Set("code", "170"))
+	}
 	out = append(out, r.historyFor(o, x.Child(NS, "history"), min(r.cfg.HistoryLength, m.opts.MaxHistory), m.now())...)
 	subj := stanza.NewMessage(r.jid, o.real, "groupchat", "")
 	if !r.subjectFrom.IsZero() {
