@@ -49,6 +49,7 @@ func (m *Module) directoryRooms() {
 		}
 		r.mu.Lock()
 		r.cfg.Persistent, r.cfg.MembersOnly, r.cfg.Public = true, true, false
+		r.locked = false
 		r.cfg.Name = d.Name
 		if r.directory == nil {
 			r.directory = map[string]bool{}

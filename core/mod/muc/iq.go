@@ -48,6 +48,10 @@ func (m *Module) iq(ctx context.Context, s *stanza.Stanza) (res *stanza.Element,
 		return nil, nil, m.destroy(ctx, r, s, q.Child(NSOwner, "destroy"))
 	case q.Name.Space == NSOwner && q.Name.Local == "query":
 		res, out, err := m.owner(r, s, q)
+		if err == errDestroyLocked {
+			// The owner cancelled the initial configuration (§10.1.3).
+			return nil, nil, m.destroy(ctx, r, s, stanza.New(NSOwner, "destroy"))
+		}
 		if err == nil && s.Type == "set" {
 			m.persist(ctx, r)
 		}
@@ -313,6 +317,9 @@ func (m *Module) owner(r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.El
 		return nil, nil, stanza.ErrBadRequest(err.Error())
 	}
 	if f.Type == dataform.TypeCancel {
+		if r.locked {
+			return nil, nil, errDestroyLocked
+		}
 		return nil, nil, nil
 	}
 	cfg, err := r.cfg.ApplyForm(f)
@@ -321,6 +328,13 @@ func (m *Module) owner(r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.El
 	}
 	old := r.cfg
 	r.cfg = cfg
+	if r.locked {
+		// The initial configuration (or the instant room's empty form)
+		// unlocks the room; its occupant is the owner alone, who needs
+		// no notice of it.
+		r.locked = false
+		return nil, nil, nil
+	}
 	return nil, r.configChangedLocked(old), nil
 }
 
@@ -522,6 +536,10 @@ func (m *Module) result(room, to jid.JID, queryID string, a module.ArchivedMessa
 func parseStored(b []byte) (*stanza.Element, error) {
 	return xmlstream.ParseElement(b, xmlstream.Limits{MaxStanzaBytes: len(b) + 1024})
 }
+
+// errDestroyLocked is how owner tells that the initial configuration was
+// cancelled: the new room goes.
+var errDestroyLocked = errors.New("muc: initial configuration cancelled")
 
 // withNoAfter is the answer of a handler that sends nothing after it.
 func withNoAfter(res *stanza.Element, err error) (*stanza.Element, []outgoing, error) {

@@ -188,6 +188,10 @@ type Options struct {
 	// VoiceRequestInterval is the least time between two voice requests
 	// of one occupant.
 	VoiceRequestInterval time.Duration `mapstructure:"voice_request_interval"`
+	// LockNewRooms keeps a new room locked, with only its creator in it,
+	// until the creator submits a configuration or accepts the default
+	// one (an instant room), as XEP-0045 §10.1 requires.
+	LockNewRooms bool `mapstructure:"lock_new_rooms"`
 	// DirectoryRooms are rooms whose members follow directory groups.
 	DirectoryRooms []DirectoryRoom `mapstructure:"directory_rooms"`
 }
@@ -196,7 +200,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{MaxHistory: DefaultMaxHistory, MaxOccupants: DefaultMaxOccupants, MaxRooms: DefaultMaxRooms,
 		PageSize: DefaultPageSize, MaxPageSize: DefaultMaxPageSize, MaxNickBytes: DefaultMaxNickBytes,
-		MaxPendingInvites: DefaultMaxInvites, VoiceRequestInterval: DefaultVoiceRequestInterval}
+		MaxPendingInvites: DefaultMaxInvites, VoiceRequestInterval: DefaultVoiceRequestInterval, LockNewRooms: true}
 }
 
 // Validate checks the values.

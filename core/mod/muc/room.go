@@ -58,6 +58,9 @@ type room struct {
 
 	mu   sync.Mutex
 	gone bool // removed from the service: a join must start anew
+	// locked is set for a new room until its owner configures it (or
+	// accepts the default configuration): only owners enter (§10.1.1).
+	locked bool
 	// created is when the room came into being (zero for a room stored
 	// before it was recorded): its archive is read from then on, so that
 	// a new room at the address of a destroyed one does not show the old
@@ -249,6 +252,12 @@ func (m *Module) presence(ctx context.Context, s *stanza.Stanza) error {
 		if o != nil {
 			status := s.El.ChildText(stanza.NSClient, "status")
 			out = r.removeLocked(o, nil, "")
+			if r.locked && len(r.occupants) == 0 {
+				// The owner left before configuring the new room: it is
+				// destroyed (§10.1.2), and the presence says so.
+				r.cfg.Persistent = false
+				out[len(out)-1].El.Child(NSUser, "x").Append(stanza.New(NSUser, "destroy"))
+			}
 			if status != "" {
 				for _, p := range out {
 					p.El.Append(stanza.New(stanza.NSClient, "status").AppendText(status))
@@ -308,6 +317,7 @@ func (m *Module) room(bare jid.JID) (*room, bool, error) {
 	r := newRoom(bare)
 	r.cfg.HistoryLength = m.opts.MaxHistory
 	r.created = m.now().UTC().Truncate(time.Microsecond)
+	r.locked = m.opts.LockNewRooms
 	r.primed = true // a new room has no history of its own
 	m.rooms[bare.String()] = r
 	return r, true, nil
@@ -352,6 +362,8 @@ func (m *Module) joinLocked(ctx context.Context, r *room, s *stanza.Stanza, nick
 		r.affiliations[s.From.Bare().String()] = Owner
 	}
 	switch {
+	case r.locked && aff != Owner:
+		return nil, stanza.ErrItemNotFound("this room is being created and is locked until its owner configures it")
 	case aff == Outcast:
 		return nil, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: "you are banned from this room"}
 	case r.cfg.MembersOnly && rank(aff) < rank(Member):

@@ -103,3 +103,59 @@ func TestAffiliationRules(t *testing.T) {
 }
 
 func roomBare() jid.JID { return jid.MustParse(roomJID) }
+
+// TestRoomLocking: XEP-0045 §10.1: a new room admits nobody but its owner
+// until the owner configures it or accepts the default (instant room); a
+// cancelled initial configuration, or the owner leaving first, destroys
+// it. lock_new_rooms false opens new rooms at once.
+func TestRoomLocking(t *testing.T) {
+	f := setup(t, nil)
+	alice, bob := f.user("alice"), f.user("bob")
+	create := func() {
+		t.Helper()
+		alice.SendXML(fmt.Sprintf("<presence to='%s/Alice'><x xmlns='%s'/></presence>", roomJID, NS))
+		if self := alice.Next(selfPresence); !hasStatus(self, "201") {
+			t.Fatalf("create: %s", self.El)
+		}
+		alice.Next(isSubject)
+	}
+	bobJoins := func() *stanza.Stanza {
+		t.Helper()
+		bob.SendXML(fmt.Sprintf("<presence to='%s/Bob'><x xmlns='%s'/></presence>", roomJID, NS))
+		return bob.Next(func(s *stanza.Stanza) bool { return s.Kind == stanza.KindPresence && s.From.Resource() == "Bob" })
+	}
+	create()
+	if e := bobJoins(); modtest.ErrorCondition(e) != stanza.ItemNotFound {
+		t.Fatalf("join of a locked room: %s", e.El)
+	}
+	// Cancelling the initial configuration destroys the room.
+	alice.SendXML(fmt.Sprintf("<iq to='%s' type='set' id='c0'><query xmlns='%s'><x xmlns='jabber:x:data' type='cancel'/></query></iq>", roomJID, NSOwner))
+	alice.Next(destroyedPresence)
+	if r := alice.NextIQ("c0"); r.Type != "result" || f.mod.lookup(roomBare()) != nil {
+		t.Fatalf("cancel: %s", r.El)
+	}
+	// The owner leaving first destroys it too.
+	create()
+	alice.SendXML(fmt.Sprintf("<presence to='%s/Alice' type='unavailable'/>", roomJID))
+	alice.Next(destroyedPresence)
+	if f.mod.lookup(roomBare()) != nil {
+		t.Fatal("the locked room outlived its owner")
+	}
+	// A configuration unlocks it.
+	create()
+	if r := configure(t, alice, "c1", map[string]string{fName: "Plans"}); r.Type != "result" {
+		t.Fatalf("configure: %s", r.El)
+	}
+	if p := bobJoins(); p.Type != "" || !hasStatus(p, "110") {
+		t.Fatalf("join after configuration: %s", p.El)
+	}
+
+	g := setup(t, func(o *Options) { o.LockNewRooms = false })
+	carol, dave := g.user("carol"), g.user("dave")
+	carol.SendXML(fmt.Sprintf("<presence to='%s/Carol'><x xmlns='%s'/></presence>", roomJID, NS))
+	carol.Next(isSubject)
+	dave.SendXML(fmt.Sprintf("<presence to='%s/Dave'><x xmlns='%s'/></presence>", roomJID, NS))
+	if self := dave.Next(selfPresence); self.Type != "" {
+		t.Fatalf("join of an unlocked new room: %s", self.El)
+	}
+}
