@@ -80,7 +80,8 @@
 // approval of registrations by an admin (§9.9) is not implemented. The
 // reserved nickname is found at the disco#info node x-roomuser-item
 // (§7.12), is shown in the member list and may be set there by an admin,
-// and goes when the user leaves the member list (or is banned).
+// and goes when the user leaves the member list (or is banned) or cancels
+// the registration (<remove/>, which also ends a plain membership).
 //
 // # Messages
 //

@@ -81,7 +81,8 @@ func (r *room) reservedBy(nick string) string {
 // someone else has it) and makes an unaffiliated user a member, with a
 // presence update to everyone if the user is in the room. The nickname is
 // kept with the room (stored for a persistent room) while the user is on
-// the member list (member, admin or owner).
+// the member list (member, admin or owner). <remove/> cancels the
+// registration.
 func (m *Module) register(ctx context.Context, r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, error) {
 	bare := s.From.Bare().String()
 	if s.Type == "get" {
@@ -101,7 +102,7 @@ func (m *Module) register(ctx context.Context, r *room, s *stanza.Stanza, q *sta
 		return stanza.New(NSRegister, "query").Append(form.Element()), nil
 	}
 	if q.Child(NSRegister, "remove") != nil {
-		return nil, stanza.ErrFeatureNotImplemented("cancelling a registration is not supported; ask an admin")
+		return nil, m.unregister(ctx, r, s.From)
 	}
 	x := q.Child(dataform.NS, "x")
 	if x == nil {
@@ -149,6 +150,40 @@ func (m *Module) register(ctx context.Context, r *room, s *stanza.Stanza, q *sta
 	m.send(ctx, out)
 	m.persist(ctx, r)
 	return nil, nil
+}
+
+// unregister cancels a registration (XEP-0077 §3.2, <remove/>): the
+// reserved nickname goes, and a member is a member no more (an admin's or
+// owner's affiliation stays): in a members-only room such a member in the
+// room is removed (321), elsewhere everyone gets the new affiliation.
+// Without a registration it is item-not-found.
+func (m *Module) unregister(ctx context.Context, r *room, user jid.JID) error {
+	bare := user.Bare().String()
+	var out []outgoing
+	r.mu.Lock()
+	if _, ok := r.nicks[bare]; !ok {
+		r.mu.Unlock()
+		return stanza.ErrItemNotFound("you are not registered with this room")
+	}
+	delete(r.nicks, bare)
+	if r.affiliation(user) == Member {
+		delete(r.affiliations, bare)
+		for _, o := range r.occupants {
+			if o.real.Bare().String() != bare {
+				continue
+			}
+			if r.cfg.MembersOnly {
+				out = append(out, r.removeLocked(o, []string{"321"}, "")...)
+				continue
+			}
+			o.affiliation, o.role = None, r.roleFor(None)
+			out = append(out, r.broadcastPresence(o, "", nil, nil)...)
+		}
+	}
+	r.mu.Unlock()
+	m.send(ctx, out)
+	m.persist(ctx, r)
+	return nil
 }
 
 // reservedNickInfo answers disco#info at the node x-roomuser-item (§7.12):

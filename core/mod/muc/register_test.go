@@ -119,6 +119,12 @@ func TestRegistration(t *testing.T) {
 		t.Fatalf("member list: %s", r.El)
 	}
 
+	// Cancelling needs a registration; carol has none.
+	carol.SendXML(fmt.Sprintf("<iq to='%s' type='set' id='u0'><query xmlns='%s'><remove/></query></iq>", roomJID, NSRegister))
+	if r := carol.NextIQ("u0"); modtest.ErrorCondition(r) != stanza.ItemNotFound {
+		t.Fatalf("cancel without registration: %s", r.El)
+	}
+
 	// The reservation survives a restart (the room is persistent) ...
 	info, _ := module.Lookup(ID)
 	m2 := info.New().(*Module)
@@ -171,6 +177,22 @@ func TestRegistrationMembersOnly(t *testing.T) {
 	bob.SendXML(registerForm("s3", "Caro"))
 	if r := bob.NextIQ("s3"); modtest.ErrorCondition(r) != stanza.Conflict {
 		t.Fatalf("taking carol's nick: %s", r.El)
+	}
+	// Carol, in the room, cancels her registration: no longer a member of
+	// a members-only room, she is removed (321), and her nick is free.
+	join(t, carol, "Caro", "")
+	carol.SendXML(fmt.Sprintf("<iq to='%s' type='set' id='u1'><query xmlns='%s'><remove/></query></iq>", roomJID, NSRegister))
+	if p := carol.Next(presenceFrom("Caro", "unavailable")); !hasStatus(p, "321") {
+		t.Fatalf("cancelled member in a members-only room: %s", p.El)
+	}
+	if r := carol.NextIQ("u1"); r.Type != "result" {
+		t.Fatalf("cancel: %s", r.El)
+	}
+	if n := reservedNick(t, carol, "n2"); n != "" {
+		t.Fatalf("nick after cancelling: %q", n)
+	}
+	if r := f.mod.lookup(roomBare()); r.affiliations["carol@example.com"] != "" {
+		t.Fatalf("carol is still %q", r.affiliations["carol@example.com"])
 	}
 }
 
