@@ -28,7 +28,7 @@ func TestE2EMUCDestroy(t *testing.T) {
 		alice.Messages.expect(t, "alice's subject", subject)
 		cfg := alice.iq(t, fmt.Sprintf("<iq type='set' to='%s'><query xmlns='%s'><x xmlns='jabber:x:data' type='submit'>"+
 			"<field var='muc#roomconfig_persistentroom'><value>1</value></field>"+
-			"<field var='x-kontor#allowregister'><value>1</value></field></x></query></iq>", room, muc.NSOwner))
+			"<field var='{https://kontor.im/ns/muc}allowregister'><value>1</value></field></x></query></iq>", room, muc.NSOwner))
 		if cfg.attr("type") != "result" {
 			t.Fatalf("configure: %s", cfg)
 		}

@@ -56,9 +56,11 @@ const (
 	fPassword      = "muc#roomconfig_roomsecret"
 	fPasswordOn    = "muc#roomconfig_passwordprotectedroom"
 	fHistory       = "muc#maxhistoryfetch"
-	// fAllowRegister is Kontor's own field (XEP-0045 defines none for
-	// registration; XEP-0068 §6 keeps "x-" for such fields).
-	fAllowRegister = "x-kontor#allowregister"
+	// fAllowRegister is Kontor's own field: XEP-0045 defines none for
+	// registration, and XEP-0068 (Field Names) has a field added to a
+	// form type someone else manages named in Clark notation under a URI
+	// of the one who adds it.
+	fAllowRegister = "{https://kontor.im/ns/muc}allowregister"
 )
 
 // maxHistoryLength bounds HistoryLength (as max_history is bounded).

@@ -20,7 +20,7 @@ func FuzzConfigForm(f *testing.F) {
 	f.Add([]byte(`<x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_passwordprotectedroom'><value>true</value></field><field var='muc#roomconfig_roomsecret'><value>s3cret</value></field></x>`))
 	f.Add([]byte(`<x xmlns='jabber:x:data' type='form'><field var='muc#roomconfig_whois'><value>anyone</value></field></x>`))
 	f.Add([]byte(`<x xmlns='jabber:x:data' type='submit'><field var='muc#maxhistoryfetch'><value>7</value></field></x>`))
-	f.Add([]byte(`<x xmlns='jabber:x:data' type='submit'><field var='x-kontor#allowregister'><value>1</value></field></x>`))
+	f.Add([]byte(`<x xmlns='jabber:x:data' type='submit'><field var='{https://kontor.im/ns/muc}allowregister'><value>1</value></field></x>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		el, err := xmlstream.ParseElement(b, xmlstream.Limits{MaxStanzaBytes: 1 << 16})
 		if err != nil || el.Name.Space != dataform.NS || el.Name.Local != "x" {

@@ -71,8 +71,9 @@
 // (§8.6). An occupant may ask once per voice_request_interval.
 //
 // Where the owner allows it (the configuration field
-// x-kontor#allowregister, off by default), a user registers with the room
-// (jabber:iq:register, §7.10): the muc#register form asks for a nickname
+// {https://kontor.im/ns/muc}allowregister, off by default), a user
+// registers with the room (jabber:iq:register, §7.10): the muc#register
+// form asks for a nickname
 // only, which is then reserved for them (nobody else joins, changes to or
 // registers it: conflict), and an unaffiliated user becomes a member. In a
 // members-only room only those on the member list register (to reserve a

@@ -47,7 +47,7 @@ func parseRegisterForm(f dataform.Form, nickOK func(string) bool) (string, error
 }
 
 // mayRegisterLocked tells whether user may register with the room: only
-// where its owner allows registration (x-kontor#allowregister), never an
+// where its owner allows registration (Config.AllowRegister), never an
 // outcast, and in a members-only room only someone on the member list
 // already (who reserves a nickname that way; the room does not make
 // anyone a member of a members-only room on their own request, and
