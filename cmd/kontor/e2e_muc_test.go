@@ -152,6 +152,11 @@ func TestE2EMUC(t *testing.T) {
 	room := jid.MustParse("team@conference.localhost")
 
 	alice.join(t, room, "Alice", "")
+	// The new room is locked until its owner accepts the default
+	// configuration (an instant room, XEP-0045 §10.1.2).
+	if n := alice.s.iq(t, fmt.Sprintf("<iq type='set' to='%s'><query xmlns='%s'><x xmlns='jabber:x:data' type='submit'/></query></iq>", room, muc.NSOwner)); n.attr("type") != "result" {
+		t.Fatalf("instant room: %s", n)
+	}
 	bob.join(t, room, "Bob", "")
 	carol.join(t, room, "Carol", "")
 

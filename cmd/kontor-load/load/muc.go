@@ -66,6 +66,10 @@ type mucRun struct {
 	messages  []*fanout
 	delivered atomic.Int64
 	refused   atomic.Int64
+	// configured is closed when the room's creator has its answer to
+	// the instant-room request (XEP-0045 §10.1.2: a new room is locked
+	// until then).
+	configured chan struct{}
 }
 
 // mucBody carries the message's number.
@@ -128,6 +132,11 @@ func (m *mucRun) read(c *conn, joined chan<- struct{}) {
 			didJoin = true
 			m.refused.Add(1)
 			close(joined)
+		case el.local == "iq" && el.attr("id") == "instant-room" && el.attr("type") != "get" && el.attr("type") != "set":
+			if el.attr("type") == "error" {
+				m.refused.Add(1)
+			}
+			close(m.configured)
 		case el.local == "iq" && el.attr("type") == "get" && el.child("urn:xmpp:ping", "ping") != nil:
 			c.send("<iq type='result' id='" + xmlEscape(el.attr("id")) + "' to='" + xmlEscape(el.attr("from")) + "'/>")
 		}
@@ -147,7 +156,8 @@ func runMUC(ctx context.Context, cfg *Config) (*Result, error) {
 	}
 	cfg.MUC = mc
 	r := &Result{Scenario: cfg.Scenario, Server: cfg.Server, Config: cfg, MUC: &MUCResult{Occupants: mc.Occupants}}
-	run := &mucRun{cfg: cfg, room: mc.Room, occupants: mc.Occupants, messages: make([]*fanout, mc.Messages)}
+	run := &mucRun{cfg: cfg, room: mc.Room, occupants: mc.Occupants, messages: make([]*fanout, mc.Messages),
+		configured: make(chan struct{})}
 
 	// Log in and join, Concurrency at a time; the first occupant first,
 	// so that it creates the room and the others only join.
@@ -183,6 +193,20 @@ func runMUC(ctx context.Context, cfg *Config) (*Result, error) {
 		}
 	}()
 	join(0)
+	if e.first == nil {
+		// The creator accepts the default configuration (an instant
+		// room), which unlocks the room for the others. A room that
+		// existed already answers the same.
+		if err := conns[0].send("<iq type='set' id='instant-room' to='" + xmlEscape(mc.Room) + "'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>"); err != nil {
+			e.add(err)
+		}
+		select {
+		case <-run.configured:
+		case <-time.After(cfg.Timeout):
+			e.add(fmt.Errorf("load: %s got no answer to the instant room request", cfg.user(0)))
+		case <-ctx.Done():
+		}
+	}
 	if e.first == nil {
 		parallel(ctx, mc.Occupants-1, cfg.Concurrency, func(i int) { join(i + 1) })
 	}

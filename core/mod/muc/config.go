@@ -24,6 +24,10 @@ type Config struct {
 	// HistoryLength is how many messages history on join sends at most
 	// (muc#maxhistoryfetch); the module's max_history caps it.
 	HistoryLength int
+	// AllowRegister lets users register with the room (XEP-0045 §7.10):
+	// reserve a nickname and become a member (in a members-only room,
+	// only those on the member list already).
+	AllowRegister bool
 }
 
 // DefaultConfig is the configuration of a new room (the module sets
@@ -52,6 +56,11 @@ const (
 	fPassword      = "muc#roomconfig_roomsecret"
 	fPasswordOn    = "muc#roomconfig_passwordprotectedroom"
 	fHistory       = "muc#maxhistoryfetch"
+	// fAllowRegister is Kontor's own field: XEP-0045 defines none for
+	// registration, and XEP-0068 (Field Names) has a field added to a
+	// form type someone else manages named in Clark notation under a URI
+	// of the one who adds it.
+	fAllowRegister = "{https://kontor.im/ns/muc}allowregister"
 )
 
 // maxHistoryLength bounds HistoryLength (as max_history is bounded).
@@ -77,6 +86,7 @@ func (c Config) Form() dataform.Form {
 			Options: []dataform.Option{{Label: "Moderators", Value: "moderators"}, {Label: "Anyone", Value: "anyone"}}},
 		dataform.Field{Var: fMaxUsers, Type: dataform.TextSingle, Label: "Maximum number of occupants", Values: []string{strconv.Itoa(c.MaxUsers)}},
 		dataform.Field{Var: fHistory, Type: dataform.TextSingle, Label: "Maximum number of history messages sent on join", Values: []string{strconv.Itoa(c.HistoryLength)}},
+		dataform.Field{Var: fAllowRegister, Type: dataform.Boolean, Label: "Users may register (reserve a nickname and become members)", Values: b(c.AllowRegister)},
 		dataform.Field{Var: fPasswordOn, Type: dataform.Boolean, Label: "Password protected", Values: b(c.Password != "")},
 		dataform.Field{Var: fPassword, Type: dataform.TextPrivate, Label: "Password"},
 	)
@@ -94,7 +104,7 @@ func (c Config) ApplyForm(f dataform.Form) (Config, error) {
 		return c, fmt.Errorf("muc: %w: FORM_TYPE %q is not %s", dataform.ErrInvalid, ft, NSRoomConf)
 	}
 	bools := map[string]*bool{fPublic: &c.Public, fPersistent: &c.Persistent, fMembersOnly: &c.MembersOnly,
-		fModerated: &c.Moderated, fChangeSubject: &c.ChangeSubject}
+		fModerated: &c.Moderated, fChangeSubject: &c.ChangeSubject, fAllowRegister: &c.AllowRegister}
 	passwordOn := c.Password != ""
 	for _, fld := range f.Fields {
 		v := ""
@@ -115,7 +125,7 @@ func (c Config) ApplyForm(f dataform.Form) (Config, error) {
 				return c, fmt.Errorf("muc: %w: %s is longer than %d bytes", dataform.ErrInvalid, fld.Var, limit)
 			}
 			*dst = v
-		case fPublic, fPersistent, fMembersOnly, fModerated, fChangeSubject, fPasswordOn:
+		case fPublic, fPersistent, fMembersOnly, fModerated, fChangeSubject, fAllowRegister, fPasswordOn:
 			b, err := fld.Bool()
 			if err != nil {
 				return c, fmt.Errorf("muc: %w", err)

@@ -49,6 +49,7 @@ func (m *Module) directoryRooms() {
 		}
 		r.mu.Lock()
 		r.cfg.Persistent, r.cfg.MembersOnly, r.cfg.Public = true, true, false
+		r.locked = false
 		r.cfg.Name = d.Name
 		if r.directory == nil {
 			r.directory = map[string]bool{}
@@ -103,6 +104,7 @@ func (m *Module) UpdateDirectory(ctx context.Context, snap directory.Snapshot) e
 				continue // changed by hand since
 			}
 			delete(r.affiliations, member)
+			delete(r.nicks, member)
 			for _, o := range r.occupants {
 				if o.real.Bare().String() == member {
 					out = append(out, r.removeLocked(o, []string{"321"}, "no longer in the directory group")...)

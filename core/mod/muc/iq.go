@@ -16,36 +16,50 @@ import (
 )
 
 // iq answers an IQ get or set to a room or an occupant; the result is the
-// payload of the reply.
-func (m *Module) iq(ctx context.Context, s *stanza.Stanza) (*stanza.Element, error) {
+// payload of the reply, and after what the room sends once the reply is
+// out (the notices of a configuration change follow the owner's result,
+// §10.2).
+func (m *Module) iq(ctx context.Context, s *stanza.Stanza) (res *stanza.Element, after []outgoing, err error) {
 	q := s.Payload()
 	if q == nil {
-		return nil, stanza.ErrBadRequest("an IQ get or set needs a payload")
+		return nil, nil, stanza.ErrBadRequest("an IQ get or set needs a payload")
 	}
 	r := m.lookup(s.To.Bare())
 	if r == nil {
-		return nil, stanza.ErrItemNotFound("no such room")
+		return nil, nil, stanza.ErrItemNotFound("no such room")
 	}
 	if s.To.Resource() != "" {
-		return m.occupantIQ(r, s, q)
+		return withNoAfter(m.occupantIQ(r, s, q))
 	}
 	switch {
+	case s.Type == "get" && q.Name.Space == NSDiscoInfo && q.Name.Local == "query" && q.Get("node") == nodeRoomUser:
+		return r.reservedNickInfo(s.From), nil, nil
+	case s.Type == "get" && q.Name.Space == NSDiscoInfo && q.Name.Local == "query" && q.Get("node") != "":
+		return nil, nil, stanza.ErrItemNotFound("no such node")
 	case s.Type == "get" && q.Name.Space == NSDiscoInfo && q.Name.Local == "query":
-		return r.discoInfo(m.archive != nil), nil
+		return r.discoInfo(m.archive != nil), nil, nil
+	case q.Name.Space == NSRegister && q.Name.Local == "query":
+		return withNoAfter(m.register(ctx, r, s, q))
 	case s.Type == "get" && q.Name.Space == NSDiscoItem && q.Name.Local == "query":
-		return stanza.New(NSDiscoItem, "query"), nil
+		return stanza.New(NSDiscoItem, "query"), nil, nil
 	case q.Name.Space == NSAdmin && q.Name.Local == "query":
-		return m.admin(ctx, r, s, q)
+		return withNoAfter(m.admin(ctx, r, s, q))
+	case q.Name.Space == NSOwner && q.Name.Local == "query" && s.Type == "set" && q.Child(NSOwner, "destroy") != nil:
+		return nil, nil, m.destroy(ctx, r, s, q.Child(NSOwner, "destroy"))
 	case q.Name.Space == NSOwner && q.Name.Local == "query":
-		res, err := m.owner(r, s, q)
+		res, out, err := m.owner(r, s, q)
+		if err == errDestroyLocked {
+			// The owner cancelled the initial configuration (§10.1.3).
+			return nil, nil, m.destroy(ctx, r, s, stanza.New(NSOwner, "destroy"))
+		}
 		if err == nil && s.Type == "set" {
 			m.persist(ctx, r)
 		}
-		return res, err
+		return res, out, err
 	case m.archive != nil && q.Name.Space == NSMAM && q.Name.Local == "query":
-		return m.mam(ctx, r, s, q)
+		return withNoAfter(m.mam(ctx, r, s, q))
 	}
-	return nil, stanza.ErrServiceUnavailable("")
+	return nil, nil, stanza.ErrServiceUnavailable("")
 }
 
 // occupantIQ answers IQs to an occupant's room JID: self-ping (XEP-0410)
@@ -57,6 +71,8 @@ func (m *Module) occupantIQ(r *room, s *stanza.Stanza, q *stanza.Element) (*stan
 	self := o != nil && o.nick == s.To.Resource()
 	r.mu.Unlock()
 	switch {
+	case o == nil && (q.Name.Space == NSDiscoInfo || q.Name.Space == NSDiscoItem):
+		return nil, stanza.ErrBadRequest("disco requests to occupants are for occupants")
 	case o == nil:
 		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable, Text: "you are not in this room"}
 	case self && q.Name.Space == NSSelfPing && q.Name.Local == "ping" && s.Type == "get":
@@ -89,6 +105,7 @@ func (r *room) discoInfo(archive bool) *stanza.Element {
 	add(r.cfg.WhoIs == "anyone", "muc_nonanonymous", "muc_semianonymous")
 	add(r.cfg.Password != "", "muc_passwordprotected", "muc_unsecured")
 	add(archive, NSMAM, "")
+	add(r.cfg.AllowRegister, NSRegister, "")
 	info := dataform.New(dataform.TypeResult, NSRoomInfo,
 		dataform.Field{Var: "muc#roominfo_description", Values: []string{r.cfg.Description}},
 		dataform.Field{Var: "muc#roominfo_subject", Values: []string{r.subject}},
@@ -119,20 +136,38 @@ func (m *Module) admin(ctx context.Context, r *room, s *stanza.Stanza, q *stanza
 	}
 	if s.Type == "get" {
 		defer r.mu.Unlock()
-		if actorRole != Moderator && rank(actorAff) < rank(Admin) {
-			return nil, stanza.ErrForbidden("only moderators see these lists")
-		}
 		res := stanza.New(NSAdmin, "query")
 		it := items[0]
 		switch {
 		case it.Get("affiliation") != "":
 			want := it.Get("affiliation")
+			// The owner and admin lists are the owners' (the room is
+			// semi-anonymous to everyone else); the member and ban lists
+			// the admins' (§9.5, §10.5, §10.8).
+			if (want == Owner || want == Admin) && actorAff != Owner {
+				return nil, stanza.ErrForbidden("only owners see the owner and admin lists")
+			}
+			if rank(actorAff) < rank(Admin) {
+				return nil, stanza.ErrForbidden("only admins and owners see the affiliation lists")
+			}
 			for bare, a := range r.affiliations {
 				if a == want {
-					res.Append(stanza.New(NSAdmin, "item").Set("affiliation", a).Set("jid", bare))
+					item := stanza.New(NSAdmin, "item").Set("affiliation", a).Set("jid", bare)
+					if nick := r.nicks[bare]; nick != "" {
+						item.Set("nick", nick)
+					}
+					res.Append(item)
 				}
 			}
 		case it.Get("role") != "":
+			// The moderator list is the admins' (§9.8), the voice list
+			// the moderators' (§8.5).
+			if it.Get("role") == Moderator && rank(actorAff) < rank(Admin) {
+				return nil, stanza.ErrForbidden("only admins and owners see the moderator list")
+			}
+			if actorRole != Moderator && rank(actorAff) < rank(Admin) {
+				return nil, stanza.ErrForbidden("only moderators see the occupants by role")
+			}
 			for _, o := range r.occupants {
 				if o.role == it.Get("role") {
 					res.Append(stanza.New(NSAdmin, "item").Set("role", o.role).Set("nick", o.nick).
@@ -180,8 +215,11 @@ func (r *room) adminSetLocked(by jid.JID, actorRole, actorAff string, it *stanza
 		}
 		// A moderator may not kick or silence someone of higher
 		// affiliation, and only admins and owners grant moderation.
+		// Voice is not taken from someone at or above the moderator's
+		// own affiliation (§8.4).
 		if rank(o.affiliation) > rank(actorAff) || (role == Moderator && rank(actorAff) < rank(Admin)) ||
-			(o.role == Moderator && rank(o.affiliation) >= rank(Admin) && role != Moderator) {
+			(o.role == Moderator && rank(o.affiliation) >= rank(Admin) && role != Moderator) ||
+			(role == Visitor && o.role != Visitor && rank(o.affiliation) >= rank(actorAff) && actorAff != Owner) {
 			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "you may not change this occupant's role"}
 		}
 		if role == None {
@@ -203,15 +241,33 @@ func (r *room) adminSetLocked(by jid.JID, actorRole, actorAff string, it *stanza
 	switch {
 	case rank(actorAff) < rank(Admin):
 		return nil, stanza.ErrForbidden("only admins and owners change affiliations")
+	case aff == Outcast && target == by.Bare():
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "you may not ban yourself"}
+	case actorAff == Admin && aff == Outcast && rank(cur) >= rank(Admin):
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "an admin may not ban an admin or owner"}
 	case actorAff == Admin && (rank(cur) >= rank(Admin) || rank(aff) >= rank(Admin)):
-		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: "only owners grant or revoke admin and owner"}
+		return nil, stanza.ErrForbidden("only owners change the owner and admin lists")
 	case cur == Owner && aff != Owner && r.owners() == 1:
 		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "a room needs an owner"}
+	}
+	nick := it.Get("nick")
+	if nick != "" && rank(aff) >= rank(Member) {
+		if by := r.reservedBy(nick); by != "" && by != target.String() {
+			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "this nickname is reserved by someone else"}
+		}
+		if r.nicks == nil {
+			r.nicks = map[string]string{}
+		}
+		r.nicks[target.String()] = nick
 	}
 	if aff == None {
 		delete(r.affiliations, target.String())
 	} else {
 		r.affiliations[target.String()] = aff
+	}
+	if rank(aff) < rank(Member) {
+		// Off the member list: the reserved nickname goes with it.
+		delete(r.nicks, target.String())
 	}
 	var out []outgoing
 	for _, o := range r.occupants {
@@ -243,32 +299,85 @@ func (r *room) owners() int {
 
 // owner handles muc#owner: the configuration form (get) and its
 // submission (set). Only owners may.
-func (m *Module) owner(r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, error) {
+func (m *Module) owner(r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, []outgoing, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.affiliation(s.From) != Owner {
-		return nil, stanza.ErrForbidden("only owners configure the room")
+		return nil, nil, stanza.ErrForbidden("only owners configure the room")
 	}
 	if s.Type == "get" {
-		return stanza.New(NSOwner, "query").Append(r.cfg.Form().Element()), nil
+		return stanza.New(NSOwner, "query").Append(r.cfg.Form().Element()), nil, nil
 	}
 	x := q.Child(dataform.NS, "x")
 	if x == nil {
-		return nil, stanza.ErrBadRequest("a configuration form is needed (room destruction is not supported)")
+		return nil, nil, stanza.ErrBadRequest("a configuration form or a destroy element is needed")
 	}
 	f, err := dataform.Parse(x)
 	if err != nil {
-		return nil, stanza.ErrBadRequest(err.Error())
+		return nil, nil, stanza.ErrBadRequest(err.Error())
 	}
 	if f.Type == dataform.TypeCancel {
-		return nil, nil
+		if r.locked {
+			return nil, nil, errDestroyLocked
+		}
+		return nil, nil, nil
 	}
 	cfg, err := r.cfg.ApplyForm(f)
 	if err != nil {
-		return nil, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: err.Error()}
+		return nil, nil, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: err.Error()}
 	}
+	old := r.cfg
 	r.cfg = cfg
-	return nil, nil
+	if r.locked {
+		// The initial configuration (or the instant room's empty form)
+		// unlocks the room; its occupant is the owner alone, who needs
+		// no notice of it.
+		r.locked = false
+		return nil, nil, nil
+	}
+	return nil, r.configChangedLocked(old), nil
+}
+
+// configChangedLocked tells the occupants what a new configuration
+// changes for them (XEP-0045 §10.2): a room that became members-only
+// removes its non-members (status 322); a change of who sees real JIDs is
+// announced with 172 or 173, any other change with 104; in a room that is
+// no longer moderated the visitors become participants.
+// r.mu is held.
+func (r *room) configChangedLocked(old Config) []outgoing {
+	var out []outgoing
+	if r.cfg == old {
+		return nil
+	}
+	if r.cfg.MembersOnly && !old.MembersOnly {
+		for _, o := range r.occupants {
+			if rank(o.affiliation) < rank(Member) {
+				out = append(out, r.removeLocked(o, []string{"322"}, "")...)
+			}
+		}
+	}
+	if !r.cfg.Moderated && old.Moderated {
+		// Without moderation nobody is a visitor.
+		for _, o := range r.occupants {
+			if o.role == Visitor {
+				o.role = Participant
+				out = append(out, r.broadcastPresence(o, "", nil, nil)...)
+			}
+		}
+	}
+	code := "104"
+	switch {
+	case r.cfg.WhoIs == "anyone" && old.WhoIs != "anyone":
+		code = "172"
+	case r.cfg.WhoIs != "anyone" && old.WhoIs == "anyone":
+		code = "173"
+	}
+	for _, o := range r.occupants {
+		msg := stanza.NewMessage(r.jid, o.real, "groupchat", "")
+		msg.El.Append(stanza.New(NSUser, "x").Append(stanza.New(NSUser, "status").Set("code", code)))
+		out = append(out, msg)
+	}
+	return out
 }
 
 // mam answers an archive query addressed to the room (XEP-0313 §5): in
@@ -296,6 +405,14 @@ func (m *Module) mam(ctx context.Context, r *room, s *stanza.Stanza, q *stanza.E
 		return nil, err
 	}
 	aq.Owner = r.jid.String()
+	r.mu.Lock()
+	if aq.Start.Before(r.created) {
+		// A room of the same address that was destroyed (or a temporary
+		// one that ended) keeps its messages in the archive under their
+		// retention; this room does not show them.
+		aq.Start = r.created
+	}
+	r.mu.Unlock()
 	page, err := m.archive.Query(ctx, aq)
 	if err != nil {
 		var se stanza.Error
@@ -418,4 +535,13 @@ func (m *Module) result(room, to jid.JID, queryID string, a module.ArchivedMessa
 // parseStored parses an archived message.
 func parseStored(b []byte) (*stanza.Element, error) {
 	return xmlstream.ParseElement(b, xmlstream.Limits{MaxStanzaBytes: len(b) + 1024})
+}
+
+// errDestroyLocked is how owner tells that the initial configuration was
+// cancelled: the new room goes.
+var errDestroyLocked = errors.New("muc: initial configuration cancelled")
+
+// withNoAfter is the answer of a handler that sends nothing after it.
+func withNoAfter(res *stanza.Element, err error) (*stanza.Element, []outgoing, error) {
+	return res, nil, err
 }

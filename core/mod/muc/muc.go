@@ -19,9 +19,15 @@
 // # Rooms
 //
 // A room comes into being when its first occupant joins, who becomes its
-// owner; rooms are unlocked at once (status 201 tells the creator; an
-// owner may submit a configuration afterwards, or the instant-room empty
-// form). A temporary room ends when its last occupant leaves. A persistent
+// owner (status 201). It is locked, with its owner alone in it (others get
+// item-not-found), until the owner submits a configuration or the empty
+// form of an instant room (XEP-0045 §10.1); cancelling that first
+// configuration, or leaving before it, destroys the room. lock_new_rooms
+// false opens new rooms at once instead. A temporary room ends when its
+// last occupant leaves. An owner destroys a room (§10.9): each occupant
+// gets its own unavailable presence with <destroy/> (alternate venue,
+// password and reason as given), and the stored state is deleted; the
+// room's archive stays (see below). A persistent
 // room stays, and its state (configuration, affiliations, subject, the
 // occupant-id key) is stored (storage.MUCRooms, on both backends), sealed
 // with the host's Sealer under the room's JID because it may hold a
@@ -51,6 +57,33 @@
 // Supporting them is a client's feature that the client announces
 // (XEP-0249 §3), so the service lists no feature for them.
 //
+// Configuration changes are announced to the occupants (status 104, or
+// 172 and 173 when who sees real JIDs changes); a room that becomes
+// members-only removes its non-members (322), one that is no longer
+// moderated makes its visitors participants. Where the room is archived,
+// a joiner is told (170).
+//
+// # Voice and registration
+//
+// In a moderated room a visitor asks for voice with the muc#request form
+// (§7.13); every moderator gets an approval form, and a moderator's
+// submission with muc#request_allow true makes the visitor a participant
+// (§8.6). An occupant may ask once per voice_request_interval.
+//
+// Where the owner allows it (the configuration field
+// {https://kontor.im/ns/muc}allowregister, off by default), a user
+// registers with the room (jabber:iq:register, §7.10): the muc#register
+// form asks for a nickname
+// only, which is then reserved for them (nobody else joins, changes to or
+// registers it: conflict), and an unaffiliated user becomes a member. In a
+// members-only room only those on the member list register (to reserve a
+// nickname): the room makes nobody a member on their own request, and
+// approval of registrations by an admin (§9.9) is not implemented. The
+// reserved nickname is found at the disco#info node x-roomuser-item
+// (§7.12), is shown in the member list and may be set there by an admin,
+// and goes when the user leaves the member list (or is banned) or cancels
+// the registration (<remove/>, which also ends a plain membership).
+//
 // # Messages
 //
 // A groupchat message from an occupant (a participant or moderator: in a
@@ -67,6 +100,15 @@
 // one), so history survives a restart with the stanza-ids, occupant-ids
 // and delay stamps occupants saw first, and ends with the archive's
 // retention; without an archive it is memory only.
+//
+// A destroyed room's archive is not deleted with it: its messages stay
+// under the retention they were archived with (and under legal holds)
+// until the archive's purge removes them, like any other archived
+// message, and GDPR exports and eDiscovery of the room's JID find them. A
+// new room at the same address reads its archive only from its own
+// creation on (the creation time is stored with the room), so it neither
+// replays nor serves the old room's messages; the same holds for a
+// temporary room that ended and was created anew.
 //
 // When the host has an archive (module.Host.Archive), each message with a
 // body goes into the room's archive: owner is the room's bare JID, With is
@@ -95,7 +137,9 @@
 // page_size and max_page_size of archive queries (50 and 250, at most 500);
 // max_nick_bytes (64, 1–1023); max_pending_invites, the mediated
 // invitations a room remembers for declines (1000, 1–100000);
-// directory_rooms (a list of group, room and name).
+// voice_request_interval, the least time between two voice requests of an
+// occupant (1m, 1s–24h); lock_new_rooms (true); directory_rooms (a list of
+// group, room and name).
 package muc
 
 import (
@@ -146,6 +190,9 @@ const (
 	DefaultMaxPageSize  = 250
 	DefaultMaxNickBytes = 64
 	DefaultMaxInvites   = 1000
+	// DefaultVoiceRequestInterval is how often an occupant may ask for
+	// voice.
+	DefaultVoiceRequestInterval = time.Minute
 )
 
 func init() {
@@ -153,8 +200,8 @@ func init() {
 		ID:          ID,
 		Description: "Multi-user chat at conference.DOMAIN: rooms, history, subject, kicks and bans, room archives under the room's retention class; join asks the contact policy",
 		Specs: []module.Spec{
-			{ID: "XEP-0045", Name: "Multi-User Chat", Version: "1.34.6", Status: module.Partial,
-				Note: "history across restarts needs archive.enabled; no registration, voice requests or room destruction yet"},
+			{ID: "XEP-0045", Name: "Multi-User Chat", Version: "1.34.6", Status: module.Complete,
+				Note: "history on join survives a restart where archive.enabled is set (it comes from the room's archive); registration where the owner allows it, without admin approval (§9.9); semi-anonymous and non-anonymous rooms"},
 			{ID: "XEP-0249", Name: "Direct MUC Invitations", Version: "1.2", Status: module.Complete,
 				Note: "client to client; the policy gate asks the contact policy (muc.invite) for each"},
 			{ID: "XEP-0421", Name: "Anonymous unique occupant identifiers for MUCs", Version: "0.1.0", Status: module.Complete},
@@ -182,6 +229,13 @@ type Options struct {
 	// MaxPendingInvites bounds the mediated invitations a room remembers
 	// so that a decline reaches the inviter.
 	MaxPendingInvites int `mapstructure:"max_pending_invites"`
+	// VoiceRequestInterval is the least time between two voice requests
+	// of one occupant.
+	VoiceRequestInterval time.Duration `mapstructure:"voice_request_interval"`
+	// LockNewRooms keeps a new room locked, with only its creator in it,
+	// until the creator submits a configuration or accepts the default
+	// one (an instant room), as XEP-0045 §10.1 requires.
+	LockNewRooms bool `mapstructure:"lock_new_rooms"`
 	// DirectoryRooms are rooms whose members follow directory groups.
 	DirectoryRooms []DirectoryRoom `mapstructure:"directory_rooms"`
 }
@@ -190,7 +244,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{MaxHistory: DefaultMaxHistory, MaxOccupants: DefaultMaxOccupants, MaxRooms: DefaultMaxRooms,
 		PageSize: DefaultPageSize, MaxPageSize: DefaultMaxPageSize, MaxNickBytes: DefaultMaxNickBytes,
-		MaxPendingInvites: DefaultMaxInvites}
+		MaxPendingInvites: DefaultMaxInvites, VoiceRequestInterval: DefaultVoiceRequestInterval, LockNewRooms: true}
 }
 
 // Validate checks the values.
@@ -216,6 +270,7 @@ func (o *Options) Validate() error {
 		check("max_nick_bytes", o.MaxNickBytes, 1, 1023),
 		check("max_pending_invites", o.MaxPendingInvites, 1, 100000),
 		o.validateDirectoryRooms(),
+		o.validateVoiceInterval(),
 	)
 }
 
@@ -314,11 +369,12 @@ func (m *Module) handle(ctx context.Context, p *module.Packet) error {
 		if s.Type != "get" && s.Type != "set" {
 			return nil
 		}
-		res, err := m.iq(ctx, s)
+		res, after, err := m.iq(ctx, s)
 		if err != nil {
 			return err
 		}
 		m.host.Route(ctx, stanza.NewIQ(s.To, s.From, "result", s.ID, res))
+		m.send(ctx, after)
 	}
 	return nil
 }

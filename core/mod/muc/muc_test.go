@@ -120,7 +120,21 @@ func join(t *testing.T, c *modtest.Client, nick, extra string) *stanza.Stanza {
 	c.SendXML(fmt.Sprintf("<presence to='%s/%s'><x xmlns='%s'>%s</x></presence>", roomJID, nick, NS, extra))
 	self := c.Next(selfPresence)
 	c.Next(isSubject)
+	if hasStatus(self, "201") {
+		// A new room is locked until its owner accepts the default
+		// configuration (an instant room, XEP-0045 §10.1.2).
+		unlock(t, c)
+	}
 	return self
+}
+
+// unlock accepts a new room's default configuration.
+func unlock(t *testing.T, c *modtest.Client) {
+	t.Helper()
+	c.SendXML(fmt.Sprintf("<iq to='%s' type='set' id='instant'><query xmlns='%s'><x xmlns='jabber:x:data' type='submit'/></query></iq>", roomJID, NSOwner))
+	if r := c.NextIQ("instant"); r.Type != "result" {
+		t.Fatalf("instant room: %s", r.El)
+	}
 }
 
 func say(c *modtest.Client, text string) {
@@ -586,6 +600,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"page size above max", func(o *Options) { o.PageSize = 300 }, false},
 		{"bad domain", func(o *Options) { o.Domain = "a@b" }, false},
 		{"no pending invites", func(o *Options) { o.MaxPendingInvites = 0 }, false},
+		{"voice requests too often", func(o *Options) { o.VoiceRequestInterval = time.Millisecond }, false},
+		{"voice requests too rarely", func(o *Options) { o.VoiceRequestInterval = 25 * time.Hour }, false},
+		{"voice requests every second", func(o *Options) { o.VoiceRequestInterval = time.Second }, true},
 		{"directory room without group", func(o *Options) { o.DirectoryRooms = []DirectoryRoom{{Room: "x"}} }, false},
 		{"directory room mapped twice", func(o *Options) {
 			o.DirectoryRooms = []DirectoryRoom{{Group: "a", Room: "x"}, {Group: "b", Room: "x"}}

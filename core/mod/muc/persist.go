@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/storage"
@@ -18,6 +19,8 @@ type storedRoom struct {
 	SubjectFrom  string            `json:"subject_from"`
 	Secret       []byte            `json:"secret"` // keys occupant ids
 	Directory    []string          `json:"directory,omitempty"`
+	Created      time.Time         `json:"created,omitzero"`
+	Nicks        map[string]string `json:"nicks,omitempty"`
 }
 
 // load restores the stored rooms of the service.
@@ -46,7 +49,7 @@ func (m *Module) load(ctx context.Context) error {
 			return fmt.Errorf("muc: stored room %s: %w", rec.JID, err)
 		}
 		r := newRoom(bare)
-		r.cfg, r.subject = st.Config, st.Subject
+		r.cfg, r.subject, r.created = st.Config, st.Subject, st.Created
 		if st.Affiliations != nil {
 			r.affiliations = st.Affiliations
 		}
@@ -55,6 +58,9 @@ func (m *Module) load(ctx context.Context) error {
 		}
 		if st.SubjectFrom != "" {
 			r.subjectFrom, _ = jid.Parse(st.SubjectFrom)
+		}
+		if len(st.Nicks) > 0 {
+			r.nicks = st.Nicks
 		}
 		if st.Directory != nil {
 			r.directory = map[string]bool{}
@@ -75,9 +81,15 @@ func (m *Module) persist(ctx context.Context, r *room) {
 	}
 	r.mu.Lock()
 	keep := r.cfg.Persistent && !r.gone
-	st := storedRoom{Config: r.cfg, Affiliations: map[string]string{}, Subject: r.subject, Secret: r.secret}
+	st := storedRoom{Config: r.cfg, Affiliations: map[string]string{}, Subject: r.subject, Secret: r.secret, Created: r.created}
 	for k, v := range r.affiliations {
 		st.Affiliations[k] = v
+	}
+	if len(r.nicks) > 0 {
+		st.Nicks = make(map[string]string, len(r.nicks))
+		for k, v := range r.nicks {
+			st.Nicks[k] = v
+		}
 	}
 	if !r.subjectFrom.IsZero() {
 		st.SubjectFrom = r.subjectFrom.String()

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"kontor.im/kontor/core/dataform"
 	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
@@ -55,15 +56,26 @@ type room struct {
 	jid    jid.JID
 	secret []byte // keys the occupant ids
 
-	mu           sync.Mutex
-	gone         bool // removed from the service: a join must start anew
+	mu   sync.Mutex
+	gone bool // removed from the service: a join must start anew
+	// locked is set for a new room until its owner configures it (or
+	// accepts the default configuration): only owners enter (§10.1.1).
+	locked bool
+	// created is when the room came into being (zero for a room stored
+	// before it was recorded): its archive is read from then on, so that
+	// a new room at the address of a destroyed one does not show the old
+	// room's messages.
+	created      time.Time
 	cfg          Config
 	subject      string
 	subjectFrom  jid.JID // the room JID that set it
 	occupants    map[string]*occupant
 	byJID        map[jid.JID]*occupant
 	affiliations map[string]string // bare JID → owner, admin, member, outcast
-	history      []historyItem     // oldest first, at most max_history
+	// nicks are the reserved nicknames (registration, §7.10) by bare JID
+	// of someone on the member list; nil when there are none.
+	nicks   map[string]string
+	history []historyItem // oldest first, at most max_history
 	// primed is set once history holds what the archive had when the
 	// room was restored (or for a room created here, which starts
 	// empty); primeMu makes the load happen once.
@@ -85,6 +97,7 @@ type occupant struct {
 	occupantID  string
 	presence    *stanza.Stanza // the last presence, as the occupant sent it
 	affiliation string
+	voiceAt     time.Time // the occupant's last voice request
 }
 
 type historyItem struct {
@@ -239,6 +252,12 @@ func (m *Module) presence(ctx context.Context, s *stanza.Stanza) error {
 		if o != nil {
 			status := s.El.ChildText(stanza.NSClient, "status")
 			out = r.removeLocked(o, nil, "")
+			if r.locked && len(r.occupants) == 0 {
+				// The owner left before configuring the new room: it is
+				// destroyed (§10.1.2), and the presence says so.
+				r.cfg.Persistent = false
+				out[len(out)-1].El.Child(NSUser, "x").Append(stanza.New(NSUser, "destroy"))
+			}
 			if status != "" {
 				for _, p := range out {
 					p.El.Append(stanza.New(stanza.NSClient, "status").AppendText(status))
@@ -297,6 +316,8 @@ func (m *Module) room(bare jid.JID) (*room, bool, error) {
 	}
 	r := newRoom(bare)
 	r.cfg.HistoryLength = m.opts.MaxHistory
+	r.created = m.now().UTC().Truncate(time.Microsecond)
+	r.locked = m.opts.LockNewRooms
 	r.primed = true // a new room has no history of its own
 	m.rooms[bare.String()] = r
 	return r, true, nil
@@ -311,6 +332,9 @@ func (m *Module) joinLocked(ctx context.Context, r *room, s *stanza.Stanza, nick
 		}
 		if other := r.occupants[nick]; other != nil && other.real.Bare() != o.real.Bare() {
 			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "this nickname is taken"}
+		}
+		if by := r.reservedBy(nick); by != "" && by != o.real.Bare().String() {
+			return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "this nickname is reserved by someone else"}
 		}
 		// A nick change (§7.6): unavailable with 303 and the new nick,
 		// then available under the new one.
@@ -338,6 +362,8 @@ func (m *Module) joinLocked(ctx context.Context, r *room, s *stanza.Stanza, nick
 		r.affiliations[s.From.Bare().String()] = Owner
 	}
 	switch {
+	case r.locked && aff != Owner:
+		return nil, stanza.ErrItemNotFound("this room is being created and is locked until its owner configures it")
 	case aff == Outcast:
 		return nil, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: "you are banned from this room"}
 	case r.cfg.MembersOnly && rank(aff) < rank(Member):
@@ -347,6 +373,9 @@ func (m *Module) joinLocked(ctx context.Context, r *room, s *stanza.Stanza, nick
 	}
 	if other := r.occupants[nick]; other != nil {
 		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "this nickname is taken"}
+	}
+	if by := r.reservedBy(nick); by != "" && by != s.From.Bare().String() {
+		return nil, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict, Text: "this nickname is reserved by someone else"}
 	}
 	if len(r.occupants) >= min(r.cfg.MaxUsers, m.opts.MaxOccupants) && rank(aff) < rank(Admin) {
 		return nil, stanza.Error{Type: stanza.Wait, Condition: stanza.ServiceUnavailable, Text: "the room is full"}
@@ -363,6 +392,12 @@ func (m *Module) joinLocked(ctx context.Context, r *room, s *stanza.Stanza, nick
 		codes = []string{"201"}
 	}
 	out = append(out, r.broadcastPresence(o, "", codes, nil)...)
+	if m.archive != nil {
+		// The room's messages go to its archive, which others may read
+		// later: the newcomer is told (status 170, §7.2.12), in the own
+		// presence, which broadcastPresence sends last.
+		out[len(out)-1].El.Child(NSUser, "x").Append(stanza.New(NSUser, "status").Set("code", "170"))
+	}
 	out = append(out, r.historyFor(o, x.Child(NS, "history"), min(r.cfg.HistoryLength, m.opts.MaxHistory), m.now())...)
 	subj := stanza.NewMessage(r.jid, o.real, "groupchat", "")
 	if !r.subjectFrom.IsZero() {
@@ -457,12 +492,12 @@ func (m *Module) primeHistory(ctx context.Context, r *room) {
 	r.primeMu.Lock()
 	defer r.primeMu.Unlock()
 	r.mu.Lock()
-	done = r.primed
+	done, created := r.primed, r.created
 	r.mu.Unlock()
 	if done {
 		return
 	}
-	page, err := m.archive.Query(ctx, module.ArchiveQuery{Owner: r.jid.String(), Last: true, Max: m.opts.MaxHistory})
+	page, err := m.archive.Query(ctx, module.ArchiveQuery{Owner: r.jid.String(), Start: created, Last: true, Max: m.opts.MaxHistory})
 	if err != nil {
 		m.log.ErrorContext(ctx, "room history not loaded from the archive", "room", r.jid.String(), "err", err)
 		return
@@ -515,6 +550,9 @@ func (m *Module) message(ctx context.Context, s *stanza.Stanza) error {
 		return m.private(ctx, r, s)
 	}
 	if s.Type != "groupchat" {
+		if x := s.El.Child(dataform.NS, "x"); x != nil && formType(x) == NSRequest {
+			return m.voice(ctx, r, s, x)
+		}
 		if x := s.El.Child(NSUser, "x"); x != nil {
 			switch {
 			case x.Child(NSUser, "invite") != nil:
