@@ -12,6 +12,7 @@
 package mamquery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -232,16 +233,30 @@ func clip(s string) string {
 	return s
 }
 
-// Query answers an archive query <query/> (an IQ set) for the archive
-// of owner: it sends each result to the requester with send, in order,
-// and returns the <fin/> to answer the IQ with. Errors are stanza errors
-// for the requester, or internal ones the router logs.
-func (s *Server) Query(ctx context.Context, owner, to jid.JID, q *stanza.Element, send func(*stanza.Stanza)) (*stanza.Element, error) {
+// Archive names the archive a request reads.
+type Archive struct {
+	Owner jid.JID
+	// Since hides what the archive holds from before this time (zero:
+	// nothing is hidden): a room keeps the messages of an earlier room
+	// of its address under their retention, but does not show them, nor
+	// admit that their ids exist.
+	Since time.Time
+}
+
+// Query answers an archive query <query/> (an IQ set) for archive a: it
+// sends each result to the requester with send, in order, and returns the
+// <fin/> to answer the IQ with. Errors are stanza errors for the
+// requester, or internal ones the router logs.
+func (s *Server) Query(ctx context.Context, a Archive, to jid.JID, q *stanza.Element, send func(*stanza.Stanza)) (*stanza.Element, error) {
 	req, err := parseQuery(q, maxIDs)
 	if err != nil {
 		return nil, err
 	}
-	aq, countOnly, err := s.plan(ctx, owner.String(), req)
+	owner := a.Owner
+	if req.start.Before(a.Since) {
+		req.start = a.Since
+	}
+	aq, countOnly, err := s.plan(ctx, a, req)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +265,7 @@ func (s *Server) Query(ctx context.Context, owner, to jid.JID, q *stanza.Element
 		return nil, ArchiveError("query", err)
 	}
 	if len(req.ids) > 0 && len(page.Messages) < len(req.ids) {
-		if err := s.allExist(ctx, owner.String(), req.ids); err != nil {
+		if err := s.allExist(ctx, a, req.ids); err != nil {
 			return nil, err
 		}
 	}
@@ -278,8 +293,8 @@ func (s *Server) Query(ctx context.Context, owner, to jid.JID, q *stanza.Element
 
 // plan turns a request into an archive query; countOnly is set for RSM
 // max 0.
-func (s *Server) plan(ctx context.Context, owner string, r request) (q module.ArchiveQuery, countOnly bool, err error) {
-	q = module.ArchiveQuery{Owner: owner, Start: r.start, End: r.end, IDs: r.ids, Last: r.page.HasBefore}
+func (s *Server) plan(ctx context.Context, a Archive, r request) (q module.ArchiveQuery, countOnly bool, err error) {
+	q = module.ArchiveQuery{Owner: a.Owner.String(), Start: r.start, End: r.end, IDs: r.ids, Last: r.page.HasBefore}
 	if !r.with.IsZero() {
 		q.With = r.with.String()
 	}
@@ -293,10 +308,10 @@ func (s *Server) plan(ctx context.Context, owner string, r request) (q module.Ar
 	default:
 		q.Max = s.PageSize
 	}
-	if q.AfterID, err = s.tighter(ctx, owner, r.afterID, r.page.After, true); err != nil {
+	if q.AfterID, err = s.tighter(ctx, a, r.afterID, r.page.After, true); err != nil {
 		return q, false, err
 	}
-	if q.BeforeID, err = s.tighter(ctx, owner, r.beforeID, r.page.Before, false); err != nil {
+	if q.BeforeID, err = s.tighter(ctx, a, r.beforeID, r.page.Before, false); err != nil {
 		return q, false, err
 	}
 	return q, countOnly, nil
@@ -304,14 +319,18 @@ func (s *Server) plan(ctx context.Context, owner string, r request) (q module.Ar
 
 // tighter returns the tighter of two bounds: the later one for after, the
 // earlier one for before. Both must be in the archive.
-func (s *Server) tighter(ctx context.Context, owner, a, b string, later bool) (string, error) {
-	switch {
-	case a == "":
-		return b, nil
-	case b == "" || a == b:
-		return a, nil
+func (s *Server) tighter(ctx context.Context, arch Archive, a, b string, later bool) (string, error) {
+	if a == "" || b == "" || a == b {
+		id := cmp.Or(a, b)
+		if id != "" && !arch.Since.IsZero() {
+			// The archive finds an id of any age; Since hides the older.
+			if err := s.allExist(ctx, arch, []string{id}); err != nil {
+				return "", err
+			}
+		}
+		return id, nil
 	}
-	page, err := s.Archive.Query(ctx, module.ArchiveQuery{Owner: owner, IDs: []string{a, b}, Max: 2})
+	page, err := s.Archive.Query(ctx, module.ArchiveQuery{Owner: arch.Owner.String(), Start: arch.Since, IDs: []string{a, b}, Max: 2})
 	if err != nil {
 		return "", ArchiveError("query", err)
 	}
@@ -325,8 +344,8 @@ func (s *Server) tighter(ctx context.Context, owner, a, b string, later bool) (s
 }
 
 // allExist returns item-not-found unless every id is in the archive.
-func (s *Server) allExist(ctx context.Context, owner string, ids []string) error {
-	page, err := s.Archive.Query(ctx, module.ArchiveQuery{Owner: owner, IDs: ids, Max: len(ids)})
+func (s *Server) allExist(ctx context.Context, a Archive, ids []string) error {
+	page, err := s.Archive.Query(ctx, module.ArchiveQuery{Owner: a.Owner.String(), Start: a.Since, IDs: ids, Max: len(ids)})
 	if err != nil {
 		return ArchiveError("query", err)
 	}
@@ -379,18 +398,19 @@ func Form() *stanza.Element {
 }
 
 // Metadata answers a metadata request (an IQ get <metadata/>; XEP-0313,
-// Archive metadata) for owner's archive: its first and last message,
-// nothing for an empty one.
-func (s *Server) Metadata(ctx context.Context, owner jid.JID) (*stanza.Element, error) {
+// Archive metadata) for archive a: its first and last message, nothing
+// for an empty one.
+func (s *Server) Metadata(ctx context.Context, a Archive) (*stanza.Element, error) {
+	owner := a.Owner
 	md := stanza.New(NS, "metadata")
-	first, err := s.Archive.Query(ctx, module.ArchiveQuery{Owner: owner.String(), Max: 1})
+	first, err := s.Archive.Query(ctx, module.ArchiveQuery{Owner: owner.String(), Start: a.Since, Max: 1})
 	if err != nil {
 		return nil, ArchiveError("metadata", err)
 	}
 	if len(first.Messages) == 0 {
 		return md, nil
 	}
-	last, err := s.Archive.Query(ctx, module.ArchiveQuery{Owner: owner.String(), Max: 1, Last: true})
+	last, err := s.Archive.Query(ctx, module.ArchiveQuery{Owner: owner.String(), Start: a.Since, Max: 1, Last: true})
 	if err != nil {
 		return nil, ArchiveError("metadata", err)
 	}

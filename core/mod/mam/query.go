@@ -18,7 +18,7 @@ func (m *Module) query(ctx context.Context, iq *module.IQ) (*stanza.Element, err
 	if err != nil {
 		return nil, err
 	}
-	return m.server.Query(ctx, owner, iq.From, iq.Payload(), iq.Origin.Send)
+	return m.server.Query(ctx, mamquery.Archive{Owner: owner}, iq.From, iq.Payload(), iq.Origin.Send)
 }
 
 // form answers a request for the query form.
@@ -36,5 +36,5 @@ func (m *Module) metadata(ctx context.Context, iq *module.IQ) (*stanza.Element, 
 	if err != nil {
 		return nil, err
 	}
-	return m.server.Metadata(ctx, owner)
+	return m.server.Metadata(ctx, mamquery.Archive{Owner: owner})
 }

@@ -6,7 +6,6 @@ import (
 	"unicode/utf8"
 
 	"kontor.im/kontor/core/dataform"
-	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/xmlstream"
 )
 
@@ -52,33 +51,6 @@ func FuzzConfigForm(f *testing.F) {
 		// The owner's form of the accepted configuration parses again.
 		if _, err := dataform.Parse(c.Form().Element()); err != nil {
 			t.Fatalf("the configuration's own form does not parse: %v", err)
-		}
-	})
-}
-
-// FuzzRoomQuery feeds archive queries addressed to a room to parseQuery:
-// it never panics, refuses with stanza errors only, and keeps the page
-// size within max_page_size.
-func FuzzRoomQuery(f *testing.F) {
-	f.Add([]byte(`<query xmlns='urn:xmpp:mam:2' queryid='q'><set xmlns='http://jabber.org/protocol/rsm'><max>2</max><before/></set></query>`))
-	f.Add([]byte(`<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:mam:2</value></field><field var='start'><value>2026-01-01T00:00:00Z</value></field><field var='with'><value>r@c.example/n</value></field></x><set xmlns='http://jabber.org/protocol/rsm'><max>900</max><after>01a2199d-ae6f-75c4-9742-0e209a1c84f2</after></set></query>`))
-	f.Add([]byte(`<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><index>3</index></set></query>`))
-	m := &Module{opts: DefaultOptions()}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		el, err := xmlstream.ParseElement(b, xmlstream.Limits{MaxStanzaBytes: 1 << 16})
-		if err != nil {
-			return
-		}
-		q, err := m.parseQuery(el)
-		if err != nil {
-			var se stanza.Error
-			if !errors.As(err, &se) {
-				t.Fatalf("error %v is not a stanza error", err)
-			}
-			return
-		}
-		if q.Max < 1 || q.Max > m.opts.MaxPageSize || len(q.IDs) > m.opts.MaxPageSize {
-			t.Fatalf("page size %d, %d ids", q.Max, len(q.IDs))
 		}
 	})
 }

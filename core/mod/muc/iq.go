@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"time"
 
 	"kontor.im/kontor/core/dataform"
 	"kontor.im/kontor/core/jid"
-	"kontor.im/kontor/core/module"
-	"kontor.im/kontor/core/rsm"
+	"kontor.im/kontor/core/mamquery"
 	"kontor.im/kontor/core/stanza"
-	"kontor.im/kontor/core/storage"
 	"kontor.im/kontor/core/xmlstream"
 )
 
@@ -56,7 +53,7 @@ func (m *Module) iq(ctx context.Context, s *stanza.Stanza) (res *stanza.Element,
 			m.persist(ctx, r)
 		}
 		return res, out, err
-	case m.archive != nil && q.Name.Space == NSMAM && q.Name.Local == "query":
+	case m.archive != nil && (q.Name == mamquery.QueryName || q.Name == mamquery.MetadataName):
 		return withNoAfter(m.mam(ctx, r, s, q))
 	}
 	return nil, nil, stanza.ErrServiceUnavailable("")
@@ -105,6 +102,7 @@ func (r *room) discoInfo(archive bool) *stanza.Element {
 	add(r.cfg.WhoIs == "anyone", "muc_nonanonymous", "muc_semianonymous")
 	add(r.cfg.Password != "", "muc_passwordprotected", "muc_unsecured")
 	add(archive, NSMAM, "")
+	add(archive, mamquery.NSExtended, "")
 	add(r.cfg.AllowRegister, NSRegister, "")
 	info := dataform.New(dataform.TypeResult, NSRoomInfo,
 		dataform.Field{Var: "muc#roominfo_description", Values: []string{r.cfg.Description}},
@@ -380,156 +378,31 @@ func (r *room) configChangedLocked(old Config) []outgoing {
 	return out
 }
 
-// mam answers an archive query addressed to the room (XEP-0313 §5): in
-// an open room anyone but outcasts may query, in a members-only room its
-// occupants and members.
+// mam answers the archive requests addressed to the room (XEP-0313 §5:
+// a query, the query form, the metadata) with the same protocol as a
+// user's archive (core/mamquery): in an open room anyone but outcasts may
+// read it, in a members-only room its occupants and members. A room shows
+// only what was said since it was created: an earlier room of the same
+// address keeps its messages under their retention, unseen.
 func (m *Module) mam(ctx context.Context, r *room, s *stanza.Stanza, q *stanza.Element) (*stanza.Element, error) {
 	r.mu.Lock()
 	allowed := r.byJID[s.From] != nil || (r.cfg.MembersOnly && rank(r.affiliation(s.From)) >= rank(Member)) ||
 		(!r.cfg.MembersOnly && r.affiliation(s.From) != Outcast)
+	arch := mamquery.Archive{Owner: r.jid, Since: r.created}
 	r.mu.Unlock()
 	if !allowed {
 		return nil, stanza.ErrForbidden("only occupants and members may read this room's archive")
 	}
-	if s.Type == "get" {
-		return stanza.New(NSMAM, "query").Append(dataform.New(dataform.TypeForm, NSMAM,
-			dataform.Field{Var: "with", Type: dataform.JIDSingle},
-			dataform.Field{Var: "start", Type: dataform.TextSingle},
-			dataform.Field{Var: "end", Type: dataform.TextSingle},
-			dataform.Field{Var: "after-id", Type: dataform.TextSingle},
-			dataform.Field{Var: "before-id", Type: dataform.TextSingle},
-			dataform.Field{Var: "ids", Type: dataform.ListMulti}).Element()), nil
+	srv := mamquery.Server{Archive: m.archive, Log: m.log, PageSize: m.opts.PageSize, MaxPageSize: m.opts.MaxPageSize}
+	switch {
+	case q.Name == mamquery.MetadataName && s.Type == "get":
+		return srv.Metadata(ctx, arch)
+	case q.Name == mamquery.QueryName && s.Type == "get":
+		return mamquery.Form(), nil
+	case q.Name == mamquery.QueryName:
+		return srv.Query(ctx, arch, s.From, q, func(res *stanza.Stanza) { m.host.Route(ctx, res) })
 	}
-	aq, err := m.parseQuery(q)
-	if err != nil {
-		return nil, err
-	}
-	aq.Owner = r.jid.String()
-	r.mu.Lock()
-	if aq.Start.Before(r.created) {
-		// A room of the same address that was destroyed (or a temporary
-		// one that ended) keeps its messages in the archive under their
-		// retention; this room does not show them.
-		aq.Start = r.created
-	}
-	r.mu.Unlock()
-	page, err := m.archive.Query(ctx, aq)
-	if err != nil {
-		var se stanza.Error
-		switch {
-		case errors.As(err, &se):
-			return nil, se
-		case errors.Is(err, storage.ErrNotFound):
-			return nil, stanza.ErrItemNotFound("no message with this id in the archive")
-		}
-		return nil, err
-	}
-	queryID := q.Get("queryid")
-	for _, msg := range page.Messages {
-		m.host.Route(ctx, m.result(r.jid, s.From, queryID, msg))
-	}
-	set := rsm.Set{Count: page.Count, HasCount: page.Count >= 0}
-	if n := len(page.Messages); n > 0 {
-		set.First, set.Last = page.Messages[0].ID, page.Messages[n-1].ID
-	}
-	fin := stanza.New(NSMAM, "fin").Append(set.Element())
-	if page.Complete {
-		fin.Set("complete", "true")
-	}
-	return fin, nil
-}
-
-// parseQuery reads the filters (start, end) and the RSM paging of a query.
-func (m *Module) parseQuery(q *stanza.Element) (module.ArchiveQuery, error) {
-	aq := module.ArchiveQuery{Max: m.opts.PageSize}
-	if x := q.Child(dataform.NS, "x"); x != nil {
-		f, err := dataform.Parse(x)
-		if err != nil {
-			return aq, stanza.ErrBadRequest(err.Error())
-		}
-		for _, fld := range f.Fields {
-			v := ""
-			if len(fld.Values) > 0 {
-				v = fld.Values[0]
-			}
-			if v == "" && len(fld.Values) <= 1 {
-				continue // an empty field filters nothing (clients send them)
-			}
-			switch fld.Var {
-			case dataform.FormTypeVar:
-			case "start", "end":
-				t, err := time.Parse(time.RFC3339Nano, v)
-				if err != nil {
-					return aq, stanza.ErrBadRequest(fld.Var + " is not a date and time")
-				}
-				if fld.Var == "start" {
-					aq.Start = t
-				} else {
-					aq.End = t
-				}
-			case "with":
-				j, err := jid.Parse(v)
-				if err != nil {
-					return aq, stanza.ErrBadRequest("with is not a JID")
-				}
-				aq.With = j.String()
-			case "after-id":
-				aq.AfterID = v
-			case "before-id":
-				aq.BeforeID = v
-			case "ids":
-				if len(fld.Values) > m.opts.MaxPageSize {
-					return aq, stanza.Error{Type: stanza.Modify, Condition: stanza.PolicyViolation, Text: "too many ids"}
-				}
-				aq.IDs = fld.Values
-			default:
-				return aq, stanza.ErrFeatureNotImplemented("the field " + fld.Var + " is not supported")
-			}
-		}
-	}
-	if el := q.Child(rsm.NS, "set"); el != nil {
-		set, err := rsm.Parse(el)
-		if err != nil {
-			return aq, stanza.ErrBadRequest(err.Error())
-		}
-		if set.HasIndex {
-			return aq, stanza.ErrFeatureNotImplemented("index is not supported")
-		}
-		if set.HasMax {
-			aq.Max = min(set.Max, m.opts.MaxPageSize)
-			if aq.Max == 0 {
-				aq.Max = 1 // the count comes with any page
-			}
-		}
-		if set.After != "" {
-			aq.AfterID = set.After
-		}
-		if set.HasBefore {
-			aq.Last = true
-			if set.Before != "" {
-				aq.BeforeID = set.Before
-			}
-		}
-	}
-	return aq, nil
-}
-
-// result wraps one archived message for the requester.
-func (m *Module) result(room, to jid.JID, queryID string, a module.ArchivedMessage) *stanza.Stanza {
-	out := stanza.NewMessage(room, to, "", "")
-	res := stanza.New(NSMAM, "result").Set("id", a.ID)
-	if queryID != "" {
-		res.Set("queryid", queryID)
-	}
-	fwd := stanza.New(NSForward, "forwarded").Append(
-		stanza.New(NSDelay, "delay").Set("stamp", a.Time.UTC().Format("2006-01-02T15:04:05.000000Z")))
-	if el, err := parseStored(a.Stanza); err == nil {
-		fwd.Append(el)
-	} else {
-		m.log.Error("archived room message does not parse", "room", room.String(), "archive_id", a.ID, "err", err)
-	}
-	out.El.Append(res.Append(fwd))
-	return out
+	return nil, stanza.ErrBadRequest("not an archive request")
 }
 
 // parseStored parses an archived message.

@@ -530,8 +530,32 @@ func TestRoomMAM(t *testing.T) {
 	if _, got = query(bob, "q3", ""); len(got) != 5 {
 		t.Fatalf("open roomJID archive for a non-occupant: %v", got)
 	}
-	if r, _ := query(alice, "q4", "<x xmlns='jabber:x:data' type='submit'><field var='flavour'><value>x</value></field></x>"); modtest.ErrorCondition(r) != stanza.FeatureNotImplemented {
+	if r, _ := query(alice, "q4", "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field><field var='flavour'><value>x</value></field></x>"); modtest.ErrorCondition(r) != stanza.FeatureNotImplemented {
 		t.Fatalf("unknown field: %s", r.El)
+	}
+
+	// The #extended features of a user's archive (core/mamquery) hold for
+	// a room's: flipped pages, RSM max 0 as a count, item-not-found for an
+	// id the archive does not hold, and the metadata.
+	r, got = query(alice, "q5", "<set xmlns='http://jabber.org/protocol/rsm'><max>2</max><before/></set><flip-page/>")
+	if fmt.Sprint(got) != "[a4 a3]" {
+		t.Fatalf("flipped last page %v: %s", got, r.El)
+	}
+	r, got = query(alice, "q6", "<set xmlns='http://jabber.org/protocol/rsm'><max>0</max></set>")
+	if len(got) != 0 || r.El.Child(NSMAM, "fin").Child("http://jabber.org/protocol/rsm", "set").ChildText("http://jabber.org/protocol/rsm", "count") != "5" {
+		t.Fatalf("max 0 gave %v: %s", got, r.El)
+	}
+	if r, _ := query(alice, "q7", "<set xmlns='http://jabber.org/protocol/rsm'><after>01900000-0000-7000-8000-000000000000</after></set>"); modtest.ErrorCondition(r) != stanza.ItemNotFound {
+		t.Fatalf("unknown after id: %s", r.El)
+	}
+	alice.SendXML(fmt.Sprintf("<iq to='%s' type='get' id='md'><metadata xmlns='%s'/></iq>", roomJID, NSMAM))
+	md := alice.NextIQ("md")
+	if mde := md.El.Child(NSMAM, "metadata"); mde == nil || mde.Child(NSMAM, "start") == nil || mde.Child(NSMAM, "start").Get("id") == "" {
+		t.Fatalf("metadata: %s", md.El)
+	}
+	bob.SendXML(fmt.Sprintf("<iq to='%s' type='get' id='d4'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", roomJID))
+	if r := bob.NextIQ("d4"); !strings.Contains(r.El.String(), "urn:xmpp:mam:2#extended") {
+		t.Fatalf("room info without #extended: %s", r.El)
 	}
 }
 
