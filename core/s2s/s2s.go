@@ -98,6 +98,7 @@ import (
 
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/limit"
+	"kontor.im/kontor/core/listen"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/xmlstream"
 )
@@ -320,9 +321,8 @@ func (s *Service) Serve(ln net.Listener, directTLS bool) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
-	var delay time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, err := listen.Accept(ln, s.log)
 		if err != nil {
 			s.mu.Lock()
 			closing := s.closing
@@ -330,15 +330,8 @@ func (s *Service) Serve(ln net.Listener, directTLS bool) error {
 			if closing {
 				return ErrServerClosed
 			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("s2s accept failed", "err", err, "retry_in", delay)
-			time.Sleep(delay)
-			continue
+			return err
 		}
-		delay = 0
 		ip := remoteIP(nc)
 		if !s.cfg.Conns.Acquire(ip) {
 			s.log.Info("s2s connection refused: too many from this address", "remote", ip.String())

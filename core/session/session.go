@@ -171,6 +171,7 @@ import (
 
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/limit"
+	"kontor.im/kontor/core/listen"
 	"kontor.im/kontor/core/router"
 	"kontor.im/kontor/core/sasl"
 	"kontor.im/kontor/core/xmlstream"
@@ -331,9 +332,8 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
-	var delay time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, err := listen.Accept(ln, s.log)
 		if err != nil {
 			s.mu.Lock()
 			closing := s.closing
@@ -341,17 +341,8 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 			if closing {
 				return ErrServerClosed
 			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Out of file descriptors and the like: back off and go on, as
-			// net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed", "err", err, "retry_in", delay)
-			time.Sleep(delay)
-			continue
+			return err
 		}
-		delay = 0
 		c := s.newConn(nc, directTLS)
 		s.mu.Lock()
 		if s.closing {

@@ -105,6 +105,7 @@ import (
 	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/limit"
+	"kontor.im/kontor/core/listen"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/xmlstream"
@@ -405,16 +406,9 @@ func (m *Module) serve(ctx context.Context) {
 		m.ln.Close()
 	}()
 	for {
-		nc, err := m.ln.Accept()
+		nc, err := listen.Accept(m.ln, m.log)
 		if err != nil {
-			if ctx.Err() == nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					continue
-				}
-				m.log.Warn("accept failed", "err", err)
-			}
-			break
+			break // closed: ctx ended
 		}
 		c := m.newConn(nc)
 		m.mu.Lock()

@@ -38,6 +38,7 @@ import (
 
 	contract "kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
+	"kontor.im/kontor/core/listen"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
 )
@@ -330,16 +331,9 @@ func (m *Module) serve(ctx context.Context) {
 		m.ln.Close()
 	}()
 	for {
-		c, err := m.ln.Accept()
+		c, err := listen.Accept(m.ln, m.log)
 		if err != nil {
-			if ctx.Err() == nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					continue
-				}
-				m.log.Warn("proxy65: accept failed", "err", err)
-			}
-			break
+			break // closed: ctx ended
 		}
 		m.mu.Lock()
 		m.conns[c] = struct{}{}
