@@ -32,8 +32,14 @@ func loginPairs(ctx context.Context, cfg *Config, n int) ([]*pair, error) {
 			return
 		}
 		b, err := login(ctx, cfg, cfg.user(2*k+1))
+		if err == nil {
+			err = b.ready() // available before a's first message
+		}
 		if err != nil {
 			a.close()
+			if b != nil {
+				b.close()
+			}
 			e.add(err)
 			return
 		}

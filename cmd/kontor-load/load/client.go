@@ -206,6 +206,27 @@ func (c *conn) next() (*element, error) {
 	}
 }
 
+// ready waits until the server has handled everything the connection sent
+// so far, its initial presence in particular: a server handles one
+// stream's stanzas in order (RFC 6120 §10.1), so the answer to a ping sent
+// now comes after. Messages sent to a user before the server has the
+// user's presence go to offline storage and arrive later, delayed, as if
+// lost to the measurement. It reads the stream, so nobody else may yet.
+func (c *conn) ready() error {
+	if err := c.send("<iq type='get' id='ready'><ping xmlns='urn:xmpp:ping'/></iq>"); err != nil {
+		return err
+	}
+	for {
+		e, err := c.next()
+		if err != nil {
+			return err
+		}
+		if e.local == "iq" && e.attr("id") == "ready" {
+			return nil // a result, or an error from a server without ping: handled either way
+		}
+	}
+}
+
 // enableSM enables stream management (XEP-0198, without resumption) on a
 // logged-in connection whose stream nobody else reads yet.
 func (c *conn) enableSM() error {

@@ -152,7 +152,7 @@ func (m *Module) stamp(ctx context.Context, p *module.Packet) (module.Verdict, e
 	}
 	c := restamp(s, id, own)
 	if archive {
-		m.stamps.put(c.El.Nodes[len(c.El.Nodes)-1].Elem, m.stampTime())
+		m.stamps.put(c.El.Nodes[len(c.El.Nodes)-1].Elem, m.stampTime(), own)
 	}
 	p.Stanza = c
 	return module.Continue, nil
@@ -439,43 +439,89 @@ const (
 // staleAfter. An entry keeps only that small element (id and by) alive,
 // never the message. (The sender's side needs no table: its state rides
 // on the sending session, see reservationKey.)
+//
+// The table also lets a query wait for what its owner was just sent: the
+// recipient may hold a message (delivery comes before Observe) and ask
+// for its archive before the sender's goroutine queued it; waitOwner
+// waits for those stamps, as the archive's own read-your-writes waits for
+// what is queued.
 type stamps struct {
 	now        func() time.Time
 	staleAfter time.Duration
 	sweepEvery int
 
-	mu   sync.Mutex
-	m    map[*stanza.Element]time.Time // guarded by mu
-	puts int                           // guarded by mu: since the last sweep
+	mu     sync.Mutex
+	m      map[*stanza.Element]stampEntry // guarded by mu
+	owners map[string]int                 // guarded by mu: stamps per owner
+	taken  chan struct{}                  // guarded by mu: closed when a stamp is taken
+	puts   int                            // guarded by mu: since the last sweep
+}
+
+type stampEntry struct {
+	at    time.Time
+	owner string
 }
 
 func (t *stamps) init(now func() time.Time) {
 	t.now, t.staleAfter, t.sweepEvery = now, staleAfter, sweepEvery
-	t.m = map[*stanza.Element]time.Time{}
+	t.m = map[*stanza.Element]stampEntry{}
+	t.owners = map[string]int{}
+	t.taken = make(chan struct{})
 }
 
-func (t *stamps) put(el *stanza.Element, at time.Time) {
+func (t *stamps) put(el *stanza.Element, at time.Time, owner string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.m[el] = at
+	t.m[el] = stampEntry{at: at, owner: owner}
+	t.owners[owner]++
 	if t.puts++; t.puts >= t.sweepEvery {
 		t.puts = 0
 		cutoff := t.now().Add(-t.staleAfter)
-		for k, at := range t.m {
-			if at.Before(cutoff) {
-				delete(t.m, k)
+		for k, e := range t.m {
+			if e.at.Before(cutoff) {
+				t.removeLocked(k, e)
 			}
 		}
 	}
+}
+
+func (t *stamps) removeLocked(el *stanza.Element, e stampEntry) {
+	delete(t.m, el)
+	if t.owners[e.owner]--; t.owners[e.owner] <= 0 {
+		delete(t.owners, e.owner)
+	}
+	close(t.taken)
+	t.taken = make(chan struct{})
 }
 
 // take removes el and returns its archive time, if el is a stamp.
 func (t *stamps) take(el *stanza.Element) (time.Time, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	at, ok := t.m[el]
-	delete(t.m, el)
-	return at, ok
+	e, ok := t.m[el]
+	if ok {
+		t.removeLocked(el, e)
+	}
+	return e.at, ok
+}
+
+// waitOwner waits, at most until ctx ends, until no message stamped for
+// owner is still on its way to the archive. A message dropped between the
+// phases keeps its stamp until a sweep: the bound on ctx is what keeps a
+// query from waiting for it long.
+func (t *stamps) waitOwner(ctx context.Context, owner string) {
+	t.mu.Lock()
+	for t.owners[owner] > 0 {
+		ch := t.taken
+		t.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+		t.mu.Lock()
+	}
+	t.mu.Unlock()
 }
 
 // len is the number of stamps waiting, for tests.

@@ -596,3 +596,34 @@ func carolJID(t *testing.T) jid.JID {
 	t.Helper()
 	return jid.MustParse(carol)
 }
+
+// TestStampsWaitOwner: a query waits for a message stamped for its owner
+// (delivered, not yet queued for the archive) until the Observe hook takes
+// the stamp, and no longer than its context for one that never comes.
+func TestStampsWaitOwner(t *testing.T) {
+	var st stamps
+	st.init(time.Now)
+	el := stanza.New(NSStanzaID, "stanza-id")
+	st.put(el, time.Now(), "alice@example.com")
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		st.take(el)
+	}()
+	start := time.Now()
+	st.waitOwner(t.Context(), "alice@example.com")
+	if d := time.Since(start); d < 40*time.Millisecond {
+		t.Errorf("waitOwner returned after %v, before the stamp was taken", d)
+	}
+	st.waitOwner(t.Context(), "bob@example.com") // nothing pending: at once
+
+	st.put(stanza.New(NSStanzaID, "stanza-id"), time.Now(), "alice@example.com") // a dropped message's stamp
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+	defer cancel()
+	st.waitOwner(ctx, "alice@example.com")
+	if ctx.Err() == nil {
+		t.Error("waitOwner returned while a stamp was pending and its context alive")
+	}
+	if st.len() != 1 {
+		t.Errorf("%d stamps, want 1", st.len())
+	}
+}
