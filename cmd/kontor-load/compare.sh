@@ -19,6 +19,7 @@
 #
 # Usage (as root): cmd/kontor-load/compare.sh
 # Knobs (environment): ROUNDS LOGINS IDLE PAIRS RATE SECONDS OUT KEEP=1
+#   PEERS="kontor" measures Kontor alone (default: "kontor prosody ejabberd")
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -222,11 +223,16 @@ YAML
 	SERVERS+=(ejabberd)
 }
 
+read -r -a PEERS <<<"${PEERS:-kontor prosody ejabberd}"
 log "starting servers in $T"
-start_kontor kontor on
-start_kontor kontor-nopolicy off
-start_prosody
-start_ejabberd
+for s in "${PEERS[@]}"; do
+	case $s in
+	kontor) start_kontor kontor on; start_kontor kontor-nopolicy off ;;
+	prosody) start_prosody ;;
+	ejabberd) start_ejabberd ;;
+	*) log "unknown server $s (kontor, prosody, ejabberd)"; exit 2 ;;
+	esac
+done
 
 USERS=$((IDLE > LOGINS ? IDLE : LOGINS))
 [ "$USERS" -lt $((2 * PAIRS)) ] && USERS=$((2 * PAIRS))
@@ -239,16 +245,19 @@ for s in "${SERVERS[@]}"; do
 	load "$s" -scenario register -users "$USERS" -concurrency 20 -settle 0 >/dev/null
 done
 
-PEERS=(kontor prosody ejabberd)
+NOPOLICY=()
+[[ " ${PEERS[*]} " == *" kontor "* ]] && NOPOLICY=(kontor-nopolicy)
 for r in $(seq 1 "$ROUNDS"); do
 	log "round $r of $ROUNDS"
 	for s in "${PEERS[@]}"; do load "$s" -scenario login -users "$LOGINS" -concurrency 20; done
-	for s in "${PEERS[@]}" kontor-nopolicy; do load "$s" -scenario chat -pairs "$PAIRS" -rate "$RATE" -duration "${SECONDS_}s"; done
-	for s in "${PEERS[@]}" kontor-nopolicy; do load "$s" -scenario chat -pairs "$PAIRS" -window 16 -duration "${SECONDS_}s"; done
+	for s in "${PEERS[@]}" "${NOPOLICY[@]}"; do load "$s" -scenario chat -pairs "$PAIRS" -rate "$RATE" -duration "${SECONDS_}s"; done
+	for s in "${PEERS[@]}" "${NOPOLICY[@]}"; do load "$s" -scenario chat -pairs "$PAIRS" -window 16 -duration "${SECONDS_}s"; done
 	# Stream management's cost (issue 6): Kontor with XEP-0198 on every
 	# client and an ack request after each message, against the runs above.
-	load kontor -scenario chat -pairs "$PAIRS" -rate "$RATE" -duration "${SECONDS_}s" -sm
-	load kontor -scenario chat -pairs "$PAIRS" -window 16 -duration "${SECONDS_}s" -sm
+	if [ ${#NOPOLICY[@]} -gt 0 ]; then
+		load kontor -scenario chat -pairs "$PAIRS" -rate "$RATE" -duration "${SECONDS_}s" -sm
+		load kontor -scenario chat -pairs "$PAIRS" -window 16 -duration "${SECONDS_}s" -sm
+	fi
 	for s in "${PEERS[@]}"; do load "$s" -scenario mam -seed 500 -page 50 -duration "${SECONDS_}s"; done
 	for s in "${PEERS[@]}"; do load "$s" -scenario idle -users "$IDLE" -concurrency 20 -settle 3s; done
 done >/dev/null

@@ -49,6 +49,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "chat, mam: how long to measure")
 	fs.IntVar(&cfg.Seed, "seed", 500, "mam: messages put in the archive before paging")
 	fs.IntVar(&cfg.Page, "page", 50, "mam: messages per page")
+	fs.DurationVar(&cfg.Quiet, "quiet", 30*time.Second, "before measuring, wait at most this long until the server and database are idle (under 5% of a core), so that an earlier run's leftover work is not counted; 0: do not wait")
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "wait inside the CPU window after the load (deferred work such as batched writes is counted)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per network step, and the longest wait for messages in flight")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id (default: the process listening on -server-port)")

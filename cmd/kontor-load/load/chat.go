@@ -239,7 +239,7 @@ func runChat(ctx context.Context, cfg *Config) (*Result, error) {
 	}
 	const limit = 10_000_000 // per pair: a bound far above any rate times duration here
 	var e errs
-	m := startMeter(cfg)
+	m := startMeter(ctx, cfg, r)
 	deadline := time.Now().Add(cfg.Duration)
 	var wg sync.WaitGroup
 	for _, p := range pairs {
@@ -296,7 +296,7 @@ func runMAM(ctx context.Context, cfg *Config) (*Result, error) {
 	var e errs
 	var lat latencies
 	var messages int64
-	m := startMeter(cfg)
+	m := startMeter(ctx, cfg, r)
 	deadline := time.Now().Add(cfg.Duration)
 	after := ""
 	const maxPages = 1_000_000

@@ -60,6 +60,9 @@ type Config struct {
 	Seed        int           `json:"seed,omitempty"` // mam: messages in the archive
 	Page        int           `json:"page,omitempty"` // mam: messages per page
 	Settle      time.Duration `json:"-"`              // wait before reading CPU and memory at the end
+	// Quiet bounds the wait, before the CPU window opens, until the
+	// server and its database are idle (see quiesce); 0 does not wait.
+	Quiet time.Duration `json:"-"`
 	Timeout     time.Duration `json:"-"`              // per network step, and the bound on draining
 	ServerPID   int           `json:"server_pid,omitempty"`
 	DBPID       int           `json:"db_pid,omitempty"` // the database's main process (postmaster): it and its children
@@ -82,6 +85,11 @@ type Result struct {
 	Errors   int64   `json:"errors"`         // failed operations
 	Seconds  float64 `json:"seconds"`        // wall time of the measured part
 	OpsPerS  float64 `json:"ops_per_second"` // Ops/Seconds
+	// QuietSeconds is how long the run waited for the server and its
+	// database to be idle before measuring; QuietTimedOut that they never
+	// were within Config.Quiet (the figures then include earlier work).
+	QuietSeconds  float64 `json:"quiet_seconds,omitempty"`
+	QuietTimedOut bool    `json:"quiet_timed_out,omitempty"`
 	// CPU of the measured part (settle time included), in milliseconds.
 	ServerCPUms float64 `json:"server_cpu_ms"`
 	DBCPUms     float64 `json:"db_cpu_ms"`
@@ -166,7 +174,7 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		return nil, fmt.Errorf("load: %s is not a loopback address: this tool only loads local servers", host)
 	}
 	// Hard bound on the whole run.
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Settle+10*cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, cfg.Quiet+cfg.Duration+cfg.Settle+10*cfg.Timeout)
 	defer cancel()
 	switch cfg.Scenario {
 	case "register":
@@ -192,7 +200,8 @@ type meter struct {
 	srv0, db0 time.Duration
 }
 
-func startMeter(cfg *Config) *meter {
+func startMeter(ctx context.Context, cfg *Config, r *Result) *meter {
+	quiesce(ctx, cfg, r)
 	m := &meter{cfg: cfg, start: time.Now()}
 	if cfg.ServerPID > 0 {
 		m.srv0, _ = treeCPU(cfg.ServerPID)
@@ -201,6 +210,56 @@ func startMeter(cfg *Config) *meter {
 		m.db0, _ = treeCPU(cfg.DBPID)
 	}
 	return m
+}
+
+// quietShare is the CPU share (of one core, server and database
+// together) under which they count as idle.
+const quietShare = 0.05
+
+// quiesce waits, at most cfg.Quiet, until the server and its database
+// spend less than quietShare of a core over 250 ms: work left over from
+// an earlier run (a previous scenario's logouts, an autovacuum after a
+// burst of writes) would otherwise be charged to this one. The wait is
+// recorded in r.
+func quiesce(ctx context.Context, cfg *Config, r *Result) {
+	if cfg.Quiet <= 0 || (cfg.ServerPID <= 0 && cfg.DBPID <= 0) {
+		return
+	}
+	const step = 250 * time.Millisecond
+	cpu := func() time.Duration {
+		var d time.Duration
+		if cfg.ServerPID > 0 {
+			v, _ := treeCPU(cfg.ServerPID)
+			d += v
+		}
+		if cfg.DBPID > 0 {
+			v, _ := treeCPU(cfg.DBPID)
+			d += v
+		}
+		return d
+	}
+	t0 := time.Now()
+	prev := cpu()
+	for {
+		select {
+		case <-time.After(step):
+		case <-ctx.Done():
+			r.QuietTimedOut = true
+			return
+		}
+		now := cpu()
+		busy := now - prev
+		prev = now
+		if float64(busy) < quietShare*float64(step) {
+			r.QuietSeconds = time.Since(t0).Seconds()
+			return
+		}
+		if time.Since(t0) >= cfg.Quiet {
+			r.QuietSeconds = time.Since(t0).Seconds()
+			r.QuietTimedOut = true
+			return
+		}
+	}
 }
 
 // stop fills the CPU fields of r; ops is the operation count for the
@@ -313,7 +372,7 @@ func parallel(ctx context.Context, n, c int, fn func(i int)) {
 func runRegister(ctx context.Context, cfg *Config) (*Result, error) {
 	r := &Result{Scenario: cfg.Scenario, Server: cfg.Server, Config: cfg}
 	var e errs
-	m := startMeter(cfg)
+	m := startMeter(ctx, cfg, r)
 	var mu sync.Mutex
 	parallel(ctx, cfg.Users, cfg.Concurrency, func(i int) {
 		if err := register(ctx, cfg, cfg.user(i)); err != nil {
@@ -337,7 +396,7 @@ func runLogin(ctx context.Context, cfg *Config) (*Result, error) {
 	var e errs
 	var lat latencies
 	var mu sync.Mutex
-	m := startMeter(cfg)
+	m := startMeter(ctx, cfg, r)
 	parallel(ctx, cfg.Users, cfg.Concurrency, func(i int) {
 		t0 := time.Now()
 		c, err := login(ctx, cfg, cfg.user(i))
@@ -362,6 +421,7 @@ func runIdle(ctx context.Context, cfg *Config) (*Result, error) {
 	if cfg.ServerPID <= 0 {
 		return nil, errors.New("load: idle needs the server's pid (memory per session)")
 	}
+	m := startMeter(ctx, cfg, r)
 	before, err := procRSS(cfg.ServerPID)
 	if err != nil {
 		return nil, err
@@ -370,7 +430,6 @@ func runIdle(ctx context.Context, cfg *Config) (*Result, error) {
 	var lat latencies
 	var mu sync.Mutex
 	conns := make([]*conn, 0, cfg.Users)
-	m := startMeter(cfg)
 	parallel(ctx, cfg.Users, cfg.Concurrency, func(i int) {
 		t0 := time.Now()
 		c, err := login(ctx, cfg, cfg.user(i))

@@ -220,7 +220,7 @@ func runMUC(ctx context.Context, cfg *Config) (*Result, error) {
 
 	sender := conns[0]
 	var first, last latencies
-	m := startMeter(cfg)
+	m := startMeter(ctx, cfg, r)
 	for seq := 0; seq < mc.Messages && ctx.Err() == nil; seq++ {
 		f := &fanout{done: make(chan struct{})}
 		run.mu.Lock()

@@ -65,6 +65,12 @@ var figures = []figure{
 	{"idle: KiB per session", true, func(r *Result) (float64, bool) { return r.KiBPerSession, r.Scenario == "idle" }},
 	{"idle: sessions held", false, func(r *Result) (float64, bool) { return float64(r.Ops), r.Scenario == "idle" }},
 	{"errors (all runs)", true, func(r *Result) (float64, bool) { return float64(r.Errors), r.Scenario != "register" }},
+	{"errors: runs not quiet before measuring", true, func(r *Result) (float64, bool) {
+		if r.QuietTimedOut {
+			return 1, r.Scenario != "register"
+		}
+		return 0, r.Scenario != "register"
+	}},
 }
 
 // Table reads Result lines and writes one table: the median of each figure
