@@ -62,11 +62,11 @@ type Config struct {
 	Settle      time.Duration `json:"-"`              // wait before reading CPU and memory at the end
 	// Quiet bounds the wait, before the CPU window opens, until the
 	// server and its database are idle (see quiesce); 0 does not wait.
-	Quiet time.Duration `json:"-"`
-	Timeout     time.Duration `json:"-"`              // per network step, and the bound on draining
-	ServerPID   int           `json:"server_pid,omitempty"`
-	DBPID       int           `json:"db_pid,omitempty"` // the database's main process (postmaster): it and its children
-	MUC         MUCConfig     `json:"muc,omitzero"`     // muc scenario (muc.go)
+	Quiet     time.Duration `json:"-"`
+	Timeout   time.Duration `json:"-"` // per network step, and the bound on draining
+	ServerPID int           `json:"server_pid,omitempty"`
+	DBPID     int           `json:"db_pid,omitempty"` // the database's main process (postmaster): it and its children
+	MUC       MUCConfig     `json:"muc,omitzero"`     // muc scenario (muc.go)
 
 	salts *saltCache // shared by copies of a Config
 }
