@@ -410,3 +410,40 @@ func TestADRangedRetrieval(t *testing.T) {
 		}
 	}
 }
+
+// TestADPasswordChangeRevokesFAST: a password set in Active Directory
+// changes pwdLastSet; the next sync revokes the account's FAST tokens
+// (XEP-0484) and only that account's.
+func TestADPasswordChangeRevokesFAST(t *testing.T) {
+	dc := adDC(t)
+	ou := adOU(t, dc, "FASTTest")
+	admin := dc.Admin(t)
+	for _, sam := range []string{"fast1", "fast2"} {
+		adAddUser(t, admin, ou, adUser{sam: sam, given: "F", sn: sam, display: "FAST " + sam})
+	}
+	e := newEnvFor(t, "sqlite", adConfig(dc, ou))
+	e.sync(t, SyncOptions{})
+	ctx := context.Background()
+	j1, j2 := "fast1@"+testDomain, "fast2@"+testDomain
+	l, err := e.store.LDAPLinkByJID(ctx, Source, j1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := decodeAttrs(l.Attrs); a.PasswordStamp == "" || a.PasswordStamp == "0" {
+		t.Fatalf("pwdLastSet not recorded: %s", l.Attrs)
+	}
+	for _, j := range []string{j1, j2} {
+		if err := e.store.PutFASTToken(ctx, j, storage.FASTToken{Client: "phone", Mechanism: "HT-SHA-256-NONE",
+			Secret: []byte(strings.Repeat("s", 32)), Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dc.Tool(t, "user", "setpassword", "fast1", "--newpassword=Changed-Passw0rd!")
+	rep := e.sync(t, SyncOptions{})
+	if tok, err := e.store.FASTTokens(ctx, j1, "phone"); err != nil || len(tok) != 0 {
+		t.Errorf("after the password change %s has %d tokens (%v), want none\n%s", j1, len(tok), err, reportText(rep))
+	}
+	if tok, err := e.store.FASTTokens(ctx, j2, "phone"); err != nil || len(tok) != 1 {
+		t.Errorf("%s, whose password did not change, has %d tokens (%v), want 1", j2, len(tok), err)
+	}
+}

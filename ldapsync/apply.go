@@ -174,6 +174,38 @@ func (s *Syncer) writeVCard(j, stableID string, ue userEntry) func(context.Conte
 	}
 }
 
+// revokeFAST removes an account's FAST tokens (XEP-0484) after the
+// directory changed its password: a token stands in for the password, so
+// a client that had one must log in with the new password again.
+func (s *Syncer) revokeFAST(j string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		n, err := s.store.DeleteFASTTokens(ctx, j, "")
+		if err == nil && n > 0 {
+			s.log.Info("password changed in the directory; FAST tokens revoked", "jid", j, "tokens", n)
+		}
+		return err
+	}
+}
+
+// sequence runs the steps in order and stops at the first error; nil for
+// none.
+func sequence(runs []func(context.Context) error) func(context.Context) error {
+	switch len(runs) {
+	case 0:
+		return nil
+	case 1:
+		return runs[0]
+	}
+	return func(ctx context.Context) error {
+		for _, r := range runs {
+			if err := r(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // setDisabled disables or enables an account. The account change log
 // carries it to every running server, which closes the sessions of a
 // disabled account (core/account.Watch).

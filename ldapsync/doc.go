@@ -39,6 +39,14 @@
 //     client is only told not-authorized. Local accounts (guests) keep their
 //     SCRAM credentials and log in through PLAIN as well. See Authenticator
 //     for how lockouts are avoided.
+//   - Password changes: Kontor never sees a directory password, but a
+//     FAST token (XEP-0484) stands in for one. The sync records when the
+//     directory last changed each password (pwdLastSet on Active
+//     Directory; ppolicy's pwdChangedTime on OpenLDAP, so the ppolicy
+//     overlay must be loaded there) and revokes the account's FAST tokens
+//     when that changes: a client logs in with the new password at its
+//     next connection after the next sync. Without ppolicy, OpenLDAP
+//     records no such time and tokens run to their lifetime.
 //
 // # Connections
 //

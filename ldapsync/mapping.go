@@ -59,6 +59,16 @@ type attrs struct {
 	// PrimaryGroup is Active Directory's primaryGroupID: that group's
 	// membership is not in its member attribute.
 	PrimaryGroup uint32 `json:"primary_group,omitempty"`
+	// PasswordStamp is when the directory last changed the password, as
+	// the directory wrote it (Active Directory's pwdLastSet, OpenLDAP
+	// ppolicy's pwdChangedTime; "" when the directory does not say). A
+	// change revokes the account's FAST tokens (XEP-0484): they stand in
+	// for the password, which Kontor never sees for directory accounts.
+	PasswordStamp string `json:"password_stamp,omitempty"`
+	// PasswordTracked is set by every sync that reads PasswordStamp: a
+	// link written before Kontor tracked password changes lacks it, and
+	// its first stamp is recorded, not taken for a change.
+	PasswordTracked bool `json:"password_tracked,omitempty"`
 }
 
 func decodeAttrs(b []byte) attrs {
@@ -116,7 +126,22 @@ func (a attrs) diff(b attrs) []string {
 	if a.PrimaryGroup != b.PrimaryGroup {
 		out = append(out, fmt.Sprintf("primary group %d → %d", a.PrimaryGroup, b.PrimaryGroup))
 	}
+	switch {
+	case a.passwordChanged(b):
+		out = append(out, "password changed: FAST tokens revoked")
+	case !a.PasswordTracked && b.PasswordTracked:
+		out = append(out, "password changes tracked from now on")
+	}
 	return out
+}
+
+// passwordChanged reports whether the directory changed the password
+// between a and b: the stamp differs, including one that appears (an
+// OpenLDAP entry loaded without ppolicy gets pwdChangedTime at its first
+// password change) or goes (pwdLastSet reset to 0: must change at next
+// logon). A link from before tracking (an upgrade) has no change.
+func (a attrs) passwordChanged(b attrs) bool {
+	return a.PasswordTracked && a.PasswordStamp != b.PasswordStamp
 }
 
 func fmtTime(t time.Time) string {
@@ -164,9 +189,9 @@ func (m *mapper) userAttributes() []string {
 	}
 	if m.ad {
 		list = append(list, "userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires",
-			"primaryGroupID", "uSNChanged")
+			"primaryGroupID", "uSNChanged", "pwdLastSet")
 	} else {
-		list = append(list, "entryCSN", "modifyTimestamp")
+		list = append(list, "entryCSN", "modifyTimestamp", "pwdChangedTime")
 	}
 	return dedupFold(list)
 }
@@ -312,7 +337,11 @@ func (m *mapper) mapUser(e *ldap.Entry, now time.Time) (userEntry, error) {
 		pg, _ := strconv.ParseUint(e.GetEqualFoldAttributeValue("primaryGroupID"), 10, 32)
 		a.PrimaryGroup = uint32(pg)
 		a.Disabled = adDisabled(uac, computed, a.Expires, now)
+		a.PasswordStamp = text("pwdLastSet")
+	} else {
+		a.PasswordStamp = text("pwdChangedTime")
 	}
+	a.PasswordTracked = true
 	ue.Attrs = a
 	return ue, nil
 }

@@ -347,9 +347,14 @@ func (s *Syncer) plan(ctx context.Context, old *syncState, rd *readResult, mode 
 		}
 		if len(what) > 0 || (l.DN != ue.DN) {
 			st := &step{Change: Change{Op: OpUpdate, JID: l.JID, DN: ue.DN, Detail: strings.Join(what, "; ")}, link: nl}
+			var runs []func(context.Context) error
 			if vcardChanged {
-				st.run = s.writeVCard(l.JID, id, *ue)
+				runs = append(runs, s.writeVCard(l.JID, id, *ue))
 			}
+			if la.passwordChanged(ue.Attrs) {
+				runs = append(runs, s.revokeFAST(l.JID))
+			}
+			st.run = sequence(runs)
 			if len(what) == 0 {
 				st.Detail = "DN spelling " + l.DN + " → " + ue.DN
 			}

@@ -28,6 +28,7 @@ type Store interface {
 	storage.Roster
 	storage.VCards
 	storage.LDAPState
+	storage.FASTTokens // revoked when the directory changes a password
 }
 
 // Erasures knows who was erased (GDPR Art. 17): a sync does not create an
