@@ -74,6 +74,7 @@ func (c Certificate) Kept() []Category {
 type erasePlan struct {
 	cats   []Category
 	shred  []int64 // data keys to destroy
+	kept   []int64 // data keys a hold or duty keeps: retired
 	keep   []storage.Restriction
 	heldBy string // the cases of the legal holds on the person, or ""
 }
@@ -202,8 +203,10 @@ func (t *Tool) plan(ctx context.Context, subject string) (erasePlan, error) {
 		switch {
 		case heldBy != "" && k.Class != "offline":
 			bump(held, k.Class, k.KeepUntil)
+			p.kept = append(p.kept, k.ID)
 		case slices.Contains(t.DutyClasses, k.Class) && k.KeepUntil.After(now):
 			bump(restricted, k.Class, k.KeepUntil)
+			p.kept = append(p.kept, k.ID)
 		default:
 			bump(deleted, k.Class, k.KeepUntil)
 			p.shred = append(p.shred, k.ID)
@@ -343,6 +346,17 @@ func (t *Tool) erase(ctx context.Context, subject string, p erasePlan, opts Eras
 		return err
 	} else if n > 0 {
 		t.progress("erase %s: %d archived messages kept and restricted", subject, n)
+	}
+	// The keys of what is kept are the erased person's now: retired, so
+	// that a new account given this JID gets keys of its own (and its
+	// erasure cannot shred what this one's hold keeps).
+	if n, err := st.RetireArchiveKeys(ctx, subject); err != nil {
+		return err
+	} else if n > 0 {
+		t.progress("erase %s: %d kept data keys retired", subject, n)
+	}
+	if t.Archive != nil {
+		t.Archive.ForgetKeys(p.kept...)
 	}
 	for i, c := range cert.Categories {
 		if c.Name == "archive_messages" {

@@ -409,6 +409,11 @@ func (x *exporter) gather(ctx context.Context) error {
 		return err
 	}
 	for _, k := range dkeys {
+		if k.Retired && !x.opts.IncludeRestricted {
+			// An erased person's key, kept for what a hold or duty keeps:
+			// not this account's.
+			continue
+		}
 		dk := ExportDataKey{Month: fmt.Sprintf("%04d-%02d", k.Slice/100, k.Slice%100), Class: k.Class}
 		if !k.KeepUntil.Equal(storage.ArchiveForever) {
 			dk.KeepUntil = k.KeepUntil

@@ -39,9 +39,13 @@ func TestRestrictedAfterRecreate(t *testing.T) {
 			t.Fatalf("dave has %d messages before, want 3", len(oldDave))
 		}
 
+		gs := b.st.(storage.GDPRStore)
+		oldKeys, err := gs.ArchiveKeysOf(ctx, dave)
+		ok(t, err)
+
 		// dave is under a legal hold, alice's business letters under a
 		// retention duty, the room under a hold: all three erased.
-		_, err := tool.AddHold(ctx, g, dave, "LIT-1", "lawsuit")
+		_, err = tool.AddHold(ctx, g, dave, "LIT-1", "lawsuit")
 		ok(t, err)
 		_, err = tool.AddHold(ctx, g, room, "LIT-2", "lawsuit")
 		ok(t, err)
@@ -56,6 +60,32 @@ func TestRestrictedAfterRecreate(t *testing.T) {
 			ok(t, a.Append(ctx, chat(j, bob, false, time.Now(), "welcome "+j)))
 		}
 		ok(t, a.Flush(ctx))
+
+		// The new dave's message is sealed under a key of his own, not
+		// under the erased dave's kept key of the same month and class
+		// (which the erasure retired): his erasure could otherwise shred
+		// what the hold keeps, and his messages would prolong its life.
+		var newKeys []storage.ArchiveKey
+		allKeys, err := gs.ArchiveKeysOf(ctx, dave)
+		ok(t, err)
+		for _, k := range allKeys {
+			if !k.Retired {
+				newKeys = append(newKeys, k)
+			}
+		}
+		if len(newKeys) != 1 || len(allKeys) != len(oldKeys)+1 {
+			t.Fatalf("the new dave has %d live keys, want 1: %+v", len(newKeys), newKeys)
+		}
+		sameSlot := false
+		for _, k := range oldKeys {
+			if k.ID == newKeys[0].ID {
+				t.Fatalf("the new dave writes under the erased dave's key %d", k.ID)
+			}
+			sameSlot = sameSlot || k.ArchiveKeySlot == newKeys[0].ArchiveKeySlot
+		}
+		if !sameSlot {
+			t.Fatalf("the test needs the new key in a slot of the old ones: old %+v, new %+v", oldKeys, newKeys)
+		}
 
 		mam := func(owner string, q module.ArchiveQuery) module.ArchivePage {
 			t.Helper()

@@ -99,6 +99,9 @@ type ArchiveKey struct {
 	Created time.Time
 	// KeepUntil is when every message sealed with this key has expired.
 	KeepUntil time.Time
+	// Retired is set for a key an erasure kept (see
+	// GDPRStore.RetireArchiveKeys): it is no slot's key any more.
+	Retired bool
 }
 
 // ArchiveKeepUntil raises a key's KeepUntil (it is never lowered).

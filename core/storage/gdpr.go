@@ -100,8 +100,17 @@ type GDPRStore interface {
 	RosterReferences(ctx context.Context, contact string) (items, requests []string, err error)
 
 	// ArchiveKeysOf returns every data key of owner (of every class,
-	// offline included), in ID order.
+	// offline included, retired ones marked), in ID order.
 	ArchiveKeysOf(ctx context.Context, owner string) ([]ArchiveKey, error)
+	// RetireArchiveKeys retires owner's live data keys and returns how
+	// many: an erasure does so with the keys a legal hold or retention
+	// duty keeps. A retired key still opens what it sealed
+	// (ArchiveKeysByID), expires as before, and a later erasure of the
+	// JID decides on it again (ArchiveKeysOf lists it, marked), but it is
+	// no slot's key any more: ArchiveKeys skips it, and CreateArchiveKeys
+	// gives the slot a new key. So a new account given the erased
+	// person's address never writes under the erased person's key.
+	RetireArchiveKeys(ctx context.Context, owner string) (int, error)
 	// ShredArchiveKeys deletes owner's data keys with these IDs
 	// (crypto-shredding: what they sealed can no longer be opened), making
 	// sure the deleted bytes are overwritten where the backend allows it,

@@ -49,7 +49,7 @@ func archiveTime(us int64) time.Time {
 	return fromMicros(us)
 }
 
-const archiveKeyColumns = `id, owner, slice, class, kek_id, wrapped, created, keep_until`
+const archiveKeyColumns = `id, owner, slice, class, kek_id, wrapped, created, keep_until, retired`
 
 func scanArchiveKeys(rows pgx.Rows) ([]storage.ArchiveKey, error) {
 	defer rows.Close()
@@ -57,7 +57,7 @@ func scanArchiveKeys(rows pgx.Rows) ([]storage.ArchiveKey, error) {
 	for rows.Next() {
 		var k storage.ArchiveKey
 		var created, keep int64
-		if err := rows.Scan(&k.ID, &k.Owner, &k.Slice, &k.Class, &k.KEKID, &k.Wrapped, &created, &keep); err != nil {
+		if err := rows.Scan(&k.ID, &k.Owner, &k.Slice, &k.Class, &k.KEKID, &k.Wrapped, &created, &keep, &k.Retired); err != nil {
 			return nil, err
 		}
 		k.Created, k.KeepUntil = fromMicros(created), archiveTime(keep)
@@ -79,7 +79,8 @@ func (s *Store) ArchiveKeys(ctx context.Context, slots []storage.ArchiveKeySlot)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+archivePrefixed("k.", archiveKeyColumns)+` FROM archive_keys k
 		JOIN unnest($1::text[], $2::int[], $3::text[]) AS w(owner, slice, class)
-		ON k.owner = w.owner AND k.slice = w.slice AND k.class = w.class`, owners, slices, classes)
+		ON k.owner = w.owner AND k.slice = w.slice AND k.class = w.class
+		WHERE NOT k.retired`, owners, slices, classes)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: archive keys: %w", err)
 	}
@@ -136,7 +137,7 @@ func (s *Store) CreateArchiveKeys(ctx context.Context, keys []storage.ArchiveKey
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO archive_keys (owner, slice, class, kek_id, wrapped, created, keep_until)
 		SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::bigint[])
-		ON CONFLICT (owner, slice, class) DO NOTHING`, owners, slices, classes, keks, wrapped, created, keep)
+		ON CONFLICT (owner, slice, class) WHERE NOT retired DO NOTHING`, owners, slices, classes, keks, wrapped, created, keep)
 	if err != nil {
 		return fmt.Errorf("postgres: create archive keys: %w", err)
 	}

@@ -146,7 +146,7 @@ func (s *Store) RosterReferences(ctx context.Context, contact string) (items, re
 	return items, requests, nil
 }
 
-// ArchiveKeysOf returns every data key of owner.
+// ArchiveKeysOf returns every data key of owner, retired ones included.
 func (s *Store) ArchiveKeysOf(ctx context.Context, owner string) ([]storage.ArchiveKey, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+archiveKeyColumns+` FROM archive_keys WHERE owner = $1 ORDER BY id`, owner)
 	if err != nil {
@@ -157,6 +157,15 @@ func (s *Store) ArchiveKeysOf(ctx context.Context, owner string) ([]storage.Arch
 		return nil, fmt.Errorf("postgres: archive keys of owner: %w", err)
 	}
 	return keys, nil
+}
+
+// RetireArchiveKeys retires owner's live data keys.
+func (s *Store) RetireArchiveKeys(ctx context.Context, owner string) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE archive_keys SET retired = true WHERE owner = $1 AND NOT retired`, owner)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: retire archive keys: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // ShredArchiveKeys deletes owner's data keys with these IDs.

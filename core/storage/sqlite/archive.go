@@ -92,7 +92,7 @@ func archiveParams(from, n int) string {
 	return b.String()
 }
 
-const archiveKeyColumns = `id, owner, slice, class, kek_id, wrapped, created, keep_until`
+const archiveKeyColumns = `id, owner, slice, class, kek_id, wrapped, created, keep_until, retired`
 
 func scanArchiveKeys(rows *sql.Rows) ([]storage.ArchiveKey, error) {
 	defer rows.Close()
@@ -100,7 +100,7 @@ func scanArchiveKeys(rows *sql.Rows) ([]storage.ArchiveKey, error) {
 	for rows.Next() {
 		var k storage.ArchiveKey
 		var created, keep int64
-		if err := rows.Scan(&k.ID, &k.Owner, &k.Slice, &k.Class, &k.KEKID, &k.Wrapped, &created, &keep); err != nil {
+		if err := rows.Scan(&k.ID, &k.Owner, &k.Slice, &k.Class, &k.KEKID, &k.Wrapped, &created, &keep, &k.Retired); err != nil {
 			return nil, err
 		}
 		k.Created, k.KeepUntil = fromMicros(created), archiveTime(keep)
@@ -119,7 +119,7 @@ func (s *Store) ArchiveKeys(ctx context.Context, slots []storage.ArchiveKeySlot)
 			args = append(args, sl.Owner, sl.Slice, sl.Class)
 		}
 		rows, err := s.r.QueryContext(ctx, `SELECT `+archiveKeyColumns+` FROM archive_keys
-			WHERE (owner, slice, class) IN (VALUES `+archivePlaceholders(n, 3)+`)`, args...)
+			WHERE retired = 0 AND (owner, slice, class) IN (VALUES `+archivePlaceholders(n, 3)+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: archive keys: %w", err)
 		}
@@ -174,7 +174,7 @@ func (s *Store) CreateArchiveKeys(ctx context.Context, keys []storage.ArchiveKey
 				args = append(args, k.Owner, k.Slice, k.Class, k.KEKID, nonNil(k.Wrapped), micros(created), archiveMicros(k.KeepUntil))
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO archive_keys (owner, slice, class, kek_id, wrapped, created, keep_until)
-				VALUES `+archivePlaceholders(n, 7)+` ON CONFLICT (owner, slice, class) DO NOTHING`, args...); err != nil {
+				VALUES `+archivePlaceholders(n, 7)+` ON CONFLICT (owner, slice, class) WHERE retired = 0 DO NOTHING`, args...); err != nil {
 				return err
 			}
 			rest = rest[n:]

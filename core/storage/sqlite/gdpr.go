@@ -174,7 +174,7 @@ func (s *Store) strings(ctx context.Context, query string, args ...any) ([]strin
 	return out, rows.Err()
 }
 
-// ArchiveKeysOf returns every data key of owner.
+// ArchiveKeysOf returns every data key of owner, retired ones included.
 func (s *Store) ArchiveKeysOf(ctx context.Context, owner string) ([]storage.ArchiveKey, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+archiveKeyColumns+` FROM archive_keys WHERE owner = $1 ORDER BY id`, owner)
 	if err != nil {
@@ -208,6 +208,23 @@ func (s *Store) secureWrite(ctx context.Context, fn func(tx *sql.Tx) error) erro
 		return err
 	}
 	return tx.Commit()
+}
+
+// RetireArchiveKeys retires owner's live data keys.
+func (s *Store) RetireArchiveKeys(ctx context.Context, owner string) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE archive_keys SET retired = 1 WHERE owner = $1 AND retired = 0`, owner)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: retire archive keys: %w", err)
+	}
+	return int(n), nil
 }
 
 // ShredArchiveKeys deletes owner's data keys with these IDs.

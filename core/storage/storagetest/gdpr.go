@@ -22,6 +22,7 @@ func RunGDPR(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"References", testGDPRReferences},
 		{"ShredArchive", testShredArchive},
 		{"ErasureTombstones", testErasureTombstones},
+		{"RetireArchiveKeys", testRetireArchiveKeys},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -288,5 +289,69 @@ func testErasureTombstones(t *testing.T, h *harness) {
 	ok(t, g.PutErasureTombstone(ctx, storage.ErasureTombstone{JIDHash: ja, StableHash: sa, Job: "e-3", Created: at.Add(3 * time.Hour)}))
 	if ts, _ := g.ErasureTombstones(ctx, false); len(ts) != 2 || ts[1].Job != "e-3" {
 		t.Fatalf("after a second erasure: %+v", ts)
+	}
+}
+
+// testRetireArchiveKeys: retired keys still open what they sealed (by ID)
+// but are no slot's key any more: the slot gets a new key, ArchiveKeysOf
+// lists both (the old one marked), shredding the new one leaves the old,
+// and retiring twice changes nothing.
+func testRetireArchiveKeys(t *testing.T, h *harness) {
+	s, g := h.gdpr(t)
+	as, isArchive := s.(storage.ArchiveStore)
+	if !isArchive {
+		t.Fatalf("%s store has no archive", s.Backend())
+	}
+	ctx := t.Context()
+	alice, bob := "alice@example.com", "bob@example.com"
+	slot := storage.ArchiveKeySlot{Owner: alice, Slice: 202611, Class: "standard"}
+	bobSlot := storage.ArchiveKeySlot{Owner: bob, Slice: 202611, Class: "standard"}
+	ok(t, as.CreateArchiveKeys(ctx, []storage.ArchiveKey{
+		{ArchiveKeySlot: slot, KEKID: "k", Wrapped: []byte("old"), KeepUntil: storage.ArchiveForever},
+		{ArchiveKeySlot: bobSlot, KEKID: "k", Wrapped: []byte("bob"), KeepUntil: storage.ArchiveForever},
+	}))
+	old, err := as.ArchiveKeys(ctx, []storage.ArchiveKeySlot{slot})
+	ok(t, err)
+	if len(old) != 1 {
+		t.Fatalf("ArchiveKeys = %d keys, want 1", len(old))
+	}
+	n, err := g.RetireArchiveKeys(ctx, alice)
+	ok(t, err)
+	if n != 1 {
+		t.Fatalf("RetireArchiveKeys = %d, want 1 (bob's key is not alice's)", n)
+	}
+	if n, err := g.RetireArchiveKeys(ctx, alice); err != nil || n != 0 {
+		t.Fatalf("retiring again = %d, %v; want 0", n, err)
+	}
+	if ks, err := as.ArchiveKeys(ctx, []storage.ArchiveKeySlot{slot}); err != nil || len(ks) != 0 {
+		t.Fatalf("ArchiveKeys after retirement = %v, %v; want none", ks, err)
+	}
+	if ks, err := g.ArchiveKeysOf(ctx, alice); err != nil || len(ks) != 1 || !ks[0].Retired {
+		t.Fatalf("ArchiveKeysOf after retirement = %+v, %v; want the key, marked retired", ks, err)
+	}
+	if ks, err := as.ArchiveKeysByID(ctx, []int64{old[0].ID}); err != nil || len(ks) != 1 || string(ks[0].Wrapped) != "old" {
+		t.Fatalf("ArchiveKeysByID of the retired key = %v, %v; want it", ks, err)
+	}
+	// The slot gets a new key; creating again keeps it.
+	for _, w := range []string{"new", "newer"} {
+		ok(t, as.CreateArchiveKeys(ctx, []storage.ArchiveKey{{ArchiveKeySlot: slot, KEKID: "k", Wrapped: []byte(w), KeepUntil: storage.ArchiveForever}}))
+	}
+	cur, err := as.ArchiveKeys(ctx, []storage.ArchiveKeySlot{slot})
+	ok(t, err)
+	if len(cur) != 1 || string(cur[0].Wrapped) != "new" || cur[0].ID == old[0].ID {
+		t.Fatalf("the slot's key after retirement = %+v; want a new one (wrapped \"new\")", cur)
+	}
+	if ks, err := g.ArchiveKeysOf(ctx, alice); err != nil || len(ks) != 2 || !ks[0].Retired || ks[1].Retired || ks[1].ID != cur[0].ID {
+		t.Fatalf("ArchiveKeysOf = %+v, %v; want the retired key and the new one", ks, err)
+	}
+	// Shredding the new account's keys leaves the retired one.
+	if n, err := g.ShredArchiveKeys(ctx, alice, []int64{cur[0].ID}); err != nil || n != 1 {
+		t.Fatalf("ShredArchiveKeys = %d, %v", n, err)
+	}
+	if ks, err := as.ArchiveKeysByID(ctx, []int64{old[0].ID, cur[0].ID}); err != nil || len(ks) != 1 || ks[0].ID != old[0].ID {
+		t.Fatalf("after shredding the new key: %+v, %v; want the retired one alone", ks, err)
+	}
+	if ks, err := as.ArchiveKeys(ctx, []storage.ArchiveKeySlot{bobSlot}); err != nil || len(ks) != 1 {
+		t.Fatalf("bob's key: %v, %v", ks, err)
 	}
 }
