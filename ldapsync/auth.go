@@ -79,7 +79,7 @@ func NewAuthenticator(o AuthOptions) (*Authenticator, error) {
 	}
 	cfg := o.Config.Resolved()
 	a := &Authenticator{cfg: cfg, domain: o.Domain, store: o.Store, client: o.Client, mapper: newMapper(cfg, o.Domain),
-		log: o.Log, guard: o.Guard, local: account.Authenticator{Store: o.Store, Domain: o.Domain}}
+		log: o.Log, guard: o.Guard, local: account.Authenticator{Store: o.Store, Domain: o.Domain, Log: o.Log}}
 	if cfg.Login.BadPasswordCache > 0 {
 		a.bad = newBadPasswords(cfg.Login.BadPasswordCache, 10000)
 	}

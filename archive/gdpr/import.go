@@ -18,6 +18,7 @@ import (
 	"kontor.im/kontor/core/account"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
+	"kontor.im/kontor/core/sasl"
 	"kontor.im/kontor/core/stanza"
 	"kontor.im/kontor/core/storage"
 	"kontor.im/kontor/core/xmlstream"
@@ -29,6 +30,10 @@ type ImportResult struct {
 	// Credentials counts the accounts that came with their password
 	// (SCRAM hashes, or a clear password turned into them).
 	Credentials int
+	// SHA1Only counts the accounts among them that came with SCRAM-SHA-1
+	// hashes only: clients that pick SCRAM-SHA-256 cannot log them in
+	// until a PLAIN login adds that credential (core/account).
+	SHA1Only int
 	// Skipped lists what the file holds that Kontor does not take, one
 	// line per person and kind, for the operator to act on.
 	Skipped []string
@@ -103,6 +108,7 @@ func (t *Tool) importPath(ctx context.Context, path string) (ImportResult, error
 		total.Offline += res.Offline
 		total.PEPItems += res.PEPItems
 		total.Credentials += res.Credentials
+		total.SHA1Only += res.SHA1Only
 		total.Skipped = append(total.Skipped, res.Skipped...)
 		if err != nil {
 			return total, fmt.Errorf("%s: %w", e.Name(), err)
@@ -431,6 +437,9 @@ func (im *importer) endUser(ctx context.Context) error {
 			return fmt.Errorf("gdpr: import %s: credentials: %w", im.user, err)
 		}
 		im.res.Credentials++
+		if !slices.ContainsFunc(im.creds, func(c storage.SCRAMCredential) bool { return c.Hash == string(sasl.SHA256) }) {
+			im.res.SHA1Only++
+		}
 	}
 	im.user, im.creds = "", nil
 	return nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/mod/register"
 	"kontor.im/kontor/core/module"
+	"kontor.im/kontor/core/sasl"
 	"kontor.im/kontor/ldapsync"
 )
 
@@ -124,6 +126,8 @@ type AuthConfig struct {
 	SASL2             bool          `mapstructure:"sasl2"`
 	FAST              bool          `mapstructure:"fast"`
 	FASTTokenLifetime time.Duration `mapstructure:"fast_token_lifetime"`
+	// Mechanisms limits the SASL mechanisms offered ([]: all).
+	Mechanisms []string `mapstructure:"mechanisms"`
 }
 
 type AdminConfig struct {
@@ -453,6 +457,11 @@ func (c *Config) validate() []string {
 	}
 	if c.Auth.FAST && (c.Auth.FASTTokenLifetime < time.Hour || c.Auth.FASTTokenLifetime > 365*24*time.Hour) {
 		add("auth.fast_token_lifetime", "must be between 1h and 8760h (a year)")
+	}
+	for _, m := range c.Auth.Mechanisms {
+		if !slices.Contains(sasl.AllMechanisms, m) {
+			add("auth.mechanisms", "unknown mechanism %q (known: %s)", m, strings.Join(sasl.AllMechanisms, ", "))
+		}
 	}
 	if c.Auth.FAST && !c.Auth.SASL2 {
 		add("auth.fast", "needs auth.sasl2: FAST tokens are used through SASL2")

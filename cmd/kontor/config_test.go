@@ -55,6 +55,7 @@ func TestConfigProblems(t *testing.T) {
 		{"BOSH hold", "http:\n  bosh_max_hold: 0\n", []string{"http.bosh_max_hold"}},
 		{"no listener", "c2s:\n  starttls_addr: \"\"\n  direct_tls_addr: \"\"\n", []string{"c2s: starttls_addr and direct_tls_addr are both empty"}},
 		{"watch too slow", "auth:\n  account_watch_interval: 10s\n", []string{"auth.account_watch_interval: must be at most 5s"}},
+		{"unknown mechanism", "auth:\n  mechanisms: [PLAIN, DIGEST-MD5]\n", []string{`auth.mechanisms: unknown mechanism "DIGEST-MD5"`}},
 		{"unknown module", "modules:\n  enabled: [nope]\n", []string{`modules.enabled[0]: unknown module "nope"`}},
 		{"options for an unknown module", "modules:\n  nope:\n    x: 1\n", []string{"modules.nope: unknown module"}},
 		{"log level", "log:\n  level: loud\n", []string{`log.level: "loud" is not one of debug, info, warn, error`}},

@@ -16,7 +16,10 @@ import (
 // ejabberd, its host renamed to this server's domain: the SCRAM hashes do
 // not depend on it) is imported with `kontor gdpr import DIR` into a
 // running Kontor; alice then logs in with mellium over SCRAM-SHA-1 and
-// PLAIN with the password she had on ejabberd, not with another.
+// PLAIN with the password she had on ejabberd, not with another. ejabberd
+// keeps SCRAM-SHA-1 hashes only, so SCRAM-SHA-256 (what clients pick
+// first) fails until her first PLAIN login adds that credential; the
+// import says so, and afterwards SCRAM-SHA-256 works.
 func TestE2EImportEjabberd(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		ts := startTestServer(t, backend, enableArchive(t))
@@ -45,6 +48,22 @@ func TestE2EImportEjabberd(t *testing.T) {
 			!strings.Contains(out, "not imported: alice@"+e2eDomain+": privacy lists") {
 			t.Fatalf("import:\n%s", out)
 		}
+		if !strings.Contains(out, "2 accounts have SCRAM-SHA-1 hashes only") {
+			t.Errorf("the import does not say that the accounts need a PLAIN login:\n%s", out)
+		}
+		login := func(m sasl.Mechanism, password string) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			s, conn, err := ts.connect(ctx, "alice", password, withMechanisms(m))
+			if err == nil {
+				s.Close()
+				conn.Close()
+			}
+			return err
+		}
+		if err := login(sasl.ScramSha256, "Alice-Secret-1"); err == nil {
+			t.Fatal("alice logs in over SCRAM-SHA-256 with SCRAM-SHA-1 hashes only")
+		}
 		for _, m := range []sasl.Mechanism{sasl.ScramSha1, sasl.Plain} {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			s, conn, err := ts.connect(ctx, "alice", "Alice-Secret-1", withMechanisms(m))
@@ -61,5 +80,37 @@ func TestE2EImportEjabberd(t *testing.T) {
 				t.Errorf("alice logs in over %s with a wrong password", m.Name)
 			}
 		}
+		if err := login(sasl.ScramSha256, "Alice-Secret-1"); err != nil {
+			t.Errorf("alice over SCRAM-SHA-256 after a PLAIN login: %v", err)
+		}
+		if err := login(sasl.ScramSha256, "Alice-Secret-2"); err == nil {
+			t.Error("alice logs in over SCRAM-SHA-256 with a wrong password")
+		}
+		if err := login(sasl.ScramSha1, "Alice-Secret-1"); err != nil {
+			t.Errorf("alice over SCRAM-SHA-1 after the upgrade: %v", err)
+		}
 	})
+}
+
+// TestE2EMechanismsConfig: auth.mechanisms limits what is offered, and
+// a mechanism that is not offered is refused even when a client asks for
+// it (mellium tries only the mechanisms given to it).
+func TestE2EMechanismsConfig(t *testing.T) {
+	ts := startTestServer(t, "sqlite", func(c *Config) { c.Auth.Mechanisms = []string{"PLAIN"} })
+	ts.addUser(t, "alice", "alice-password")
+	for _, tt := range []struct {
+		m    sasl.Mechanism
+		want bool
+	}{{sasl.Plain, true}, {sasl.ScramSha256, false}, {sasl.ScramSha1, false}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		s, conn, err := ts.connect(ctx, "alice", "alice-password", withMechanisms(tt.m))
+		cancel()
+		if err == nil {
+			s.Close()
+			conn.Close()
+		}
+		if (err == nil) != tt.want {
+			t.Errorf("login over %s with auth.mechanisms [PLAIN]: %v, want success %v", tt.m.Name, err, tt.want)
+		}
+	}
 }

@@ -141,6 +141,11 @@ Run it while the server is stopped. The access action is archive.import.`,
 			for _, s := range res.Skipped {
 				fmt.Fprintf(cmd.OutOrStdout(), "not imported: %s\n", s)
 			}
+			if res.SHA1Only > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%d accounts have SCRAM-SHA-1 hashes only: clients that pick SCRAM-SHA-256 cannot log them in "+
+					"until one PLAIN login adds it (set auth.mechanisms: [PLAIN] until they have logged in once; "+
+					"the log says \"account upgraded to SCRAM-SHA-256\")\n", res.SHA1Only)
+			}
 			return err
 		},
 	}

@@ -219,7 +219,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 			if a := ldapRT.authenticator(domain); a != nil {
 				return a
 			}
-			return account.Authenticator{Store: store, Domain: domain}
+			return account.Authenticator{Store: store, Domain: domain, Log: log.With("component", "auth")}
 		},
 		TLS:              tlsConf,
 		Logger:           log.With("component", "c2s"),
@@ -242,6 +242,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		SASL:         []sasl.Option{sasl.WithSecret(deriveKey(key, "kontor sasl simulated credentials")), sasl.WithIterations(account.Iterations)},
 		Registration: reg,
 		DisableSASL2: !cfg.Auth.SASL2,
+		Mechanisms:   cfg.Auth.Mechanisms,
 		FAST:         fastTokens(&cfg, s.store, key),
 	})
 	bg, cancel := context.WithCancel(context.Background())

@@ -78,9 +78,18 @@ func SetPassword(ctx context.Context, st storage.Accounts, j jid.JID, password s
 }
 
 // Authenticator authenticates against the local accounts of one domain.
+//
+// An account imported from another server may have SCRAM-SHA-1 hashes only
+// (ejabberd's and Prosody's default); a client that picks SCRAM-SHA-256
+// cannot log it in. A PLAIN login reveals the password, so VerifyPlain then
+// adds the SCRAM-SHA-256 credential (storage.Accounts.AddCredential, which
+// never overwrites one a password change set meanwhile). Offering only
+// PLAIN for a while (auth.mechanisms) upgrades every account that logs in.
 type Authenticator struct {
 	Store  storage.Accounts
 	Domain string
+	// Log, if set, records credential upgrades and their failures.
+	Log *slog.Logger
 }
 
 var _ sasl.Authenticator = Authenticator{}
@@ -139,12 +148,33 @@ func (a Authenticator) VerifyPlain(ctx context.Context, username, password strin
 				if acc.Disabled {
 					return sasl.ErrDisabled
 				}
+				if h != sasl.SHA256 {
+					a.upgrade(ctx, acc.JID, password)
+				}
 				return nil
 			}
 			return sasl.ErrBadPassword
 		}
 	}
 	return sasl.ErrBadPassword
+}
+
+// upgrade adds the SCRAM-SHA-256 credential of an account that lacks it,
+// after a PLAIN login proved password. A failure costs the login nothing:
+// the next PLAIN login tries again.
+func (a Authenticator) upgrade(ctx context.Context, jid, password string) {
+	c, err := sasl.NewCredential(sasl.SHA256, password, Iterations)
+	if err == nil {
+		var added bool
+		added, err = a.Store.AddCredential(ctx, jid, storage.SCRAMCredential{Hash: string(c.Hash), Salt: c.Salt,
+			Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
+		if added && a.Log != nil {
+			a.Log.Info("account upgraded to SCRAM-SHA-256 at a PLAIN login (it had SCRAM-SHA-1 hashes only)", "jid", jid)
+		}
+	}
+	if err != nil && a.Log != nil {
+		a.Log.Warn("could not add the SCRAM-SHA-256 credential of an account that has SCRAM-SHA-1 only", "jid", jid, "err", err)
+	}
 }
 
 // Closer closes the sessions of an account; the router implements it.

@@ -226,7 +226,10 @@ func TestWatchPrunes(t *testing.T) {
 }
 
 // TestVerifyPlainSHA1Only: an account that has only a SCRAM-SHA-1
-// credential (imported from another server) logs in with PLAIN too.
+// credential (imported from another server) logs in with PLAIN too, and
+// that login adds the SCRAM-SHA-256 credential (a wrong password adds
+// nothing), after which SCRAM-SHA-256 works with the same password and the
+// SCRAM-SHA-1 credential is unchanged.
 func TestVerifyPlainSHA1Only(t *testing.T) {
 	ctx := context.Background()
 	st := open(t)
@@ -239,10 +242,30 @@ func TestVerifyPlainSHA1Only(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth := account.Authenticator{Store: st, Domain: "example.com"}
-	if err := auth.VerifyPlain(ctx, "imp", "old server password"); err != nil {
-		t.Errorf("right password: %v", err)
+	if _, err := auth.Credential(ctx, "imp", sasl.SHA256); !errors.Is(err, sasl.ErrNoSCRAM) {
+		t.Fatalf("SCRAM-SHA-256 credential before any PLAIN login: %v, want ErrNoSCRAM", err)
 	}
 	if err := auth.VerifyPlain(ctx, "imp", "wrong"); !errors.Is(err, sasl.ErrBadPassword) {
 		t.Errorf("wrong password: %v", err)
+	}
+	if _, err := auth.Credential(ctx, "imp", sasl.SHA256); !errors.Is(err, sasl.ErrNoSCRAM) {
+		t.Fatalf("a wrong password added a SCRAM-SHA-256 credential: %v", err)
+	}
+	if err := auth.VerifyPlain(ctx, "imp", "old server password"); err != nil {
+		t.Errorf("right password: %v", err)
+	}
+	c256, err := auth.Credential(ctx, "imp", sasl.SHA256)
+	if err != nil {
+		t.Fatalf("no SCRAM-SHA-256 credential after a PLAIN login: %v", err)
+	}
+	if !sasl.VerifyPlainWithCredential(c256, "old server password") || sasl.VerifyPlainWithCredential(c256, "wrong") {
+		t.Error("the added SCRAM-SHA-256 credential is not the password's")
+	}
+	c1, err := auth.Credential(ctx, "imp", sasl.SHA1)
+	if err != nil || string(c1.StoredKey) != string(c.StoredKey) {
+		t.Errorf("the SCRAM-SHA-1 credential changed: %v", err)
+	}
+	if err := auth.VerifyPlain(ctx, "imp", "old server password"); err != nil {
+		t.Errorf("right password after the upgrade: %v", err)
 	}
 }

@@ -79,6 +79,10 @@ func TLSExporter(cs *tls.ConnectionState) ChannelBinding {
 	return ChannelBinding{Type: TypeTLSExporter, Data: data}
 }
 
+// AllMechanisms are the names of the password mechanisms this package
+// implements, strongest first (see Mechanisms for which are offered).
+var AllMechanisms = []string{SCRAMSHA256Plus, SCRAMSHA1Plus, SCRAMSHA256, SCRAMSHA1, Plain}
+
 // Mechanisms lists the mechanism names to offer, strongest first:
 // SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS (only over TLS with a usable
 // channel binding), SCRAM-SHA-256, SCRAM-SHA-1, and PLAIN (only over TLS:

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -448,12 +449,19 @@ type MechanismLister interface {
 	Mechanisms(tlsOn bool, cb sasl.ChannelBinding) []string
 }
 
-// offered lists the mechanisms for this connection's domain.
+// offered lists the mechanisms for this connection's domain, within
+// Config.Mechanisms.
 func (c *conn) offered(cb sasl.ChannelBinding) []string {
+	var m []string
 	if ml, ok := c.srv.cfg.Auth(c.domain).(MechanismLister); ok {
-		return ml.Mechanisms(c.tls, cb)
+		m = ml.Mechanisms(c.tls, cb)
+	} else {
+		m = sasl.Mechanisms(c.tls, cb)
 	}
-	return sasl.Mechanisms(c.tls, cb)
+	if allow := c.srv.cfg.Mechanisms; len(allow) > 0 {
+		m = slices.DeleteFunc(m, func(name string) bool { return !slices.Contains(allow, name) })
+	}
+	return m
 }
 
 func (c *conn) mechanisms() *stanza.Element {

@@ -215,6 +215,11 @@ type Config struct {
 	DisableSASL2 bool
 	// FAST, when set, offers XEP-0484 tokens with SASL2.
 	FAST FASTTokens
+	// Mechanisms, when not empty, is the only SASL mechanisms offered
+	// (of those the connection and the domain's authenticator allow),
+	// e.g. PLAIN alone while imported SCRAM-SHA-1 accounts are upgraded
+	// (core/account). FAST's HT mechanisms are not affected.
+	Mechanisms []string
 
 	// ResumeTimeout is how long a session whose connection was lost stays
 	// resumable (XEP-0198); default 5 minutes.

@@ -98,6 +98,14 @@ type Accounts interface {
 	Account(ctx context.Context, jid string) (Account, error)
 	// SetCredentials replaces all credentials (a password change).
 	SetCredentials(ctx context.Context, jid string, creds []SCRAMCredential) error
+	// AddCredential adds a credential for a hash the account has none
+	// for, and reports whether it did: false (and no error) when the
+	// account has one for c.Hash already, e.g. because a password change
+	// came first. It is the upgrade of an imported account that has
+	// SCRAM-SHA-1 hashes only, at a login that revealed the password
+	// (PLAIN); it is no password change: FAST tokens stay and nothing is
+	// logged. ErrNotFound for an unknown account.
+	AddCredential(ctx context.Context, jid string, c SCRAMCredential) (bool, error)
 	SetDisabled(ctx context.Context, jid string, disabled bool) error
 	// DeleteAccount removes the account and everything it owns: roster
 	// (its own items and pending requests), offline messages, vCard, private

@@ -155,6 +155,31 @@ func (s *Store) SetCredentials(ctx context.Context, jid string, creds []storage.
 	return nil
 }
 
+// AddCredential adds a credential for a hash the account has none for.
+func (s *Store) AddCredential(ctx context.Context, jid string, c storage.SCRAMCredential) (bool, error) {
+	if c.Hash == "" {
+		return false, errors.New("postgres: credential without a hash name")
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO account_credentials (jid, hash, pos, salt, iterations, stored_key, server_key)
+		SELECT a.jid, $2, (SELECT COALESCE(MAX(pos), -1) + 1 FROM account_credentials WHERE jid = a.jid), $3, $4, $5, $6
+		FROM accounts a WHERE a.jid = $1
+		ON CONFLICT (jid, hash) DO NOTHING`, jid, c.Hash, nonNil(c.Salt), c.Iterations, nonNil(c.StoredKey), nonNil(c.ServerKey))
+	if err != nil {
+		return false, fmt.Errorf("postgres: add credential: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	var one int
+	switch err := s.pool.QueryRow(ctx, `SELECT 1 FROM accounts WHERE jid = $1`, jid).Scan(&one); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, storage.ErrNotFound
+	case err != nil:
+		return false, fmt.Errorf("postgres: add credential: %w", err)
+	}
+	return false, nil
+}
+
 // SetDisabled disables or enables an account. It logs the change even if the
 // flag already had that value.
 func (s *Store) SetDisabled(ctx context.Context, jid string, disabled bool) error {

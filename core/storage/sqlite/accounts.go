@@ -142,6 +142,35 @@ func (s *Store) SetCredentials(ctx context.Context, jid string, creds []storage.
 	return nil
 }
 
+// AddCredential adds a credential for a hash the account has none for.
+func (s *Store) AddCredential(ctx context.Context, jid string, c storage.SCRAMCredential) (bool, error) {
+	if c.Hash == "" {
+		return false, errors.New("sqlite: credential without a hash name")
+	}
+	var added bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := accountExists(ctx, tx, jid); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO account_credentials (jid, hash, pos, salt, iterations, stored_key, server_key)
+			VALUES ($1, $2, (SELECT COALESCE(MAX(pos), -1) + 1 FROM account_credentials WHERE jid = $1), $3, $4, $5, $6)
+			ON CONFLICT (jid, hash) DO NOTHING`, jid, c.Hash, nonNil(c.Salt), c.Iterations, nonNil(c.StoredKey), nonNil(c.ServerKey))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		added = n == 1
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, err
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlite: add credential: %w", err)
+	}
+	return added, nil
+}
+
 // SetDisabled disables or enables an account. It logs the change even if the
 // flag already had that value.
 func (s *Store) SetDisabled(ctx context.Context, jid string, disabled bool) error {

@@ -255,6 +255,42 @@ func testAccounts(t *testing.T, h *harness) {
 		}
 	})
 
+	t.Run("AddCredential", func(t *testing.T) {
+		s := h.store(t)
+		ctx := t.Context()
+		sha1Only := credentials()[1:]
+		ok(t, s.CreateAccount(ctx, storage.Account{JID: alice, Created: created, Credentials: sha1Only}))
+		seq, err := s.LastAccountChange(ctx)
+		ok(t, err)
+		added, err := s.AddCredential(ctx, alice, credentials()[0])
+		ok(t, err)
+		if !added {
+			t.Fatal("AddCredential of a missing hash = false")
+		}
+		got, err := s.Account(ctx, alice)
+		ok(t, err)
+		checkAccount(t, got, storage.Account{JID: alice, Domain: "example.com", Created: created,
+			Credentials: []storage.SCRAMCredential{credentials()[1], credentials()[0]}})
+		if now, err := s.LastAccountChange(ctx); err != nil || now != seq {
+			t.Errorf("AddCredential logged an account change (%d → %d, %v): it is no password change", seq, now, err)
+		}
+		// A hash the account has already (a password change came first)
+		// is left alone.
+		other := credentials()[0]
+		other.Salt = []byte("other")
+		added, err = s.AddCredential(ctx, alice, other)
+		ok(t, err)
+		if added {
+			t.Error("AddCredential replaced an existing credential")
+		}
+		got, err = s.Account(ctx, alice)
+		ok(t, err)
+		checkAccount(t, got, storage.Account{JID: alice, Domain: "example.com", Created: created,
+			Credentials: []storage.SCRAMCredential{credentials()[1], credentials()[0]}})
+		_, err = s.AddCredential(ctx, "nobody@example.com", credentials()[0])
+		is(t, err, storage.ErrNotFound)
+	})
+
 	t.Run("SetDisabled", func(t *testing.T) {
 		s := h.store(t)
 		ctx := t.Context()
