@@ -37,16 +37,21 @@ func (m *Module) destroy(ctx context.Context, r *room, s *stanza.Stanza, d *stan
 	if len(reason) > maxDestroyReasonBytes || len(password) > maxDestroyReasonBytes || !utf8.ValidString(reason+password) {
 		return stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: "the reason or password is too long"}
 	}
+	// The stored state goes before anyone may create a room at this
+	// address again, and no persist under way can store it again.
+	m.storeMu.Lock()
 	m.mu.Lock()
 	r.mu.Lock()
 	if r.affiliation(s.From) != Owner {
 		r.mu.Unlock()
 		m.mu.Unlock()
+		m.storeMu.Unlock()
 		return stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: "only owners destroy the room"}
 	}
 	if r.gone {
 		r.mu.Unlock()
 		m.mu.Unlock()
+		m.storeMu.Unlock()
 		return stanza.ErrItemNotFound("no such room")
 	}
 	r.gone = true
@@ -74,13 +79,17 @@ func (m *Module) destroy(ctx context.Context, r *room, s *stanza.Stanza, d *stan
 	clear(r.byJID)
 	r.mu.Unlock()
 	m.mu.Unlock()
+	var stored error
+	if m.store != nil {
+		if stored = m.store.DeleteMUCRoom(ctx, r.jid.String()); stored != nil {
+			m.log.ErrorContext(ctx, "destroyed room still stored", "room", r.jid.String(), "err", stored)
+		}
+	}
+	m.storeMu.Unlock()
 	m.send(ctx, out)
 	m.log.InfoContext(ctx, "room destroyed", "room", r.jid.String(), "occupants", len(out))
-	if m.store != nil {
-		if err := m.store.DeleteMUCRoom(ctx, r.jid.String()); err != nil {
-			m.log.ErrorContext(ctx, "destroyed room still stored", "room", r.jid.String(), "err", err)
-			return stanza.ErrInternal("")
-		}
+	if stored != nil {
+		return stanza.ErrInternal("")
 	}
 	return nil
 }

@@ -152,3 +152,55 @@ func TestDestroyedRoomStaysGoneAfterRestart(t *testing.T) {
 		t.Fatal("the destroyed room came back after a restart")
 	}
 }
+
+// TestStalePersistAfterDestroy: a write of a room's state that was under
+// way when the room was destroyed (persist of the old room object) does
+// not store it again, and once a new room holds the address, the old
+// object's writes do not touch the new room's record.
+func TestStalePersistAfterDestroy(t *testing.T) {
+	f := setup(t, nil)
+	alice := f.user("alice")
+	join(t, alice, "Alice", "")
+	configure(t, alice, "c1", map[string]string{fPersistent: "1"})
+	old := f.mod.lookup(jid.MustParse(roomJID))
+	st := f.srv.Store.(storage.MUCRooms)
+	stored := func() bool {
+		t.Helper()
+		rooms, err := st.MUCRooms(context.Background(), f.mod.service.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rooms {
+			if r.JID == roomJID {
+				return true
+			}
+		}
+		return false
+	}
+	if !stored() {
+		t.Fatal("the persistent room is not stored")
+	}
+	alice.SendXML(fmt.Sprintf("<iq to='%s' type='set' id='d1'><query xmlns='%s'><destroy/></query></iq>", roomJID, NSOwner))
+	alice.Next(destroyedPresence)
+	if r := alice.NextIQ("d1"); r.Type != "result" {
+		t.Fatalf("destroy: %s", r.El)
+	}
+	f.mod.persist(context.Background(), old)
+	if stored() {
+		t.Fatal("a late write stored the destroyed room again")
+	}
+	// A new persistent room at the address; the old object's late
+	// writes leave its record alone.
+	join(t, alice, "Alice", "")
+	configure(t, alice, "c2", map[string]string{fPersistent: "1"})
+	if f.mod.lookup(jid.MustParse(roomJID)) == old || !stored() {
+		t.Fatal("the new room is not a new, stored room")
+	}
+	old.mu.Lock()
+	old.cfg.Persistent = false
+	old.mu.Unlock()
+	f.mod.persist(context.Background(), old)
+	if !stored() {
+		t.Fatal("the destroyed room's late write deleted the new room's record")
+	}
+}

@@ -287,6 +287,13 @@ type Module struct {
 	now     func() time.Time
 	ids     *uuid7.Generator
 
+	// storeMu orders the writes of rooms' stored state (persist, destroy):
+	// each takes its snapshot and writes it while holding storeMu, and
+	// only for the room that is current at its address, so a destroyed
+	// room is never stored again by a write that was under way, and a
+	// room that went never touches the record of a new one at the same
+	// address. It is taken before mu.
+	storeMu sync.Mutex
 	// mu guards rooms; a room's own lock may be taken while holding mu,
 	// never the reverse.
 	mu    sync.Mutex

@@ -74,9 +74,20 @@ func (m *Module) load(ctx context.Context) error {
 }
 
 // persist stores a persistent room's state, or removes a room that is no
-// longer persistent. A failure is logged: the room goes on in memory.
+// longer persistent, if r is still the room at its address (see
+// Module.storeMu). A failure is logged: the room goes on in memory.
 func (m *Module) persist(ctx context.Context, r *room) {
 	if m.store == nil {
+		return
+	}
+	m.storeMu.Lock()
+	defer m.storeMu.Unlock()
+	m.mu.Lock()
+	current := m.rooms[r.jid.String()] == r
+	m.mu.Unlock()
+	if !current {
+		// Destroyed (destroy deleted the record), or an empty temporary
+		// room that ended: the address may belong to a new room now.
 		return
 	}
 	r.mu.Lock()
