@@ -70,6 +70,12 @@ var (
 	kApprovalsNeeded = ast.StringTerm("approvals_needed")
 	kRolesNeeded     = ast.StringTerm("roles_needed")
 	kMaxSize         = ast.StringTerm("max_size")
+	kUser            = ast.StringTerm("user")
+	kService         = ast.StringTerm("service")
+	kServiceLocal    = ast.StringTerm("service_local")
+	kSender          = ast.StringTerm("sender")
+	kIncludeSender   = ast.StringTerm("include_sender")
+	kIncludeBody     = ast.StringTerm("include_body")
 	kContentTypes    = ast.StringTerm("content_types")
 )
 
@@ -168,6 +174,16 @@ func (st *state) uploadValue(in *gate.UploadInput) ast.Value {
 	)
 }
 
+func (st *state) pushValue(in *gate.PushInput) ast.Value {
+	return ast.NewObject(
+		ast.Item(kUser, st.party(in.User)),
+		ast.Item(kService, ast.StringTerm(in.Service)),
+		ast.Item(kServiceLocal, ast.BooleanTerm(in.ServiceLocal)),
+		ast.Item(kSender, st.party(in.Sender)),
+		ast.Item(kEncrypted, ast.BooleanTerm(in.Encrypted)),
+	)
+}
+
 // outcome is what a policy answered, decoded and checked. It is immutable
 // once made: the cache hands the same outcome to many decisions.
 type outcome struct {
@@ -183,6 +199,8 @@ type outcome struct {
 	// upload (and rules)
 	maxSize      int64
 	contentTypes []string
+	// push
+	includeSender, includeBody bool
 }
 
 // Bounds on what a policy may answer; beyond them the answer is invalid.
@@ -277,6 +295,13 @@ func decodeOutcome(k kind, v ast.Value) (*outcome, error) {
 			if o.rules, err = decodeRules(obj.Get(kRules)); err != nil {
 				return nil, fmt.Errorf("%w: upload: %v", errInvalid, err)
 			}
+		}
+	case kindPush:
+		if o.includeSender, err = getBool(k, obj, kIncludeSender, false); err != nil {
+			return nil, err
+		}
+		if o.includeBody, err = getBool(k, obj, kIncludeBody, false); err != nil {
+			return nil, err
 		}
 	case kindAccess:
 		if t := obj.Get(kApprovalsNeeded); t != nil {
@@ -680,6 +705,23 @@ func (e *Engine) Upload(ctx context.Context, in gate.UploadInput) gate.UploadDec
 		ud.Class, ud.Period, ud.Until = best.Class, best.Period(), until
 	}
 	return ud
+}
+
+// Push decides whether an account's push notifications may go to an app
+// server, and whether their summary may name the sender and carry the
+// body (push.notify). A body of an end-to-end encrypted message is never
+// allowed. Refusals go to the audit trail.
+func (e *Engine) Push(ctx context.Context, in gate.PushInput) gate.PushDecision {
+	st := e.state.Load()
+	id := e.newID()
+	o, err := e.evaluate(ctx, st, kindPush, nil, id, st.pushValue(&in))
+	pd := gate.PushDecision{Decision: e.decision(ctx, st, kindPush, id, o, err)}
+	if !pd.Allow {
+		e.auditDeny(ctx, kindPush, pd.Decision, in.User.JID, in.User.JID, map[string]string{"service": in.Service})
+		return pd
+	}
+	pd.IncludeSender, pd.IncludeBody = o.includeSender, o.includeBody && !in.Encrypted
+	return pd
 }
 
 // auditDeny writes a refusal to the audit trail. The details are a fixed

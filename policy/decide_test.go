@@ -483,3 +483,68 @@ func TestUploadInvalidOutputFailsClosed(t *testing.T) {
 		t.Fatalf("got %+v, want a refusal for an invalid answer", d)
 	}
 }
+
+func TestPushDecisions(t *testing.T) {
+	rec := &recordingAudit{}
+	e := companyEngine(t, Options{Audit: rec})
+	tests := []struct {
+		name                string
+		in                  gate.PushInput
+		allow, sender, body bool
+		reason              string
+	}{
+		{"an outside app server gets a count", gate.PushInput{User: local("anna@example.com"), Service: "p2.siacs.eu", Sender: remote("cora@customer.example")},
+			true, false, false, "push"},
+		{"enabling", gate.PushInput{User: local("anna@example.com"), Service: "p2.siacs.eu"}, true, false, false, "push"},
+		{"the company's own app server", gate.PushInput{User: local("anna@example.com"), Service: "push.example.com", ServiceLocal: true, Sender: remote("cora@customer.example")},
+			true, true, true, "push"},
+		{"never an encrypted body", gate.PushInput{User: local("anna@example.com"), Service: "push.example.com", ServiceLocal: true, Sender: remote("cora@customer.example"), Encrypted: true},
+			true, true, false, "push"},
+		{"disabled account", gate.PushInput{User: local("dora@example.com"), Service: "p2.siacs.eu"}, false, false, false, "account_disabled"},
+		{"remote user", gate.PushInput{User: remote("cora@customer.example"), Service: "p2.siacs.eu"}, false, false, false, "not_local"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := e.Push(context.Background(), tt.in)
+			if d.Allow != tt.allow || d.IncludeSender != tt.sender || d.IncludeBody != tt.body || d.Reason != tt.reason {
+				t.Fatalf("got %+v", d)
+			}
+			entries := rec.take()
+			if tt.allow != (len(entries) == 0) {
+				t.Fatalf("audit entries %+v for allow=%v", entries, tt.allow)
+			}
+			if !tt.allow && (entries[0].Details["decision"] != "push" || entries[0].Details["service"] != tt.in.Service || entries[0].Actor != tt.in.User.JID) {
+				t.Fatalf("audit entry %+v", entries[0])
+			}
+		})
+	}
+}
+
+// TestPushPolicyExtensions: a policy file may refuse app servers and
+// reveal more; the body of an encrypted message stays out whatever it
+// says, and an answer that is not a boolean fails closed.
+func TestPushPolicyExtensions(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "push_local.rego", `package kontor.push
+
+deny contains {"reason": "app_server_not_approved", "message": "Use the company's push service."} if input.service == "push.evil.example"
+
+reveal contains "body" if input.service == "p2.siacs.eu"
+`)
+	e := newEngine(t, Options{Dir: dir})
+	ctx := context.Background()
+	if d := e.Push(ctx, gate.PushInput{User: local("anna@example.com"), Service: "push.evil.example"}); d.Allow || d.Reason != "app_server_not_approved" {
+		t.Errorf("unapproved app server: %+v", d)
+	}
+	if d := e.Push(ctx, gate.PushInput{User: local("anna@example.com"), Service: "p2.siacs.eu"}); !d.Allow || !d.IncludeBody || d.IncludeSender {
+		t.Errorf("revealed body: %+v", d)
+	}
+	if d := e.Push(ctx, gate.PushInput{User: local("anna@example.com"), Service: "p2.siacs.eu", Encrypted: true}); !d.Allow || d.IncludeBody {
+		t.Errorf("encrypted body revealed: %+v", d)
+	}
+	bad := t.TempDir() // push.rego replaces the bundle's
+	writeFile(t, bad, "push.rego", "package kontor.push\n\ndecision := {\"allow\": true, \"reason\": \"x\", \"include_body\": \"yes\"}\n")
+	if d := newEngine(t, Options{Dir: bad}).Push(ctx, gate.PushInput{User: local("anna@example.com"), Service: "p2.siacs.eu"}); d.Allow || d.Reason != gate.ReasonInvalid {
+		t.Errorf("a non-boolean include_body: %+v, want a refusal", d)
+	}
+}

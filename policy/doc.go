@@ -137,6 +137,22 @@
 // message of the uploader's would get, and limits guests to images and
 // PDFs of up to 20 MiB.
 //
+// push (data.kontor.push.decision, the push.notify decision point): may
+// an account's push notifications (XEP-0357) go to this app server, and
+// may their summary name the sender and carry the body?
+//
+//	input:  {"user": party, "service": "p2.siacs.eu", "service_local": false,
+//	         "sender": party, "encrypted": false}
+//	output: {"allow", "reason", "message", "obligations",
+//	         "include_sender": bool, "include_body": bool}
+//
+// It is asked when a client enables an app server (sender: a party without
+// a JID) and for each notification. The includes narrow the push module's
+// include_sender and include_body options; the body of an end-to-end
+// encrypted message is never included. The default policy allows every
+// account's notifications and reveals the sender and body only to an app
+// server this server serves itself.
+//
 // # Speed
 //
 // Each decision is a prepared query, reused. The whole prepared state

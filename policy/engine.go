@@ -42,6 +42,7 @@ const (
 	kindE2EE
 	kindRegistration
 	kindUpload
+	kindPush
 	numKinds
 )
 
@@ -63,6 +64,7 @@ var kinds = func() []kindInfo {
 		{kind: kindE2EE, name: "e2ee", query: "data.kontor.e2ee.decision", cacheable: true},
 		{kind: kindRegistration, name: "registration", query: "data.kontor.registration.decision"},
 		{kind: kindUpload, name: "upload", query: "data.kontor.upload.decision"},
+		{kind: kindPush, name: "push", query: "data.kontor.push.decision", cacheable: true},
 	}
 	for i := range out {
 		out[i].ref = ast.MustParseRef(out[i].query)

@@ -22,7 +22,8 @@ const MaxInputBytes = 1 << 20
 type Input struct {
 	Decision string
 	// Value is a gate.ContactInput, gate.RetentionInput, gate.AccessInput,
-	// gate.E2EEInput, gate.RegistrationInput or gate.UploadInput.
+	// gate.E2EEInput, gate.RegistrationInput, gate.UploadInput or
+	// gate.PushInput.
 	Value any
 	// People are parties given with attributes ("kind" set); they are
 	// loaded as directory data before the decision.
@@ -96,6 +97,14 @@ type uploadJSON struct {
 	From        partyJSON `json:"from"`
 	Size        int64     `json:"size"`
 	ContentType string    `json:"content_type"`
+}
+
+type pushJSON struct {
+	User         partyJSON  `json:"user"`
+	Service      string     `json:"service"`
+	ServiceLocal bool       `json:"service_local"`
+	Sender       *partyJSON `json:"sender"`
+	Encrypted    bool       `json:"encrypted"`
 }
 
 type registrationJSON struct {
@@ -181,6 +190,19 @@ func ParseInput(decision string, data []byte) (Input, error) {
 		}
 		v := gate.UploadInput{Size: j.Size, ContentType: j.ContentType}
 		v.From, err = in.party("from", j.From)
+		in.Value = v
+	case "push":
+		var j pushJSON
+		if err = decodeStrict(data, &j); err != nil {
+			break
+		}
+		if j.Service == "" {
+			return Input{}, errors.New("policy: input: service (the app server's JID) is required")
+		}
+		v := gate.PushInput{Service: j.Service, ServiceLocal: j.ServiceLocal, Encrypted: j.Encrypted}
+		if v.User, err = in.party("user", j.User); err == nil && j.Sender != nil {
+			v.Sender, err = in.party("sender", *j.Sender)
+		}
 		in.Value = v
 	default:
 		return Input{}, fmt.Errorf("policy: unknown decision %q (one of %v)", decision, Decisions())
@@ -290,6 +312,8 @@ func (e *Engine) Eval(ctx context.Context, in Input, at time.Time) (any, error) 
 	case gate.UploadInput:
 		v.At = at
 		return e.Upload(ctx, v), nil
+	case gate.PushInput:
+		return e.Push(ctx, v), nil
 	}
 	return nil, fmt.Errorf("policy: nothing to evaluate for decision %q", in.Decision)
 }

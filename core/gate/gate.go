@@ -351,6 +351,40 @@ type UploadDecision struct {
 	Until  time.Time `json:"until"`
 }
 
+// PushInput asks whether the notifications of User's account may go to
+// the app server Service (XEP-0357, decision push.notify), and what their
+// summary may say. It is asked when a client enables the app server
+// (Sender is then zero) and for every notification (Sender is the last
+// message's sender).
+type PushInput struct {
+	User    Party
+	Service string // the app server's JID
+	// ServiceLocal is true when this server serves the app server's
+	// domain (one of its domains, a component or a module's): the
+	// notification does not leave the company.
+	ServiceLocal bool
+	Sender       Party
+	// Encrypted is true for an end-to-end encrypted message (its body
+	// is never included, whatever the policy says).
+	Encrypted bool
+}
+
+// PushDecision says whether notifications may go to the app server, and
+// whether the summary may carry the sender and the body. The push
+// module's include_sender and include_body must allow them too: the
+// policy narrows the module's options, never widens them.
+type PushDecision struct {
+	Decision
+	IncludeSender bool `json:"include_sender"`
+	IncludeBody   bool `json:"include_body"`
+}
+
+// PushDecider answers the push.notify decision; like UploadDecider, a
+// separate interface.
+type PushDecider interface {
+	Push(ctx context.Context, in PushInput) PushDecision
+}
+
 // UploadDecider answers the upload.request decision. It is a separate
 // interface so that deciders which need not answer it (test doubles of
 // Decider) stay as they are; a module that needs it asserts it and fails

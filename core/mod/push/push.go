@@ -51,8 +51,12 @@
 // By default only the count of messages since the user was last online:
 // no sender, no body, because the notification leaves the company through
 // the app server and the platform's push service. include_sender and
-// include_body add them (the body of an end-to-end encrypted message is
-// never included: the server cannot read it).
+// include_body add them where the policy's push.notify decision allows it
+// too (gate.PushDecider; the body of an end-to-end encrypted message is
+// never included: the server cannot read it). The same decision is asked
+// when a client enables an app server (a refusal is the client's error)
+// and for every notification (a refusal skips it; the message waits in the
+// session or offline storage as before).
 //
 // # Stored data
 //
@@ -81,6 +85,7 @@ import (
 	"unicode/utf8"
 
 	"kontor.im/kontor/core/dataform"
+	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/stanza"
@@ -110,7 +115,7 @@ func init() {
 		Description: "Wakes sleeping phones through their push service when messages arrive (app servers over XMPP, or an HTTP push gateway)",
 		Specs: []module.Spec{
 			{ID: "XEP-0357", Name: "Push Notifications", Version: "0.4.1", Status: module.Complete,
-				Note: "publishes to app servers over s2s or to components; an HTTP push gateway for configured app servers"},
+				Note: "publishes to app servers over s2s or to components; an HTTP push gateway for configured app servers; the policy (push.notify) decides which app servers and what the summary says"},
 		},
 		New: func() module.Module { return &Module{opts: defaultOptions()} },
 	})
@@ -140,7 +145,8 @@ type Options struct {
 	// Workers send notifications concurrently.
 	Workers int `mapstructure:"workers"`
 	// IncludeSender and IncludeBody put the last message's sender and body
-	// into the summary. Off by default: see the package documentation.
+	// into the summary, where the policy allows it too. Off by default:
+	// see the package documentation.
 	IncludeSender bool `mapstructure:"include_sender"`
 	IncludeBody   bool `mapstructure:"include_body"`
 }
@@ -198,14 +204,15 @@ func loopback(host string) bool {
 
 // Module is the push module of one host.
 type Module struct {
-	opts   Options
-	host   module.Host
-	store  storage.PushRegistrations
-	sealer module.Sealer
-	log    *slog.Logger
-	token  string
-	client *http.Client
-	queue  chan job
+	opts    Options
+	decider gate.PushDecider // nil: no policy (the options alone decide)
+	host    module.Host
+	store   storage.PushRegistrations
+	sealer  module.Sealer
+	log     *slog.Logger
+	token   string
+	client  *http.Client
+	queue   chan job
 
 	mu     sync.Mutex
 	counts map[string]int // account → messages since it was last available
@@ -243,6 +250,30 @@ var (
 
 // Options returns the module's options.
 func (m *Module) Options() any { return &m.opts }
+
+// SetDecider gives the module its policy engine (cmd/kontor calls it
+// before Provision): the push.notify decision (gate.PushDecider) says
+// whether an account may use an app server and whether a summary may name
+// the sender and carry the body. Without one (a Decider that does not
+// answer push.notify, or none), the options alone decide.
+func (m *Module) SetDecider(d gate.Decider) {
+	m.decider, _ = d.(gate.PushDecider)
+}
+
+// decide asks push.notify; without a decider, everything is allowed and
+// the options decide the summary.
+func (m *Module) decide(ctx context.Context, own jid.JID, service string, sender jid.JID, encrypted bool) gate.PushDecision {
+	if m.decider == nil {
+		return gate.PushDecision{Decision: gate.Decision{Allow: true}, IncludeSender: true, IncludeBody: !encrypted}
+	}
+	sj, _ := jid.Parse(service)
+	in := gate.PushInput{User: gate.Party{JID: own.String(), Local: m.host.IsLocal(own.Domain())}, Service: service,
+		ServiceLocal: m.host.IsLocal(sj.Domain()) || m.host.ServedBy(sj.Domain()) != "", Encrypted: encrypted}
+	if !sender.IsZero() {
+		in.Sender = gate.Party{JID: sender.Bare().String(), Local: m.host.IsLocal(sender.Domain())}
+	}
+	return m.decider.Push(ctx, in)
+}
 
 // Provision declares the module's handlers.
 func (m *Module) Provision(h module.Host) error {
@@ -322,6 +353,9 @@ func (m *Module) enable(ctx context.Context, iq *module.IQ) (*stanza.Element, er
 	if node == "" || len(node) > maxNodeBytes || !utf8.ValidString(node) {
 		return nil, stanza.ErrBadRequest(fmt.Sprintf("enable needs a 'node' of 1 to %d bytes", maxNodeBytes))
 	}
+	if d := m.decide(ctx, own, service.String(), jid.JID{}, false); !d.Allow {
+		return nil, d.StanzaError()
+	}
 	var sealed []byte
 	if x := el.Child(dataform.NS, "x"); x != nil {
 		form, err := dataform.Parse(x)
@@ -396,15 +430,21 @@ func (m *Module) observe(ctx context.Context, p *module.Packet) (module.Verdict,
 	}
 	m.mu.Lock()
 	m.counts[own.String()]++
-	sum := summary{MessageCount: m.counts[own.String()]}
+	count := m.counts[own.String()]
 	m.mu.Unlock()
-	if m.opts.IncludeSender {
-		sum.Sender = s.From.Bare().String()
-	}
-	if m.opts.IncludeBody && !encrypted {
-		sum.Body = truncate(body, maxBodyRunes)
-	}
 	for _, r := range regs {
+		d := m.decide(ctx, own, r.Service, s.From, encrypted)
+		if !d.Allow {
+			m.log.InfoContext(ctx, "push notification refused by the policy", "service", r.Service, "reason", d.Reason, "decision_id", d.ID)
+			continue
+		}
+		sum := summary{MessageCount: count}
+		if m.opts.IncludeSender && d.IncludeSender {
+			sum.Sender = s.From.Bare().String()
+		}
+		if m.opts.IncludeBody && d.IncludeBody && !encrypted {
+			sum.Body = truncate(body, maxBodyRunes)
+		}
 		if r.Options != nil {
 			if r.Options, err = m.sealer.Open(own.String(), sealID(r.Service, r.Node), r.Options); err != nil {
 				m.log.WarnContext(ctx, "push registration's options do not open; skipped", "service", r.Service, "err", err)

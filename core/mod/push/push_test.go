@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"kontor.im/kontor/core/dataform"
+	"kontor.im/kontor/core/gate"
 	"kontor.im/kontor/core/modtest"
 	"kontor.im/kontor/core/module"
 	"kontor.im/kontor/core/router"
@@ -82,6 +83,12 @@ func (g *gateway) none(t *testing.T) {
 
 func setup(t *testing.T, g *gateway, edit func(*Options)) *modtest.Server {
 	t.Helper()
+	return setupWith(t, g, edit, nil)
+}
+
+// setupWith is setup with a policy engine (nil: none).
+func setupWith(t *testing.T, g *gateway, edit func(*Options), pol gate.Decider) *modtest.Server {
+	t.Helper()
 	o := defaultOptions()
 	o.GatewayURL = g.URL
 	o.GatewayServices = []string{"*"}
@@ -97,9 +104,13 @@ func setup(t *testing.T, g *gateway, edit func(*Options)) *modtest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := &Module{opts: o}
+	if pol != nil {
+		m.SetDecider(pol)
+	}
 	srv := modtest.New(t, modtest.Options{Sealer: sealer},
 		modtest.Module(t, "roster"), modtest.Module(t, "presence"), modtest.Module(t, "offline"),
-		router.Enabled{Info: info, Module: &Module{opts: o}})
+		router.Enabled{Info: info, Module: m})
 	srv.Account("alice")
 	srv.Account("bob")
 	return srv
@@ -383,4 +394,107 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pushPolicy is a push.notify decider for tests: it refuses the app
+// servers in deny and reveals what reveal says.
+type pushPolicy struct {
+	mu           sync.Mutex
+	deny         map[string]bool
+	sender, body bool
+	asked        []gate.PushInput
+}
+
+func (p *pushPolicy) Contact(context.Context, gate.ContactInput) gate.Decision {
+	return gate.Decision{Allow: true}
+}
+
+func (p *pushPolicy) Retention(context.Context, gate.RetentionInput) gate.RetentionDecision {
+	return gate.RetentionDecision{Decision: gate.Decision{Allow: true}, Archive: true}
+}
+
+func (p *pushPolicy) Access(context.Context, gate.AccessInput) gate.AccessDecision {
+	return gate.AccessDecision{}
+}
+
+func (p *pushPolicy) E2EE(context.Context, gate.E2EEInput) gate.Decision {
+	return gate.Decision{Allow: true}
+}
+
+func (p *pushPolicy) Registration(context.Context, gate.RegistrationInput) gate.Decision {
+	return gate.Decision{}
+}
+
+func (p *pushPolicy) Push(_ context.Context, in gate.PushInput) gate.PushDecision {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.asked = append(p.asked, in)
+	if p.deny[in.Service] {
+		return gate.PushDecision{Decision: gate.Decision{Reason: "app_server_not_approved", Message: "Use the company's push service."}}
+	}
+	return gate.PushDecision{Decision: gate.Decision{Allow: true, Reason: "push"}, IncludeSender: p.sender, IncludeBody: p.body && !in.Encrypted}
+}
+
+func (p *pushPolicy) last() gate.PushInput {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.asked[len(p.asked)-1]
+}
+
+// TestPolicyDecides: with a policy engine, enabling an app server asks
+// push.notify (a refusal is the client's error), and every notification
+// asks again: the summary names the sender or carries the body only when
+// both the module's options and the policy allow it.
+func TestPolicyDecides(t *testing.T) {
+	for _, tt := range []struct {
+		name                 string
+		optSender, optBody   bool
+		polSender, polBody   bool
+		wantSender, wantBody bool
+	}{
+		{"options on, policy says no", true, true, false, false, false, false},
+		{"options off, policy says yes", false, false, true, true, false, false},
+		{"both allow", true, true, true, true, true, true},
+		{"sender only", true, true, true, false, true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGateway(t)
+			pol := &pushPolicy{deny: map[string]bool{"push.evil.example": true}, sender: tt.polSender, body: tt.polBody}
+			srv := setupWith(t, g, func(o *Options) { o.IncludeSender, o.IncludeBody = tt.optSender, tt.optBody }, pol)
+			phone := srv.Connect("alice@example.com/phone")
+			phone.SendXML(`<iq type='set' id='bad'><enable xmlns='urn:xmpp:push:0' jid='push.evil.example' node='n'/></iq>`)
+			r := phone.NextIQ("bad")
+			if r.Type != "error" || !strings.Contains(r.El.String(), "company's push service") {
+				t.Fatalf("enabling a refused app server: %s", r.El)
+			}
+			enable(t, phone)
+			if in := pol.last(); in.User.JID != "alice@example.com" || !in.User.Local || in.Service != "push.example.net" || in.Sender.JID != "" || in.ServiceLocal {
+				t.Errorf("enable asked %+v", in)
+			}
+			phone.Disconnect()
+			bob := srv.Connect("bob@example.com/pc")
+			bob.SendXML(message("alice@example.com", "hello"))
+			n := g.next(t)
+			if (n.Summary.Sender != "") != tt.wantSender || (n.Summary.Body != "") != tt.wantBody || n.Summary.MessageCount != 1 {
+				t.Errorf("summary %+v", n.Summary)
+			}
+			if in := pol.last(); in.Sender.JID != "bob@example.com" || in.Encrypted {
+				t.Errorf("notification asked %+v", in)
+			}
+		})
+	}
+	t.Run("a refused notification is not sent", func(t *testing.T) {
+		g := newGateway(t)
+		pol := &pushPolicy{deny: map[string]bool{}}
+		srv := setupWith(t, g, nil, pol)
+		phone := srv.Connect("alice@example.com/phone")
+		enable(t, phone)
+		phone.Disconnect()
+		pol.mu.Lock()
+		pol.deny["push.example.net"] = true // the policy changed since
+		pol.mu.Unlock()
+		bob := srv.Connect("bob@example.com/pc")
+		bob.SendXML(message("alice@example.com", "hello"))
+		g.none(t)
+	})
 }
