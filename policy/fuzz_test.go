@@ -61,6 +61,9 @@ func FuzzParseInput(f *testing.F) {
 			check(v.To)
 		case gate.UploadInput:
 			check(v.From)
+		case gate.PushInput:
+			check(v.User)
+			check(v.Sender)
 		case gate.AccessInput, gate.RegistrationInput:
 		default:
 			t.Fatalf("value %T for %s", in.Value, name)
@@ -86,6 +89,8 @@ func FuzzParseInput(f *testing.F) {
 		case gate.AccessDecision:
 			id = d.ID
 		case gate.UploadDecision:
+			id = d.ID
+		case gate.PushDecision:
 			id = d.ID
 		}
 		if id == "" {
