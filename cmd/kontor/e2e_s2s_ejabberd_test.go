@@ -91,18 +91,30 @@ func TestFederationEjabberd(t *testing.T) {
 // other name does not exist.
 func startTestDNS(t *testing.T, domain, addr string) string {
 	t.Helper()
-	host, portStr, _ := net.SplitHostPort(addr)
-	var port uint16
-	fmt.Sscan(portStr, &port)
-	ip := net.ParseIP(host).To4()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveTestDNS(t, pc, domain, addr, false)
+}
+
+// serveTestDNS answers as startTestDNS does, on pc. With byName the SRV
+// target is DOMAIN itself (answered with an A record) rather than the
+// address literal, for resolvers that look a target up even when it is an
+// address (Prosody's).
+func serveTestDNS(t *testing.T, pc net.PacketConn, domain, addr string, byName bool) string {
+	t.Helper()
+	host, portStr, _ := net.SplitHostPort(addr)
+	var port uint16
+	fmt.Sscan(portStr, &port)
+	ip := net.ParseIP(host).To4()
 	t.Cleanup(func() { pc.Close() })
 	// The SRV target is the address itself: ejabberd resolves an
 	// address literal without asking DNS again.
 	target := dnsmessage.MustNewName(host + ".")
+	if byName {
+		target = dnsmessage.MustNewName(domain + ".")
+	}
 	go func() {
 		buf := make([]byte, 1500)
 		for {
