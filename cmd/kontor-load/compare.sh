@@ -20,6 +20,8 @@
 # Usage (as root): cmd/kontor-load/compare.sh
 # Knobs (environment): ROUNDS LOGINS IDLE PAIRS RATE SECONDS OUT KEEP=1
 #   PEERS="kontor" measures Kontor alone (default: "kontor prosody ejabberd")
+#   IDLE_FRESH=1 restarts each server before its idle run, so that memory per
+#   session is that of a fresh server (default: after the other scenarios)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -92,8 +94,31 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext su
 cat "$T/cert.pem" "$T/key.pem" >"$T/combined.pem"
 chmod 644 "$T"/*.pem
 
-declare -A ADDR DBPORT
+declare -A ADDR DBPORT LAUNCH PID
 SERVERS=()
+
+# launch NAME: (re)starts a server with the command start_* recorded.
+launch() {
+	local name=$1
+	( eval "exec ${LAUNCH[$name]}" ) &
+	PID[$name]=$!
+	PIDS+=($!)
+	waitport "${ADDR[$name]##*:}" 60
+}
+
+# restart NAME: stops the server and starts it again (its data stays).
+restart() {
+	local name=$1 p=${PID[$1]}
+	if [ "$name" = ejabberd ]; then
+		$EJ_CTL stop >/dev/null 2>&1 || true
+	else
+		kill "$p" 2>/dev/null || true
+	fi
+	for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$p" 2>/dev/null || true
+	sleep 0.5
+	launch "$name"
+}
 
 start_kontor() { # name gate(on|off)
 	local name=$1 port dir
@@ -119,10 +144,9 @@ archive: {enabled: true, kek_file: $dir/archive.kek}
 policy: {unknown_local_kind: employee}
 $modules
 YAML
-	"$T/bin/kontor" --config "$dir/kontor.yaml" serve >"$dir/log" 2>&1 &
-	PIDS+=($!)
-	waitport "$port" 30
 	ADDR[$name]=127.0.0.1:$port
+	LAUNCH[$name]="\"$T/bin/kontor\" --config \"$dir/kontor.yaml\" serve >>\"$dir/log\" 2>&1"
+	launch "$name"
 	DBPORT[$name]=$(eval echo \$PGPORT_${name//-/_})
 	SERVERS+=("$name")
 }
@@ -160,10 +184,9 @@ max_archive_query_results = 50
 ssl = { certificate = "$T/cert.pem", key = "$T/key.pem" }
 VirtualHost "localhost"
 LUA
-	prosody --config "$dir/prosody.cfg.lua" -F >"$dir/stdout" 2>&1 &
-	PIDS+=($!)
-	waitport "$port" 30
 	ADDR[prosody]=127.0.0.1:$port
+	LAUNCH[prosody]="prosody --config \"$dir/prosody.cfg.lua\" -F >>\"$dir/stdout\" 2>&1"
+	launch prosody
 	DBPORT[prosody]=$PGPORT_prosody
 	SERVERS+=(prosody)
 }
@@ -215,10 +238,9 @@ modules:
 YAML
 	chown -R ejabberd "$dir"
 	EJ_CTL="env ERL_DIST_PORT=$dist ejabberdctl --config-dir $dir --config $dir/ejabberd.yml --logs $dir/log --spool $dir/spool --node ejabberd_load@localhost"
-	$EJ_CTL foreground >"$dir/stdout" 2>&1 &
-	PIDS+=($!)
-	waitport "$port" 60
 	ADDR[ejabberd]=127.0.0.1:$port
+	LAUNCH[ejabberd]="$EJ_CTL foreground >>\"$dir/stdout\" 2>&1"
+	launch ejabberd
 	DBPORT[ejabberd]=$PGPORT_ejabberd
 	SERVERS+=(ejabberd)
 }
@@ -259,7 +281,10 @@ for r in $(seq 1 "$ROUNDS"); do
 		load kontor -scenario chat -pairs "$PAIRS" -window 16 -duration "${SECONDS_}s" -sm
 	fi
 	for s in "${PEERS[@]}"; do load "$s" -scenario mam -seed 500 -page 50 -duration "${SECONDS_}s"; done
-	for s in "${PEERS[@]}"; do load "$s" -scenario idle -users "$IDLE" -concurrency 20 -settle 3s; done
+	for s in "${PEERS[@]}"; do
+		[ -n "${IDLE_FRESH:-}" ] && restart "$s"
+		load "$s" -scenario idle -users "$IDLE" -concurrency 20 -settle 3s
+	done
 done >/dev/null
 
 "$T/bin/kontor-load" -table "$OUT"
