@@ -13,7 +13,7 @@ import (
 func TestPercentFor(t *testing.T) {
 	const mib = 1 << 20
 	for _, tt := range []struct {
-		live, min uint64
+		live, min  uint64
 		base, want int
 	}{
 		{3 * mib, 32 * mib, 100, 966},   // goal 3*(1+9.66) = 32 MiB
