@@ -303,3 +303,43 @@ func (t *timedStore) CountArchive(ctx context.Context, q storage.ArchiveRowQuery
 	defer t.counts.add(time.Now())
 	return t.ArchiveStore.CountArchive(ctx, q, limit)
 }
+
+// BenchmarkQueuePushLingering is Append's queue insert while the flusher
+// lingers to fill a batch, as at a low message rate: a push that does not
+// fill the batch must not wake the flusher (queue.want). wakes/push is the
+// flusher's wake-ups per push (each a goroutine switch and a timer reset,
+// often a futex to wake an idle thread); ns/op includes a pause after each
+// push that gives a woken flusher time to run.
+func BenchmarkQueuePushLingering(b *testing.B) {
+	q := newQueue(1<<30, 1<<62)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			batch := q.take(1<<20, time.Hour, 0)
+			if batch == nil {
+				return
+			}
+			q.done(batch)
+		}
+	}()
+	m := msg(alice, bob, true, time.Now(), "x")
+	m.Stanza = stanzaOf(alice, bob, 1)
+	ctx := context.Background()
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		if err := q.push(ctx, item{m: m, size: len(m.Stanza)}, true); err != nil {
+			b.Fatal(err)
+		}
+		n++
+		time.Sleep(20 * time.Microsecond)
+	}
+	b.StopTimer()
+	q.mu.Lock()
+	woken := q.woken
+	q.mu.Unlock()
+	q.close()
+	<-done
+	b.ReportMetric(float64(woken)/float64(n), "wakes/push")
+}

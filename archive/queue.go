@@ -38,6 +38,17 @@ type queue struct {
 	flushed  uint64            // every item up to this one is stored (or given up)
 	latest   map[string]uint64 // owner → seq of its latest item not yet flushed
 	wake     chan struct{}     // capacity 1: tells the flusher there is work
+	// want is how many queued items make push wake the flusher: 1 while
+	// it waits for a first item, the batch size while it lingers to fill
+	// a batch (a timer ends that wait, a barrier or close cuts it short),
+	// and wantNone while it is storing (take looks at the queue before it
+	// waits). Without it every Append would wake the flusher only for it
+	// to see that the batch is not full and sleep again: at a low rate
+	// those wake-ups (a goroutine switch, a timer reset, often a futex to
+	// wake an idle thread) cost more than the rest of Append.
+	want int
+	// woken counts the flusher's wake-ups in take, for the benchmark.
+	woken int
 	// hurry tells the flusher not to wait for a batch to fill: someone
 	// waits for what is queued to be stored (a barrier). The flusher
 	// still lingers up to its linger after hurrySince, so that barriers
@@ -53,7 +64,18 @@ type queue struct {
 
 func newQueue(maxItems, maxBytes int) *queue {
 	return &queue{maxItems: maxItems, maxBytes: maxBytes, latest: map[string]uint64{},
-		wake: make(chan struct{}, 1), space: make(chan struct{}), progress: make(chan struct{})}
+		wake: make(chan struct{}, 1), want: 1, space: make(chan struct{}), progress: make(chan struct{})}
+}
+
+// wantNone is queue.want while the flusher is not waiting.
+const wantNone = int(^uint(0) >> 1)
+
+// signal wakes the flusher, if it is not awake already.
+func (q *queue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (q *queue) lenLocked() int { return len(q.items) - q.head }
@@ -89,10 +111,10 @@ func (q *queue) push(ctx context.Context, it item, block bool) error {
 	q.items = append(q.items, it)
 	q.bytes += it.size
 	q.latest[it.m.Owner] = it.seq
+	wake := q.lenLocked() >= q.want
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	if wake {
+		q.signal()
 	}
 	return nil
 }
@@ -108,10 +130,13 @@ func (q *queue) take(max int, delay, linger time.Duration) []item {
 			q.mu.Unlock()
 			return nil
 		}
+		q.want = 1
 		q.mu.Unlock()
 		<-q.wake
 		q.mu.Lock()
+		q.woken++
 	}
+	q.want = min(max, q.maxItems)
 	first := time.Now()
 	var timer *time.Timer
 	for q.lenLocked() < max && !q.closed {
@@ -133,10 +158,13 @@ func (q *queue) take(max int, delay, linger time.Duration) []item {
 		q.mu.Unlock()
 		select {
 		case <-q.wake:
+			q.mu.Lock()
+			q.woken++
 		case <-timer.C:
+			q.mu.Lock()
 		}
-		q.mu.Lock()
 	}
+	q.want = wantNone
 	if timer != nil {
 		timer.Stop()
 	}
@@ -209,10 +237,7 @@ func (q *queue) barrier() <-chan struct{} {
 	}
 	q.hurry, q.hurrySince = true, time.Now()
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.signal()
 	return ch
 }
 
@@ -245,10 +270,7 @@ func (q *queue) close() {
 		q.space = make(chan struct{})
 	}
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.signal()
 }
 
 // full reports whether the queue has no room for another item.

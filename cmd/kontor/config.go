@@ -67,6 +67,9 @@ type Config struct {
 	Modules ModulesConfig `mapstructure:"modules"`
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// GCMinHeap is the garbage collector's smallest heap goal in bytes
+	// (gcfloor.go); 0: Go's default.
+	GCMinHeap int64 `mapstructure:"gc_min_heap"`
 }
 
 type LogConfig struct {
@@ -440,6 +443,7 @@ func (c *Config) validate() []string {
 		{"auth.max_attempts_per_connection", int64(c.Auth.MaxAttemptsPerConnection), 1},
 		{"auth.account_watch_interval", int64(c.Auth.AccountWatchInterval), int64(100 * time.Millisecond)},
 		{"shutdown_timeout", int64(c.ShutdownTimeout), int64(time.Second)},
+		{"gc_min_heap", c.GCMinHeap, 0},
 	}
 	for _, x := range positive {
 		if x.n < x.min {

@@ -97,6 +97,7 @@ func serveCmd(flags *configFlags) *cobra.Command {
 				return err
 			}
 			log := newLogger(&cfg, cmd.ErrOrStderr())
+			defer startGCFloor(cfg.GCMinHeap, log)()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := startServer(ctx, cfg, log)

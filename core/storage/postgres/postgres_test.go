@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -252,6 +255,61 @@ func skipUnlessCI(t *testing.T, format string, args ...any) {
 
 func BenchmarkAppendArchive(b *testing.B) {
 	for _, n := range []int{1, 5, 100} {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { storagetest.BenchArchiveAppend(b, benchStore(b).(storage.ArchiveStore), n) })
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			storagetest.BenchArchiveAppend(b, benchStore(b).(storage.ArchiveStore), n, clusterCPU(b))
+		})
+	}
+}
+
+// clusterCPU returns a function reading the CPU time of the test cluster's
+// postmaster and its living children (backends, WAL writer, checkpointer),
+// from /proc; nil with an external server. Clock ticks are 10 ms: it
+// suits a benchmark of a second or more.
+func clusterCPU(b *testing.B) func() time.Duration {
+	dir := pgtest.DataDir()
+	if dir == "" {
+		return nil
+	}
+	pidFile, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		b.Logf("no database CPU: %v", err)
+		return nil
+	}
+	main, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(pidFile), "\n", 2)[0]))
+	if err != nil {
+		return nil
+	}
+	const tick = 10 * time.Millisecond // USER_HZ
+	stat := func(pid int) (ppid int, cpu time.Duration, ok bool) {
+		raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return 0, 0, false
+		}
+		i := strings.LastIndexByte(string(raw), ')')
+		if i < 0 {
+			return 0, 0, false
+		}
+		f := strings.Fields(string(raw[i+1:]))
+		if len(f) < 13 {
+			return 0, 0, false
+		}
+		ppid, _ = strconv.Atoi(f[1])
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		return ppid, time.Duration(u+s) * tick, true
+	}
+	return func() time.Duration {
+		_, total, _ := stat(main)
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if ppid, cpu, ok := stat(pid); ok && ppid == main {
+				total += cpu
+			}
+		}
+		return total
 	}
 }
