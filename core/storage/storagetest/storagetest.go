@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"DeleteAccount", testDeleteAccount},
 		{"Roster", testRoster},
 		{"SubscriptionRequests", testSubscriptionRequests},
+		{"RosterWithRequests", testRosterWithRequests},
 		{"Offline", testOffline},
 		{"VCards", testVCards},
 		{"PrivateXML", testPrivateXML},
@@ -875,6 +876,61 @@ func testSubscriptionRequests(t *testing.T, h *harness) {
 		t.Fatalf("carol has %d requests, want 1", len(got))
 	}
 	recent(t, "zero At", got[0].At, before, time.Now())
+}
+
+// testRosterWithRequests: the one-statement read gives exactly what
+// RosterItems and SubscriptionRequests give, in every state.
+func testRosterWithRequests(t *testing.T, h *harness) {
+	s := h.store(t)
+	ctx := t.Context()
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 123456000, berlin)
+	same := func(step, owner string) {
+		t.Helper()
+		items, ver, reqs, err := s.RosterWithRequests(ctx, owner)
+		ok(t, err)
+		wantItems, wantVer, err := s.RosterItems(ctx, owner)
+		ok(t, err)
+		wantReqs, err := s.SubscriptionRequests(ctx, owner)
+		ok(t, err)
+		if ver != wantVer || !reflect.DeepEqual(items, wantItems) {
+			t.Errorf("%s: roster = %+v, %d; want %+v, %d", step, items, ver, wantItems, wantVer)
+		}
+		if len(reqs) != len(wantReqs) {
+			t.Fatalf("%s: requests = %+v, want %+v", step, reqs, wantReqs)
+		}
+		for i := range reqs {
+			if reqs[i].From != wantReqs[i].From || !bytes.Equal(reqs[i].Stanza, wantReqs[i].Stanza) || !reqs[i].At.Equal(wantReqs[i].At) {
+				t.Errorf("%s: request %d = %+v, want %+v", step, i, reqs[i], wantReqs[i])
+			}
+		}
+	}
+	same("nothing", alice)
+	ok(t, s.PutSubscriptionRequest(ctx, alice, storage.SubscriptionRequest{From: zoe, Stanza: []byte(`<presence type='subscribe'/>`), At: t0.Add(time.Minute)}))
+	ok(t, s.PutSubscriptionRequest(ctx, alice, storage.SubscriptionRequest{From: wei, Stanza: []byte(`<presence type='subscribe'><status>Grüße</status></presence>`), At: t0}))
+	ok(t, s.PutSubscriptionRequest(ctx, alice, storage.SubscriptionRequest{From: bob, Stanza: []byte(`<presence type='subscribe'/>`), At: t0}))
+	same("requests, no roster", alice)
+	for _, it := range []storage.RosterItem{
+		{Contact: zoe, Name: "Zoë", Subscription: storage.SubBoth, Groups: []string{"Zeta", "家人"}},
+		{Contact: bob, Name: "", Subscription: storage.SubNone, AskOut: true},
+		{Contact: carol, Name: "Carol", Subscription: storage.SubFrom, Groups: []string{"Work"}},
+	} {
+		_, err := s.PutRosterItem(ctx, alice, it)
+		ok(t, err)
+	}
+	_, err := s.PutRosterItem(ctx, bob, storage.RosterItem{Contact: alice, Subscription: storage.SubTo})
+	ok(t, err)
+	same("roster and requests", alice)
+	same("roster, no requests", bob)
+	for _, c := range []string{zoe, bob, carol} {
+		_, err := s.DeleteRosterItem(ctx, alice, c)
+		ok(t, err)
+	}
+	same("roster emptied (a version, no items)", alice)
+	items, ver, reqs, err := s.RosterWithRequests(ctx, alice)
+	ok(t, err)
+	if len(items) != 0 || ver == 0 || len(reqs) != 3 {
+		t.Errorf("after emptying: %d items, version %d, %d requests; want 0, >0, 3", len(items), ver, len(reqs))
+	}
 }
 
 func testOffline(t *testing.T, h *harness) {
