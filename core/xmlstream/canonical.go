@@ -177,9 +177,8 @@ func (p *canonParser) content(el *stanza.Element, depth int) (*stanza.Element, b
 }
 
 // text reads character data (stop is '<') or an attribute value (stop is
-// the single quote)
-// up to the stop byte, which it leaves unread, undoing AppendXML's
-// escapes. The result is a substring of the input unless it held an
+// the single quote) up to the stop byte, which it leaves unread, undoing
+// AppendXML's escapes. The result is a substring of the input unless it held an
 // escape.
 func (p *canonParser) text(stop byte) (string, bool) {
 	start := p.i
