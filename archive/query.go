@@ -129,8 +129,17 @@ func (a *Archive) Query(ctx context.Context, q module.ArchiveQuery) (module.Arch
 		page.Limit = 0
 	}
 
+	// A page after or before an id always needs the count (the page is
+	// not the whole result set): it comes with the page, in one
+	// statement. Other pages need it only when incomplete.
 	var rows []storage.ArchiveRow
-	if page.Limit > 0 {
+	counted, n := q.AfterID != "" || q.BeforeID != "", 0
+	switch {
+	case counted:
+		if rows, n, err = a.store.QueryArchiveCounted(ctx, page, filter, a.cfg.CountLimit+1); err != nil {
+			return module.ArchivePage{}, fmt.Errorf("archive: query: %w", err)
+		}
+	case page.Limit > 0:
 		if rows, err = a.store.QueryArchive(ctx, page); err != nil {
 			return module.ArchivePage{}, fmt.Errorf("archive: query: %w", err)
 		}
@@ -149,16 +158,15 @@ func (a *Archive) Query(ctx context.Context, q module.ArchiveQuery) (module.Arch
 
 	count := -1
 	switch {
-	case complete && q.AfterID == "" && q.BeforeID == "":
+	case complete && !counted:
 		count = len(rows) // the page is the whole result set
-	default:
-		n, err := a.store.CountArchive(ctx, filter, a.cfg.CountLimit+1)
-		if err != nil {
+	case !counted:
+		if n, err = a.store.CountArchive(ctx, filter, a.cfg.CountLimit+1); err != nil {
 			return module.ArchivePage{}, fmt.Errorf("archive: count: %w", err)
 		}
-		if n <= a.cfg.CountLimit {
-			count = n
-		}
+	}
+	if count < 0 && n <= a.cfg.CountLimit {
+		count = n
 	}
 
 	msgs, err := a.open(ctx, rows)

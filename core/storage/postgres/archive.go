@@ -231,9 +231,16 @@ func archiveInsert(ctx context.Context, tx pgx.Tx, rows []storage.ArchiveRow) er
 // present adds its own condition, so that the planner sees which index
 // fits: the primary key (owner, id) or (owner, peer, id).
 func archiveWhere(q storage.ArchiveRowQuery) (string, []any) {
+	return archiveWhereAfter(q, nil)
+}
+
+// archiveWhereAfter is archiveWhere with its parameters numbered after
+// those already in args.
+func archiveWhereAfter(q storage.ArchiveRowQuery, args []any) (string, []any) {
 	var b strings.Builder
-	args := []any{q.Owner, q.MinID, q.MaxID}
-	b.WriteString(`owner = $1 AND id >= $2 AND id <= $3`)
+	args = append(args, q.Owner, q.MinID, q.MaxID)
+	n := len(args)
+	b.WriteString(`owner = $` + strconv.Itoa(n-2) + ` AND id >= $` + strconv.Itoa(n-1) + ` AND id <= $` + strconv.Itoa(n))
 	if q.Peer != "" {
 		args = append(args, q.Peer)
 		b.WriteString(` AND peer = $` + strconv.Itoa(len(args)))
@@ -288,6 +295,56 @@ func (s *Store) QueryArchive(ctx context.Context, q storage.ArchiveRowQuery) ([]
 		return nil, fmt.Errorf("postgres: query archive: %w", err)
 	}
 	return out, nil
+}
+
+// QueryArchiveCounted reads a page and counts (up to limit) the messages
+// matching count, in one statement: the count in a CTE, the page joined to
+// it laterally, so that an empty page still brings its count.
+func (s *Store) QueryArchiveCounted(ctx context.Context, page, count storage.ArchiveRowQuery, limit int) ([]storage.ArchiveRow, int, error) {
+	cw, args := archiveWhere(count)
+	args = append(args, limit)
+	cl := strconv.Itoa(len(args))
+	pw, args := archiveWhereAfter(page, args)
+	order := "ASC"
+	if page.Backward {
+		order = "DESC"
+	}
+	args = append(args, page.Limit)
+	rows, err := s.pool.Query(ctx, `WITH c AS (SELECT COUNT(*) AS n FROM (SELECT 1 FROM archive_messages WHERE `+cw+` LIMIT $`+cl+`) AS m)
+		SELECT c.n, p.id, p.peer, p.peer_res, p.outgoing, p.encrypted, p.ts, p.expires, p.key_id, p.sealed, p.restricted
+		FROM c LEFT JOIN LATERAL (SELECT id, peer, peer_res, outgoing, encrypted, ts, expires, key_id, sealed, restricted
+			FROM archive_messages WHERE `+pw+` ORDER BY id `+order+` LIMIT $`+strconv.Itoa(len(args))+`) AS p ON true
+		ORDER BY p.id `+order, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: query archive: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out []storage.ArchiveRow
+		n   int
+	)
+	for rows.Next() {
+		var (
+			id                            *[16]byte
+			peer, peerRes                 *string
+			outgoing, encrypted, restrict *bool
+			ts, expires, keyID            *int64
+			sealed                        []byte
+		)
+		if err := rows.Scan(&n, &id, &peer, &peerRes, &outgoing, &encrypted, &ts, &expires, &keyID, &sealed, &restrict); err != nil {
+			return nil, 0, fmt.Errorf("postgres: query archive: %w", err)
+		}
+		if id == nil {
+			continue // an empty page: the one row carries only the count
+		}
+		out = append(out, storage.ArchiveRow{Owner: page.Owner, ID: *id, Peer: *peer, PeerResource: *peerRes,
+			Outgoing: *outgoing, Encrypted: *encrypted, Time: fromMicros(*ts), Expires: archiveTime(*expires),
+			KeyID: *keyID, Sealed: sealed, Restricted: *restrict})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("postgres: query archive: %w", err)
+	}
+	return out, n, nil
 }
 
 // CountArchive counts up to limit matching messages.
