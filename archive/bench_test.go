@@ -299,6 +299,13 @@ func (t *timedStore) QueryArchive(ctx context.Context, q storage.ArchiveRowQuery
 	return t.ArchiveStore.QueryArchive(ctx, q)
 }
 
+// QueryArchiveCounted (a page after an id, with its count) is timed as a
+// rows call.
+func (t *timedStore) QueryArchiveCounted(ctx context.Context, page, count storage.ArchiveRowQuery, limit int) ([]storage.ArchiveRow, int, error) {
+	defer t.rows.add(time.Now())
+	return t.ArchiveStore.QueryArchiveCounted(ctx, page, count, limit)
+}
+
 func (t *timedStore) CountArchive(ctx context.Context, q storage.ArchiveRowQuery, limit int) (int, error) {
 	defer t.counts.add(time.Now())
 	return t.ArchiveStore.CountArchive(ctx, q, limit)
