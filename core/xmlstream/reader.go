@@ -14,6 +14,12 @@
 // by the standard library; this package adds the XMPP restrictions and
 // budgets on top, behind an API that does not expose it, so a faster
 // tokenizer can replace it without changing callers.
+//
+// ParseElement, which reads back what the server stored (archived, offline
+// and private XML), first tries a one-pass parser of exactly the form
+// stanza.AppendXML writes (see parseCanonical); anything else goes through
+// the full reader. The fast path accepts a strict subset and builds the
+// same element, which FuzzParseCanonical checks against the full reader.
 package xmlstream
 
 import (
