@@ -1377,3 +1377,35 @@ func BenchRosterItems(b *testing.B, s storage.Store) {
 		}
 	}
 }
+
+// BenchRosterWithRequests measures what an initial presence reads: a
+// 100-item roster and 3 pending subscription requests, in one statement.
+func BenchRosterWithRequests(b *testing.B, s storage.Store) {
+	ctx := context.Background()
+	for i := range 100 {
+		if _, err := s.PutRosterItem(ctx, alice, storage.RosterItem{
+			Contact:      fmt.Sprintf("contact%03d@example.com", i),
+			Name:         fmt.Sprintf("Contact %d", i),
+			Subscription: storage.SubBoth,
+			Groups:       []string{"Friends", "Work"},
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if err := s.PutSubscriptionRequest(ctx, alice, storage.SubscriptionRequest{
+			From: fmt.Sprintf("stranger%d@example.com", i), Stanza: []byte("<presence type='subscribe'/>")}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		items, _, reqs, err := s.RosterWithRequests(ctx, alice)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(items) != 100 || len(reqs) != 3 {
+			b.Fatalf("%d items, %d requests; want 100, 3", len(items), len(reqs))
+		}
+	}
+}
