@@ -311,7 +311,9 @@ func (s *Store) QueryArchiveCounted(ctx context.Context, page, count storage.Arc
 	}
 	args = append(args, page.Limit)
 	rows, err := s.pool.Query(ctx, `WITH c AS (SELECT COUNT(*) AS n FROM (SELECT 1 FROM archive_messages WHERE `+cw+` LIMIT $`+cl+`) AS m)
-		SELECT c.n, p.id, p.peer, p.peer_res, p.outgoing, p.encrypted, p.ts, p.expires, p.key_id, p.sealed, p.restricted
+		SELECT c.n, p.id IS NOT NULL, COALESCE(p.id, '00000000-0000-0000-0000-000000000000'), COALESCE(p.peer, ''),
+			COALESCE(p.peer_res, ''), COALESCE(p.outgoing, false), COALESCE(p.encrypted, false), COALESCE(p.ts, 0),
+			COALESCE(p.expires, 0), COALESCE(p.key_id, 0), p.sealed, COALESCE(p.restricted, false)
 		FROM c LEFT JOIN LATERAL (SELECT id, peer, peer_res, outgoing, encrypted, ts, expires, key_id, sealed, restricted
 			FROM archive_messages WHERE `+pw+` ORDER BY id `+order+` LIMIT $`+strconv.Itoa(len(args))+`) AS p ON true
 		ORDER BY p.id `+order, args...)
@@ -324,22 +326,22 @@ func (s *Store) QueryArchiveCounted(ctx context.Context, page, count storage.Arc
 		n   int
 	)
 	for rows.Next() {
+		// The columns an empty page leaves NULL come as zero values (and
+		// a flag), so that they scan like QueryArchive's.
 		var (
-			id                            *[16]byte
-			peer, peerRes                 *string
-			outgoing, encrypted, restrict *bool
-			ts, expires, keyID            *int64
-			sealed                        []byte
+			found bool
+			r     = storage.ArchiveRow{Owner: page.Owner}
+			ts    int64
+			exp   int64
 		)
-		if err := rows.Scan(&n, &id, &peer, &peerRes, &outgoing, &encrypted, &ts, &expires, &keyID, &sealed, &restrict); err != nil {
+		if err := rows.Scan(&n, &found, &r.ID, &r.Peer, &r.PeerResource, &r.Outgoing, &r.Encrypted, &ts, &exp, &r.KeyID, &r.Sealed, &r.Restricted); err != nil {
 			return nil, 0, fmt.Errorf("postgres: query archive: %w", err)
 		}
-		if id == nil {
+		if !found {
 			continue // an empty page: the one row carries only the count
 		}
-		out = append(out, storage.ArchiveRow{Owner: page.Owner, ID: *id, Peer: *peer, PeerResource: *peerRes,
-			Outgoing: *outgoing, Encrypted: *encrypted, Time: fromMicros(*ts), Expires: archiveTime(*expires),
-			KeyID: *keyID, Sealed: sealed, Restricted: *restrict})
+		r.Time, r.Expires = fromMicros(ts), archiveTime(exp)
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("postgres: query archive: %w", err)
