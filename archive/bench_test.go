@@ -107,26 +107,48 @@ func BenchmarkIngestSQLite(b *testing.B) {
 // BenchmarkQueryPage is the MAM query of a last page of 50 on SQLite,
 // with 20,000 messages of 100 users.
 func BenchmarkQueryPage(b *testing.B) {
-	be := openBackend(b, "sqlite")
-	a := newArchive(b, be.store(), testRing(b), func(c *Config) { c.BatchSize = 2000 })
-	start := time.Now().Add(-30 * 24 * time.Hour)
-	const n, users = 20000, 100
-	for i := range n {
-		owner, peer := fmt.Sprintf("u%03d@example.com", i%users), fmt.Sprintf("u%03d@example.com", (i*7+3)%users)
-		m := msg(owner, peer, i%2 == 0, start.Add(time.Duration(i)*time.Second), "")
-		m.Stanza = stanzaOf(owner, peer, i)
-		mustAppend(b, a, m)
-	}
-	mustFlush(b, a)
-	ctx := context.Background()
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		i++
-		p, err := a.Query(ctx, module.ArchiveQuery{Owner: fmt.Sprintf("u%03d@example.com", i%users), Last: true, Max: 50})
-		if err != nil || len(p.Messages) != 50 {
-			b.Fatalf("%d messages, %v", len(p.Messages), err)
-		}
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			be := openBackend(b, backend)
+			a := newArchive(b, be.store(), testRing(b), func(c *Config) { c.BatchSize = 2000 })
+			start := time.Now().Add(-30 * 24 * time.Hour)
+			const n, users = 20000, 100
+			for i := range n {
+				owner, peer := fmt.Sprintf("u%03d@example.com", i%users), fmt.Sprintf("u%03d@example.com", (i*7+3)%users)
+				m := msg(owner, peer, i%2 == 0, start.Add(time.Duration(i)*time.Second), "")
+				m.Stanza = stanzaOf(owner, peer, i)
+				mustAppend(b, a, m)
+			}
+			mustFlush(b, a)
+			ctx := context.Background()
+			// The second page of each owner's archive: paging after an id
+			// (the anchor and the count come with the page).
+			after := make([]string, users)
+			for u := range users {
+				p, err := a.Query(ctx, module.ArchiveQuery{Owner: fmt.Sprintf("u%03d@example.com", u), Max: 50})
+				if err != nil || len(p.Messages) != 50 {
+					b.Fatalf("%d messages, %v", len(p.Messages), err)
+				}
+				after[u] = p.Messages[49].ID
+			}
+			for _, kind := range []string{"last", "after"} {
+				b.Run(kind, func(b *testing.B) {
+					i := 0
+					b.ReportAllocs()
+					for b.Loop() {
+						i++
+						q := module.ArchiveQuery{Owner: fmt.Sprintf("u%03d@example.com", i%users), Last: true, Max: 50}
+						if kind == "after" {
+							q.Last, q.AfterID = false, after[i%users]
+						}
+						p, err := a.Query(ctx, q)
+						if err != nil || len(p.Messages) != 50 {
+							b.Fatalf("%d messages, %v", len(p.Messages), err)
+						}
+					}
+				})
+			}
+		})
 	}
 }
 
@@ -297,6 +319,13 @@ func (d *durations) percentiles() [2]float64 {
 func (t *timedStore) QueryArchive(ctx context.Context, q storage.ArchiveRowQuery) ([]storage.ArchiveRow, error) {
 	defer t.rows.add(time.Now())
 	return t.ArchiveStore.QueryArchive(ctx, q)
+}
+
+// QueryArchiveCounted (a page after an id, with its count) is timed as a
+// rows call.
+func (t *timedStore) QueryArchiveCounted(ctx context.Context, page, count storage.ArchiveRowQuery, limit int) ([]storage.ArchiveRow, int, error) {
+	defer t.rows.add(time.Now())
+	return t.ArchiveStore.QueryArchiveCounted(ctx, page, count, limit)
 }
 
 func (t *timedStore) CountArchive(ctx context.Context, q storage.ArchiveRowQuery, limit int) (int, error) {

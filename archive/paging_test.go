@@ -94,6 +94,13 @@ func TestPaging(t *testing.T) {
 			{"unknown after id", module.ArchiveQuery{AfterID: FormatID(idAt(t0))}, nil, false, 0, true},
 			{"malformed before id", module.ArchiveQuery{BeforeID: "nope"}, nil, false, 0, true},
 			{"another owner's id", module.ArchiveQuery{Owner: bob, AfterID: allIDs[0]}, nil, false, 0, true},
+			// The anchor read with the page (after forwards, before backwards).
+			{"unknown before id, last", module.ArchiveQuery{BeforeID: FormatID(idAt(t0)), Last: true}, nil, false, 0, true},
+			{"malformed after id", module.ArchiveQuery{AfterID: "nope"}, nil, false, 0, true},
+			{"another owner's id, before, last", module.ArchiveQuery{Owner: bob, BeforeID: allIDs[5], Last: true}, nil, false, 0, true},
+			{"after, one from the end", module.ArchiveQuery{AfterID: allIDs[118]}, allIDs[119:], true, 120, false},
+			{"before the second, last", module.ArchiveQuery{BeforeID: allIDs[1], Last: true}, allIDs[:1], true, 120, false},
+			{"before the first, last", module.ArchiveQuery{BeforeID: allIDs[0], Last: true}, nil, true, 120, false},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -79,11 +79,38 @@ func (a *Archive) Query(ctx context.Context, q module.ArchiveQuery) (module.Arch
 	page := filter
 	page.Limit = max + 1
 	page.Backward = q.Last
+	// The usual paging request (after an id forwards, or before one
+	// backwards, nothing else to match) reads its anchor with the page:
+	// the page starts at the anchor inclusive, one row more, and the
+	// anchor, which must be there, is dropped. Any other request checks
+	// its anchors on their own (position), as they need not match the
+	// filter.
+	var anchor [16]byte
+	anchored := false
+	if plain := q.With == "" && q.IDs == nil && q.Start.IsZero() && q.End.IsZero(); plain {
+		switch {
+		case q.AfterID != "" && q.BeforeID == "" && !q.Last:
+			id, err := ParseID(q.AfterID)
+			if err != nil {
+				return module.ArchivePage{}, ErrItemNotFound
+			}
+			anchor, anchored, page.MinID = id, true, id
+		case q.BeforeID != "" && q.AfterID == "" && q.Last:
+			id, err := ParseID(q.BeforeID)
+			if err != nil {
+				return module.ArchivePage{}, ErrItemNotFound
+			}
+			anchor, anchored, page.MaxID = id, true, id
+		}
+	}
+	if anchored {
+		page.Limit++
+	}
 	for _, c := range []struct {
 		s     string
 		after bool
 	}{{q.AfterID, true}, {q.BeforeID, false}} {
-		if c.s == "" {
+		if c.s == "" || anchored {
 			continue
 		}
 		id, err := a.position(ctx, q.Owner, c.s)
@@ -102,11 +129,26 @@ func (a *Archive) Query(ctx context.Context, q module.ArchiveQuery) (module.Arch
 		page.Limit = 0
 	}
 
+	// A page after or before an id always needs the count (the page is
+	// not the whole result set): it comes with the page, in one
+	// statement. Other pages need it only when incomplete.
 	var rows []storage.ArchiveRow
-	if page.Limit > 0 {
+	counted, n := q.AfterID != "" || q.BeforeID != "", 0
+	switch {
+	case counted:
+		if rows, n, err = a.store.QueryArchiveCounted(ctx, page, filter, a.cfg.CountLimit+1); err != nil {
+			return module.ArchivePage{}, fmt.Errorf("archive: query: %w", err)
+		}
+	case page.Limit > 0:
 		if rows, err = a.store.QueryArchive(ctx, page); err != nil {
 			return module.ArchivePage{}, fmt.Errorf("archive: query: %w", err)
 		}
+	}
+	if anchored {
+		if len(rows) == 0 || rows[0].ID != anchor {
+			return module.ArchivePage{}, ErrItemNotFound
+		}
+		rows = rows[1:]
 	}
 	complete := len(rows) <= max
 	rows = rows[:min(len(rows), max)]
@@ -116,16 +158,15 @@ func (a *Archive) Query(ctx context.Context, q module.ArchiveQuery) (module.Arch
 
 	count := -1
 	switch {
-	case complete && q.AfterID == "" && q.BeforeID == "":
+	case complete && !counted:
 		count = len(rows) // the page is the whole result set
-	default:
-		n, err := a.store.CountArchive(ctx, filter, a.cfg.CountLimit+1)
-		if err != nil {
+	case !counted:
+		if n, err = a.store.CountArchive(ctx, filter, a.cfg.CountLimit+1); err != nil {
 			return module.ArchivePage{}, fmt.Errorf("archive: count: %w", err)
 		}
-		if n <= a.cfg.CountLimit {
-			count = n
-		}
+	}
+	if count < 0 && n <= a.cfg.CountLimit {
+		count = n
 	}
 
 	msgs, err := a.open(ctx, rows)

@@ -360,8 +360,12 @@ func (s *Server) allExist(ctx context.Context, a Archive, ids []string) error {
 // parse is sent without its content (the id, time and order stay right,
 // as XEP-0313 allows for removed content), and logged.
 func (s *Server) result(ctx context.Context, owner, to jid.JID, queryID string, a module.ArchivedMessage) *stanza.Stanza {
-	fwd := stanza.New(nsForward, "forwarded").Append(
-		stanza.New(stanza.NSDelay, "delay").Set("stamp", a.Time.UTC().Format(stampFormat)))
+	// Fifty of these make a page: the elements are built with their
+	// attributes and children in place rather than appended one by one.
+	delay := &stanza.Element{Name: stanza.Name{Space: stanza.NSDelay, Local: "delay"},
+		Attr: []stanza.Attr{{Name: stanza.Name{Local: "stamp"}, Value: a.Time.UTC().Format(stampFormat)}}}
+	fwd := &stanza.Element{Name: stanza.Name{Space: nsForward, Local: "forwarded"}, Nodes: make([]stanza.Node, 1, 2)}
+	fwd.Nodes[0].Elem = delay
 	el, err := xmlstream.ParseElement(a.Stanza, xmlstream.Limits{MaxStanzaBytes: len(a.Stanza) + 1024})
 	switch {
 	case err != nil:
@@ -369,10 +373,12 @@ func (s *Server) result(ctx context.Context, owner, to jid.JID, queryID string, 
 	case el.Name != stanza.Name{Space: stanza.NSClient, Local: "message"}:
 		s.Log.WarnContext(ctx, "archived element is not a message; sent without content", "owner", owner.String(), "archive_id", a.ID)
 	default:
-		fwd.Append(el)
+		fwd.Nodes = append(fwd.Nodes, stanza.Node{Elem: el})
 	}
+	res := &stanza.Element{Name: stanza.Name{Space: NS, Local: "result"}, Attr: make([]stanza.Attr, 0, 2), Nodes: []stanza.Node{{Elem: fwd}}}
+	res.Set("queryid", queryID).Set("id", a.ID)
 	out := stanza.NewMessage(owner, to, "", "")
-	out.El.Append(stanza.New(NS, "result").Set("queryid", queryID).Set("id", a.ID).Append(fwd))
+	out.El.Nodes = append(out.El.Nodes, stanza.Node{Elem: res})
 	return out
 }
 

@@ -90,6 +90,10 @@ type conn struct {
 	// tlsState is a Transport's TLS connection (nil for TCP, where nc is
 	// the *tls.Conn).
 	tlsState *tls.ConnectionState
+	// cb is the channel binding, derived once per TLS connection while
+	// negotiating (features, SASL and SASL2 all ask for it) and dropped
+	// when negotiation ends, so that a bound session does not hold it.
+	cb *sasl.ChannelBinding
 
 	// The writer's own.
 	spare []entry
@@ -213,6 +217,7 @@ func (c *conn) serve(end func()) {
 		return
 	}
 	err := c.negotiate()
+	c.cb = nil
 	if err != nil {
 		c.endNegotiation(err)
 		return
@@ -431,15 +436,20 @@ func (c *conn) startTLS() (bool, error) {
 // channelBinding returns the tls-exporter binding when the connection
 // allows one (see sasl.TLSExporter), or the zero value.
 func (c *conn) channelBinding() sasl.ChannelBinding {
+	if c.cb != nil {
+		return *c.cb
+	}
+	var cb sasl.ChannelBinding
 	if c.tlsState != nil {
-		return sasl.TLSExporter(c.tlsState)
+		cb = sasl.TLSExporter(c.tlsState)
+	} else if tc, ok := c.nc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		cb = sasl.TLSExporter(&st)
 	}
-	tc, ok := c.nc.(*tls.Conn)
-	if !ok {
-		return sasl.ChannelBinding{}
+	if c.tls {
+		c.cb = &cb // final once TLS is up (STARTTLS or direct)
 	}
-	st := tc.ConnectionState()
-	return sasl.TLSExporter(&st)
+	return cb
 }
 
 // MechanismLister is implemented by authenticators that support fewer

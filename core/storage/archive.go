@@ -42,6 +42,10 @@ type ArchiveStore interface {
 	// CountArchive counts the messages matching q (ignoring Limit and
 	// Backward), stopping at limit.
 	CountArchive(ctx context.Context, q ArchiveRowQuery, limit int) (int, error)
+	// QueryArchiveCounted is QueryArchive(page) and CountArchive(count,
+	// limit) in one statement (a MAM page and its RSM count in one round
+	// trip).
+	QueryArchiveCounted(ctx context.Context, page, count ArchiveRowQuery, limit int) ([]ArchiveRow, int, error)
 
 	// ArchivePrefs returns ErrNotFound when the owner never set any.
 	ArchivePrefs(ctx context.Context, owner string) (ArchivePrefs, error)

@@ -180,6 +180,10 @@ type Roster interface {
 	DeleteSubscriptionRequest(ctx context.Context, owner, from string) error
 	// SubscriptionRequests lists pending requests, oldest first.
 	SubscriptionRequests(ctx context.Context, owner string) ([]SubscriptionRequest, error)
+	// RosterWithRequests is RosterItems and SubscriptionRequests in one
+	// statement: what an initial presence needs (the subscribers, the
+	// contacts to probe, the requests to resend), in one round trip.
+	RosterWithRequests(ctx context.Context, owner string) ([]RosterItem, int64, []SubscriptionRequest, error)
 }
 
 // OfflineMessage is a message kept for an owner who was not online

@@ -14,6 +14,12 @@
 // by the standard library; this package adds the XMPP restrictions and
 // budgets on top, behind an API that does not expose it, so a faster
 // tokenizer can replace it without changing callers.
+//
+// ParseElement, which reads back what the server stored (archived, offline
+// and private XML), first tries a one-pass parser of exactly the form
+// stanza.AppendXML writes (see parseCanonical); anything else goes through
+// the full reader. The fast path accepts a strict subset and builds the
+// same element, which FuzzParseCanonical checks against the full reader.
 package xmlstream
 
 import (
@@ -485,8 +491,13 @@ func procInstParam(s, param string) string {
 
 // ParseElement parses one serialised element (as AppendXML wrote it, with
 // its namespace declared), within the limits: the way to read back a stanza
-// that was stored.
+// that was stored. Input in exactly the form AppendXML writes takes a fast
+// path (parseCanonical) that builds the same element; anything else goes
+// through the full reader.
 func ParseElement(b []byte, lim Limits) (*stanza.Element, error) {
+	if el, ok := parseCanonical(b, lim.withDefaults()); ok {
+		return el, nil
+	}
 	const open = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
 	rd := NewReader(io.MultiReader(strings.NewReader(open), bytes.NewReader(b)), lim)
 	if _, err := rd.Header(); err != nil {

@@ -151,7 +151,18 @@ func (m *Presence) available(ctx context.Context, r module.Resource, s *stanza.S
 	own := r.JID().Bare()
 	first := r.Presence() == nil
 	m.h.SetPresence(ctx, r, s)
-	items, _, err := m.store.RosterItems(ctx, own.String())
+	// An initial presence also resends the pending subscription requests:
+	// both come in one statement.
+	var (
+		items []storage.RosterItem
+		reqs  []storage.SubscriptionRequest
+		err   error
+	)
+	if first {
+		items, _, reqs, err = m.store.RosterWithRequests(ctx, own.String())
+	} else {
+		items, _, err = m.store.RosterItems(ctx, own.String())
+	}
 	if err != nil {
 		return fmt.Errorf("presence: broadcast: %w", err)
 	}
@@ -171,10 +182,6 @@ func (m *Presence) available(ctx context.Context, r module.Resource, s *stanza.S
 		if op := o.Presence(); op != nil && o.JID() != r.JID() {
 			r.Send(op.Readdress(o.JID(), r.JID()))
 		}
-	}
-	reqs, err := m.store.SubscriptionRequests(ctx, own.String())
-	if err != nil {
-		return fmt.Errorf("presence: pending requests: %w", err)
 	}
 	for _, req := range reqs {
 		r.Send(m.request(own, req))
@@ -204,7 +211,14 @@ func (m *Presence) gone(ctx context.Context, r module.Resource, s *stanza.Stanza
 		if err != nil {
 			return fmt.Errorf("presence: broadcast unavailable: %w", err)
 		}
-		for _, c := range append([]jid.JID{own}, rosterstate.Contacts(items, rosterstate.State.HasFrom)...) {
+		// The user's resources, if any are left (a session that ended is
+		// no longer among them): with none, the router would only look the
+		// account up to find nobody to tell.
+		told[own] = true
+		if len(m.h.Resources(own)) > 0 {
+			m.h.Route(ctx, s.Readdress(r.JID(), own))
+		}
+		for _, c := range rosterstate.Contacts(items, rosterstate.State.HasFrom) {
 			told[c] = true
 			m.h.Route(ctx, s.Readdress(r.JID(), c))
 		}

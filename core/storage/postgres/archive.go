@@ -232,9 +232,16 @@ func archiveInsert(ctx context.Context, tx pgx.Tx, rows []storage.ArchiveRow) er
 // present adds its own condition, so that the planner sees which index
 // fits: the primary key (owner, id) or (owner, peer, id).
 func archiveWhere(q storage.ArchiveRowQuery) (string, []any) {
+	return archiveWhereAfter(q, nil)
+}
+
+// archiveWhereAfter is archiveWhere with its parameters numbered after
+// those already in args.
+func archiveWhereAfter(q storage.ArchiveRowQuery, args []any) (string, []any) {
 	var b strings.Builder
-	args := []any{q.Owner, q.MinID, q.MaxID}
-	b.WriteString(`owner = $1 AND id >= $2 AND id <= $3`)
+	args = append(args, q.Owner, q.MinID, q.MaxID)
+	n := len(args)
+	b.WriteString(`owner = $` + strconv.Itoa(n-2) + ` AND id >= $` + strconv.Itoa(n-1) + ` AND id <= $` + strconv.Itoa(n))
 	if q.Peer != "" {
 		args = append(args, q.Peer)
 		b.WriteString(` AND peer = $` + strconv.Itoa(len(args)))
@@ -289,6 +296,58 @@ func (s *Store) QueryArchive(ctx context.Context, q storage.ArchiveRowQuery) ([]
 		return nil, fmt.Errorf("postgres: query archive: %w", err)
 	}
 	return out, nil
+}
+
+// QueryArchiveCounted reads a page and counts (up to limit) the messages
+// matching count, in one statement: the count in a CTE, the page joined to
+// it laterally, so that an empty page still brings its count.
+func (s *Store) QueryArchiveCounted(ctx context.Context, page, count storage.ArchiveRowQuery, limit int) ([]storage.ArchiveRow, int, error) {
+	cw, args := archiveWhere(count)
+	args = append(args, limit)
+	cl := strconv.Itoa(len(args))
+	pw, args := archiveWhereAfter(page, args)
+	order := "ASC"
+	if page.Backward {
+		order = "DESC"
+	}
+	args = append(args, page.Limit)
+	rows, err := s.pool.Query(ctx, `WITH c AS (SELECT COUNT(*) AS n FROM (SELECT 1 FROM archive_messages WHERE `+cw+` LIMIT $`+cl+`) AS m)
+		SELECT c.n, p.id IS NOT NULL, COALESCE(p.id, '00000000-0000-0000-0000-000000000000'), COALESCE(p.peer, ''),
+			COALESCE(p.peer_res, ''), COALESCE(p.outgoing, false), COALESCE(p.encrypted, false), COALESCE(p.ts, 0),
+			COALESCE(p.expires, 0), COALESCE(p.key_id, 0), p.sealed, COALESCE(p.restricted, false)
+		FROM c LEFT JOIN LATERAL (SELECT id, peer, peer_res, outgoing, encrypted, ts, expires, key_id, sealed, restricted
+			FROM archive_messages WHERE `+pw+` ORDER BY id `+order+` LIMIT $`+strconv.Itoa(len(args))+`) AS p ON true
+		ORDER BY p.id `+order, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: query archive: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out []storage.ArchiveRow
+		n   int
+	)
+	for rows.Next() {
+		// The columns an empty page leaves NULL come as zero values (and
+		// a flag), so that they scan like QueryArchive's.
+		var (
+			found bool
+			r     = storage.ArchiveRow{Owner: page.Owner}
+			ts    int64
+			exp   int64
+		)
+		if err := rows.Scan(&n, &found, &r.ID, &r.Peer, &r.PeerResource, &r.Outgoing, &r.Encrypted, &ts, &exp, &r.KeyID, &r.Sealed, &r.Restricted); err != nil {
+			return nil, 0, fmt.Errorf("postgres: query archive: %w", err)
+		}
+		if !found {
+			continue // an empty page: the one row carries only the count
+		}
+		r.Time, r.Expires = fromMicros(ts), archiveTime(exp)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("postgres: query archive: %w", err)
+	}
+	return out, n, nil
 }
 
 // CountArchive counts up to limit matching messages.

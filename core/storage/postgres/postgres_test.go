@@ -243,6 +243,10 @@ func BenchmarkStoreOffline(b *testing.B) { storagetest.BenchStoreOffline(b, benc
 
 func BenchmarkRosterItems(b *testing.B) { storagetest.BenchRosterItems(b, benchStore(b)) }
 
+func BenchmarkRosterWithRequests(b *testing.B) {
+	storagetest.BenchRosterWithRequests(b, benchStore(b))
+}
+
 // skipUnlessCI skips a test that needs a capability of the PostgreSQL build
 // (Debian's has ICU), but fails it under CI=true, where it must run.
 func skipUnlessCI(t *testing.T, format string, args ...any) {

@@ -295,6 +295,20 @@ func (s *Store) QueryArchive(ctx context.Context, q storage.ArchiveRowQuery) ([]
 	return out, nil
 }
 
+// QueryArchiveCounted is QueryArchive and CountArchive: SQLite runs in
+// the process, so a second statement costs no round trip.
+func (s *Store) QueryArchiveCounted(ctx context.Context, page, count storage.ArchiveRowQuery, limit int) ([]storage.ArchiveRow, int, error) {
+	rows, err := s.QueryArchive(ctx, page)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := s.CountArchive(ctx, count, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	return rows, n, nil
+}
+
 // CountArchive counts up to limit matching messages.
 func (s *Store) CountArchive(ctx context.Context, q storage.ArchiveRowQuery, limit int) (int, error) {
 	where, args := archiveWhere(q)

@@ -218,3 +218,61 @@ func decodeGroups(s string) ([]string, error) {
 	}
 	return groups, nil
 }
+
+// RosterWithRequests reads the roster (items and version, as RosterItems)
+// and the pending subscription requests (as SubscriptionRequests) in one
+// statement: the rows of both, told apart by the first column.
+func (s *Store) RosterWithRequests(ctx context.Context, owner string) ([]storage.RosterItem, int64, []storage.SubscriptionRequest, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT 0 AS k, COALESCE(v.version, 0),
+		i.contact, i.name, i.subscription, i.ask_out, i.groups, NULL, 0 AS at
+		FROM (SELECT 1) AS one
+		LEFT JOIN roster_versions AS v ON v.owner = $1
+		LEFT JOIN roster_items AS i ON i.owner = $1
+		UNION ALL
+		SELECT 1, 0, r.from_jid, NULL, NULL, NULL, NULL, r.stanza, r.at
+		FROM subscription_requests AS r WHERE r.owner = $1
+		ORDER BY 1, 9, 3`, owner)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("sqlite: roster with requests: %w", err)
+	}
+	defer rows.Close()
+	var (
+		items   []storage.RosterItem
+		reqs    []storage.SubscriptionRequest
+		version int64
+	)
+	for rows.Next() {
+		var (
+			kind, ver                  int64
+			contact, name, sub, groups sql.NullString
+			askOut                     sql.NullBool
+			stz                        []byte
+			at                         int64
+		)
+		if err := rows.Scan(&kind, &ver, &contact, &name, &sub, &askOut, &groups, &stz, &at); err != nil {
+			return nil, 0, nil, fmt.Errorf("sqlite: roster with requests: %w", err)
+		}
+		switch {
+		case kind == 1:
+			reqs = append(reqs, storage.SubscriptionRequest{From: contact.String, Stanza: stz, At: fromMicros(at)})
+		case !contact.Valid:
+			version = ver // no items: the one row carries only the version
+		default:
+			version = ver
+			item := storage.RosterItem{
+				Contact:      contact.String,
+				Name:         name.String,
+				Subscription: storage.Subscription(sub.String),
+				AskOut:       askOut.Bool,
+			}
+			if item.Groups, err = decodeGroups(groups.String); err != nil {
+				return nil, 0, nil, fmt.Errorf("sqlite: roster with requests: %w", err)
+			}
+			items = append(items, item)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, nil, fmt.Errorf("sqlite: roster with requests: %w", err)
+	}
+	return items, version, reqs, nil
+}

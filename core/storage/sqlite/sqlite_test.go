@@ -284,3 +284,7 @@ func benchStore(b *testing.B) storage.Store {
 func BenchmarkStoreOffline(b *testing.B) { storagetest.BenchStoreOffline(b, benchStore(b)) }
 
 func BenchmarkRosterItems(b *testing.B) { storagetest.BenchRosterItems(b, benchStore(b)) }
+
+func BenchmarkRosterWithRequests(b *testing.B) {
+	storagetest.BenchRosterWithRequests(b, benchStore(b))
+}

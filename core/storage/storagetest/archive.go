@@ -293,6 +293,33 @@ func testArchiveAppendQuery(t *testing.T, h *archiveHarness) {
 			}
 		}
 	})
+
+	// QueryArchiveCounted is QueryArchive and CountArchive in one: every
+	// page above with every count above.
+	t.Run("counted", func(t *testing.T) {
+		pages := []storage.ArchiveRowQuery{q, {Owner: zoe, MinID: idMin, MaxID: idMax, Limit: 0}, {Owner: carol, MinID: idMin, MaxID: idMax, Limit: 5}}
+		for _, tt := range tests {
+			pages = append(pages, tt.q(q))
+		}
+		counts := []struct {
+			q     storage.ArchiveRowQuery
+			limit int
+		}{{q, 1000}, {q, 7}, {storage.ArchiveRowQuery{Owner: wei, MinID: idMin, MaxID: idMax}, 10000}, {storage.ArchiveRowQuery{Owner: carol, MinID: idMin, MaxID: idMax}, 10}}
+		for i, p := range pages {
+			want, err := s.QueryArchive(ctx, p)
+			ok(t, err)
+			for j, c := range counts {
+				wantN, err := s.CountArchive(ctx, c.q, c.limit)
+				ok(t, err)
+				got, n, err := s.QueryArchiveCounted(ctx, p, c.q, c.limit)
+				ok(t, err)
+				if n != wantN {
+					t.Errorf("page %d, count %d: count = %d, want %d", i, j, n, wantN)
+				}
+				checkRows(t, got, want)
+			}
+		}
+	})
 }
 
 func testArchiveQueryFilters(t *testing.T, h *archiveHarness) {
@@ -351,6 +378,25 @@ func testArchiveQueryFilters(t *testing.T, h *archiveHarness) {
 			ok(t, err)
 			if n != want {
 				t.Errorf("CountArchive = %d, want %d", n, want)
+			}
+			// The same filter for the count, and a page narrowed after
+			// the first row (as a MAM page after an id).
+			got, n, err = s.QueryArchiveCounted(ctx, q, q, 1000)
+			ok(t, err)
+			checkRows(t, got, tt.want)
+			if n != want {
+				t.Errorf("QueryArchiveCounted: count = %d, want %d", n, want)
+			}
+			if len(tt.want) > 0 && !q.Backward {
+				narrowed := q
+				narrowed.MinID = tt.want[0].ID
+				narrowed.MinID[15]++
+				got, n, err = s.QueryArchiveCounted(ctx, narrowed, q, 1000)
+				ok(t, err)
+				checkRows(t, got, tt.want[1:])
+				if n != want {
+					t.Errorf("QueryArchiveCounted, narrowed: count = %d, want %d", n, want)
+				}
 			}
 		})
 	}

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"DeleteAccount", testDeleteAccount},
 		{"Roster", testRoster},
 		{"SubscriptionRequests", testSubscriptionRequests},
+		{"RosterWithRequests", testRosterWithRequests},
 		{"Offline", testOffline},
 		{"VCards", testVCards},
 		{"PrivateXML", testPrivateXML},
@@ -913,6 +914,61 @@ func testSubscriptionRequests(t *testing.T, h *harness) {
 	recent(t, "zero At", got[0].At, before, time.Now())
 }
 
+// testRosterWithRequests: the one-statement read gives exactly what
+// RosterItems and SubscriptionRequests give, in every state.
+func testRosterWithRequests(t *testing.T, h *harness) {
+	s := h.store(t)
+	ctx := t.Context()
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 123456000, berlin)
+	same := func(step, owner string) {
+		t.Helper()
+		items, ver, reqs, err := s.RosterWithRequests(ctx, owner)
+		ok(t, err)
+		wantItems, wantVer, err := s.RosterItems(ctx, owner)
+		ok(t, err)
+		wantReqs, err := s.SubscriptionRequests(ctx, owner)
+		ok(t, err)
+		if ver != wantVer || !reflect.DeepEqual(items, wantItems) {
+			t.Errorf("%s: roster = %+v, %d; want %+v, %d", step, items, ver, wantItems, wantVer)
+		}
+		if len(reqs) != len(wantReqs) {
+			t.Fatalf("%s: requests = %+v, want %+v", step, reqs, wantReqs)
+		}
+		for i := range reqs {
+			if reqs[i].From != wantReqs[i].From || !bytes.Equal(reqs[i].Stanza, wantReqs[i].Stanza) || !reqs[i].At.Equal(wantReqs[i].At) {
+				t.Errorf("%s: request %d = %+v, want %+v", step, i, reqs[i], wantReqs[i])
+			}
+		}
+	}
+	same("nothing", alice)
+	ok(t, s.PutSubscriptionRequest(ctx, alice, storage.SubscriptionRequest{From: zoe, Stanza: []byte(`<presence type='subscribe'/>`), At: t0.Add(time.Minute)}))
+	ok(t, s.PutSubscriptionRequest(ctx, alice, storage.SubscriptionRequest{From: wei, Stanza: []byte(`<presence type='subscribe'><status>Grüße</status></presence>`), At: t0}))
+	ok(t, s.PutSubscriptionRequest(ctx, alice, storage.SubscriptionRequest{From: bob, Stanza: []byte(`<presence type='subscribe'/>`), At: t0}))
+	same("requests, no roster", alice)
+	for _, it := range []storage.RosterItem{
+		{Contact: zoe, Name: "Zoë", Subscription: storage.SubBoth, Groups: []string{"Zeta", "家人"}},
+		{Contact: bob, Name: "", Subscription: storage.SubNone, AskOut: true},
+		{Contact: carol, Name: "Carol", Subscription: storage.SubFrom, Groups: []string{"Work"}},
+	} {
+		_, err := s.PutRosterItem(ctx, alice, it)
+		ok(t, err)
+	}
+	_, err := s.PutRosterItem(ctx, bob, storage.RosterItem{Contact: alice, Subscription: storage.SubTo})
+	ok(t, err)
+	same("roster and requests", alice)
+	same("roster, no requests", bob)
+	for _, c := range []string{zoe, bob, carol} {
+		_, err := s.DeleteRosterItem(ctx, alice, c)
+		ok(t, err)
+	}
+	same("roster emptied (a version, no items)", alice)
+	items, ver, reqs, err := s.RosterWithRequests(ctx, alice)
+	ok(t, err)
+	if len(items) != 0 || ver == 0 || len(reqs) != 3 {
+		t.Errorf("after emptying: %d items, version %d, %d requests; want 0, >0, 3", len(items), ver, len(reqs))
+	}
+}
+
 func testOffline(t *testing.T, h *harness) {
 	t0 := time.Date(2025, 3, 30, 1, 59, 59, 999999000, berlin)
 
@@ -1354,6 +1410,38 @@ func BenchRosterItems(b *testing.B, s storage.Store) {
 		}
 		if len(items) != 100 {
 			b.Fatalf("%d items, want 100", len(items))
+		}
+	}
+}
+
+// BenchRosterWithRequests measures what an initial presence reads: a
+// 100-item roster and 3 pending subscription requests, in one statement.
+func BenchRosterWithRequests(b *testing.B, s storage.Store) {
+	ctx := context.Background()
+	for i := range 100 {
+		if _, err := s.PutRosterItem(ctx, alice, storage.RosterItem{
+			Contact:      fmt.Sprintf("contact%03d@example.com", i),
+			Name:         fmt.Sprintf("Contact %d", i),
+			Subscription: storage.SubBoth,
+			Groups:       []string{"Friends", "Work"},
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if err := s.PutSubscriptionRequest(ctx, alice, storage.SubscriptionRequest{
+			From: fmt.Sprintf("stranger%d@example.com", i), Stanza: []byte("<presence type='subscribe'/>")}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		items, _, reqs, err := s.RosterWithRequests(ctx, alice)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(items) != 100 || len(reqs) != 3 {
+			b.Fatalf("%d items, %d requests; want 100, 3", len(items), len(reqs))
 		}
 	}
 }

@@ -1,0 +1,253 @@
+package xmlstream
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"kontor.im/kontor/core/stanza"
+)
+
+// parseCanonical parses b if it is exactly in the form stanza.AppendXML
+// writes (with jabber:client as the enclosing default namespace), and
+// reports false for anything else, leaving it to the full reader.
+//
+// Reading back stored stanzas (a MAM page is fifty of them) through
+// encoding/xml cost more than everything else on the page, decryption
+// included; this path is a single pass over the bytes with one string
+// conversion. It accepts a strict subset of what the full reader accepts
+// and must build the very same element for it (FuzzParseCanonical checks
+// both): unprefixed elements; attributes written as name='value' after one
+// space, unprefixed or xml:*; xmlns='...' declarations; only the escapes
+// AppendXML writes (&lt; &gt; &amp; &apos; &quot; &#x9; &#xA; &#xD;);
+// valid UTF-8 of XML characters without raw CR, and without raw tab or
+// newline in attribute values (where XML would normalise them); nothing
+// after the root element. Whatever else it sees (comments, CDATA, other
+// quoting or spacing, prefixes, numeric references, any limit reached)
+// sends the input to the full reader, which accepts or rejects it as
+// before.
+func parseCanonical(b []byte, lim Limits) (*stanza.Element, bool) {
+	if len(b) > lim.MaxStanzaBytes || len(b) < 4 || b[0] != '<' {
+		return nil, false
+	}
+	p := canonParser{s: string(b), lim: lim}
+	el, ok := p.element(stanza.NSClient, 1)
+	if !ok || p.i != len(p.s) {
+		return nil, false
+	}
+	return el, true
+}
+
+type canonParser struct {
+	s   string
+	i   int
+	lim Limits
+}
+
+func isNameStart(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+}
+
+func isNameByte(c byte) bool {
+	return isNameStart(c) || c >= '0' && c <= '9' || c == '-' || c == '.'
+}
+
+// name reads an unprefixed ASCII name.
+func (p *canonParser) name() (string, bool) {
+	start := p.i
+	if p.i >= len(p.s) || !isNameStart(p.s[p.i]) {
+		return "", false
+	}
+	p.i++
+	for p.i < len(p.s) && isNameByte(p.s[p.i]) {
+		p.i++
+	}
+	return p.s[start:p.i], true
+}
+
+// element reads one element whose '<' is at p.i, in default namespace ns.
+func (p *canonParser) element(ns string, depth int) (*stanza.Element, bool) {
+	if depth > p.lim.MaxDepth {
+		return nil, false
+	}
+	p.i++ // '<'
+	local, ok := p.name()
+	if !ok {
+		return nil, false
+	}
+	el := &stanza.Element{Name: stanza.Name{Space: ns, Local: local}}
+	nattr, declared := 0, false
+	for {
+		if p.i >= len(p.s) {
+			return nil, false
+		}
+		switch p.s[p.i] {
+		case '/':
+			if p.i+1 >= len(p.s) || p.s[p.i+1] != '>' {
+				return nil, false
+			}
+			p.i += 2
+			return el, true
+		case '>':
+			p.i++
+			return p.content(el, depth)
+		case ' ':
+			p.i++
+		default:
+			return nil, false
+		}
+		nattr++
+		if nattr > p.lim.MaxAttrs {
+			return nil, false
+		}
+		an, ok := p.name()
+		if !ok {
+			return nil, false
+		}
+		space := ""
+		if p.i < len(p.s) && p.s[p.i] == ':' {
+			if an != "xml" {
+				return nil, false
+			}
+			p.i++
+			if an, ok = p.name(); !ok {
+				return nil, false
+			}
+			space = stanza.NSXML
+		}
+		if !strings.HasPrefix(p.s[p.i:], "='") {
+			return nil, false
+		}
+		p.i += 2
+		v, ok := p.text('\'')
+		if !ok || p.i >= len(p.s) {
+			return nil, false
+		}
+		p.i++ // closing quote
+		if space == "" && an == "xmlns" {
+			// AppendXML declares the namespace first, once, and only
+			// where it differs from the parent's.
+			if declared || len(el.Attr) > 0 || v == "" {
+				return nil, false
+			}
+			declared = true
+			el.Name.Space = v
+			continue
+		}
+		if space == stanza.NSXML && an == "xmlns" {
+			return nil, false
+		}
+		for _, a := range el.Attr {
+			if a.Name.Space == space && a.Name.Local == an {
+				return nil, false
+			}
+		}
+		el.Attr = append(el.Attr, stanza.Attr{Name: stanza.Name{Space: space, Local: an}, Value: v})
+	}
+}
+
+// content reads el's children up to and including its end tag.
+func (p *canonParser) content(el *stanza.Element, depth int) (*stanza.Element, bool) {
+	for {
+		if p.i >= len(p.s) {
+			return nil, false
+		}
+		if p.s[p.i] != '<' {
+			t, ok := p.text('<')
+			if !ok {
+				return nil, false
+			}
+			el.Nodes = append(el.Nodes, stanza.Node{Text: t})
+			continue
+		}
+		if p.i+1 < len(p.s) && p.s[p.i+1] == '/' {
+			p.i += 2
+			end, ok := p.name()
+			if !ok || end != el.Name.Local || p.i >= len(p.s) || p.s[p.i] != '>' {
+				return nil, false
+			}
+			p.i++
+			return el, true
+		}
+		c, ok := p.element(el.Name.Space, depth+1)
+		if !ok {
+			return nil, false
+		}
+		el.Nodes = append(el.Nodes, stanza.Node{Elem: c})
+	}
+}
+
+// text reads character data (stop is '<') or an attribute value (stop is
+// the single quote) up to the stop byte, which it leaves unread, undoing
+// AppendXML's escapes. The result is a substring of the input unless it held an
+// escape.
+func (p *canonParser) text(stop byte) (string, bool) {
+	start := p.i
+	var buf []byte // nil while the text is a plain substring
+	attr := stop == '\''
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == stop:
+			if buf == nil {
+				return p.s[start:p.i], true
+			}
+			return string(buf), true
+		case c == '&':
+			rep, n := entity(p.s[p.i:])
+			if n == 0 {
+				return "", false
+			}
+			if buf == nil {
+				buf = append(make([]byte, 0, p.i-start+16), p.s[start:p.i]...)
+			}
+			buf = append(buf, rep)
+			p.i += n
+			continue
+		case c == '<', c == '>', c == '\'' || c == '"':
+			// AppendXML escapes these (quotes in attributes only).
+			if c == '<' || c == '>' || attr {
+				return "", false
+			}
+		case c == '\t' || c == '\n':
+			if attr {
+				return "", false
+			}
+		case c < 0x20:
+			return "", false // CR (XML would normalise it) and non-characters
+		case c >= utf8.RuneSelf:
+			r, w := utf8.DecodeRuneInString(p.s[p.i:])
+			if r == utf8.RuneError && w == 1 || !xmlChar(r) {
+				return "", false
+			}
+			if buf != nil {
+				buf = append(buf, p.s[p.i:p.i+w]...)
+			}
+			p.i += w
+			continue
+		}
+		if buf != nil {
+			buf = append(buf, c)
+		}
+		p.i++
+	}
+	return "", false
+}
+
+// entity decodes the escape at the start of s, one of those AppendXML
+// writes; n is 0 for any other.
+func entity(s string) (byte, int) {
+	for _, e := range [...]struct {
+		ref string
+		c   byte
+	}{{"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&apos;", '\''}, {"&quot;", '"'}, {"&#x9;", '\t'}, {"&#xA;", '\n'}, {"&#xD;", '\r'}} {
+		if strings.HasPrefix(s, e.ref) {
+			return e.c, len(e.ref)
+		}
+	}
+	return 0, 0
+}
+
+// xmlChar reports whether r (at or above U+0080) is an XML 1.0 character.
+func xmlChar(r rune) bool {
+	return r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
+}
