@@ -113,9 +113,16 @@ func (c *conn) smElement(el *stanza.Element) bool {
 // that must wait are queued and written in order by one goroutine per
 // session (ackLoop), so the reader goes on. The reader holds
 // session.handling.
+//
+// An answer that need not wait (nothing queued for storage, none waiting
+// before it) is queued for the writer at once, without a goroutine.
+// Answers that wait are released together: the archive gives the barriers
+// asked before one of its transactions one channel (archive.Stored), and
+// ackLoop hands every answer that channel releases to the writer in one
+// go, so that they leave in one flush instead of one write each.
 func (c *conn) answerR() bool {
 	s := c.sess
-	a := stanza.New(nsSM, "a").Set("h", strconv.FormatUint(uint64(s.inbound), 10))
+	h := s.inbound
 	var pending <-chan struct{}
 	if f := c.srv.cfg.Stored; f != nil {
 		pending = f()
@@ -123,9 +130,9 @@ func (c *conn) answerR() bool {
 	s.ackMu.Lock()
 	if pending == nil && len(s.acks) == 0 && !s.ackWaiting {
 		s.ackMu.Unlock()
-		return s.pushNonza(c, a)
+		return s.pushNonza(c, smAnswer(h))
 	}
-	s.acks = append(s.acks, pendingAck{c: c, stored: pending, a: a})
+	s.acks = append(s.acks, pendingAck{c: c, stored: pending, h: h})
 	start := !s.ackWaiting
 	s.ackWaiting = true
 	s.ackMu.Unlock()
@@ -136,19 +143,42 @@ func (c *conn) answerR() bool {
 	return true
 }
 
-// pendingAck is an answer to <r/> on transport c, to be written once
-// stored is closed (nil: at once, after the ones before it).
+// smAnswer is <a h/>.
+func smAnswer(h uint32) *stanza.Element {
+	return stanza.New(nsSM, "a").Set("h", strconv.FormatUint(uint64(h), 10))
+}
+
+// pendingAck is an answer to <r/> on transport c, with the h counted when
+// it came, to be written once stored is closed (nil: at once, after the
+// ones before it).
 type pendingAck struct {
 	c      *conn
 	stored <-chan struct{}
-	a      *stanza.Element
+	h      uint32
+}
+
+// reached reports whether ch is nil or closed.
+func reached(ch <-chan struct{}) bool {
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // ackLoop writes the queued answers to <r/> in order, each once its
-// storage barrier is reached, and ends when none is left. An answer whose
-// transport ends first is dropped: a resumption answers h instead.
+// storage barrier is reached, and ends when none is left. Every answer
+// whose barrier is reached when it looks goes to the writer together (one
+// lock, one wake-up, one flush). An answer whose transport ends first is
+// dropped: a resumption answers h instead.
 func (s *session) ackLoop(srv *Server) {
 	defer srv.tasks.done()
+	var hs []uint32
+	var ready []*stanza.Element
 	for {
 		s.ackMu.Lock()
 		if len(s.acks) == 0 {
@@ -158,17 +188,34 @@ func (s *session) ackLoop(srv *Server) {
 			return
 		}
 		p := s.acks[0]
-		s.acks[0] = pendingAck{}
-		s.acks = s.acks[1:]
 		s.ackMu.Unlock()
-		if p.stored != nil {
+		if !reached(p.stored) {
 			select {
 			case <-p.stored:
 			case <-p.c.closing:
-				continue
 			}
 		}
-		s.pushNonza(p.c, p.a)
+		// Take every answer, from the first, that may go now on the same
+		// transport. The first is dropped if its transport closed before
+		// its barrier was reached (a resumption answers h instead).
+		hs = hs[:0]
+		s.ackMu.Lock()
+		n := 0
+		for ; n < len(s.acks) && s.acks[n].c == p.c && reached(s.acks[n].stored); n++ {
+			hs = append(hs, s.acks[n].h)
+		}
+		n = max(n, 1)
+		clear(s.acks[:n])
+		s.acks = s.acks[n:]
+		s.ackMu.Unlock()
+		ready = ready[:0]
+		for _, h := range hs {
+			ready = append(ready, smAnswer(h))
+		}
+		if len(ready) > 0 {
+			s.pushNonzas(p.c, ready)
+		}
+		clear(ready)
 	}
 }
 
