@@ -110,7 +110,7 @@ type lazyReader struct {
 	buf   []byte         // the current window; buf[pos:] is unread
 	pos   int
 	done  int64 // bytes of earlier windows, all consumed
-	full  bool // the last read filled its buffer
+	full  bool  // the last read filled its buffer
 	err   error
 	small [smallSize]byte
 }
