@@ -233,22 +233,6 @@ func (s *session) pushNonza(c *conn, el *stanza.Element) bool {
 	return ok
 }
 
-// pushNonzas queues elements that are not stanzas, in order, with one
-// wake-up of the writer (so that they leave in one flush). It returns
-// false if the session is no longer attached to c.
-func (s *session) pushNonzas(c *conn, els []*stanza.Element) bool {
-	var a after
-	s.mu.Lock()
-	ok := s.t == c && s.state == attached
-	for i := 0; ok && i < len(els); i++ {
-		s.enqueueLocked(entry{s: &stanza.Stanza{El: els[i]}}, &a)
-		ok = s.state == attached
-	}
-	s.mu.Unlock()
-	a.run(s)
-	return ok
-}
-
 // Close ends the session with a stream error (router.Conn): an attached
 // transport sends it; a detached session ends at once. It never blocks.
 func (s *session) Close(err *stanza.StreamError) {

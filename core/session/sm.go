@@ -118,8 +118,8 @@ func (c *conn) smElement(el *stanza.Element) bool {
 // before it) is queued for the writer at once, without a goroutine.
 // Answers that wait are released together: the archive gives the barriers
 // asked before one of its transactions one channel (archive.Stored), and
-// ackLoop hands every answer that channel releases to the writer in one
-// go, so that they leave in one flush instead of one write each.
+// ackLoop answers every request that channel releases with one <a/>, in
+// one write instead of one each.
 func (c *conn) answerR() bool {
 	s := c.sess
 	h := s.inbound
@@ -171,14 +171,20 @@ func reached(ch <-chan struct{}) bool {
 }
 
 // ackLoop writes the queued answers to <r/> in order, each once its
-// storage barrier is reached, and ends when none is left. Every answer
-// whose barrier is reached when it looks goes to the writer together (one
-// lock, one wake-up, one flush). An answer whose transport ends first is
-// dropped: a resumption answers h instead.
+// storage barrier is reached, and ends when none is left. An answer whose
+// transport ends first is dropped: a resumption answers h instead.
+//
+// The requests whose barriers are reached when it looks are answered
+// together, by one <a/> with the h of the last of them. h is cumulative
+// and XEP-0198 §4 lets either party send <a/> at any time, so that one
+// element acknowledges everything each of those requests asked about;
+// clients treat <a/> as "handled up to h" and do not pair answers with
+// requests (Conversations, Smack). At full load a group commit releases
+// hundreds of requests of one session at once: one <a/> each would cost
+// as many allocations and bytes, and could fill the session's outbound
+// queue (QueueSize) in one go and close it.
 func (s *session) ackLoop(srv *Server) {
 	defer srv.tasks.done()
-	var hs []uint32
-	var ready []*stanza.Element
 	for {
 		s.ackMu.Lock()
 		if len(s.acks) == 0 {
@@ -197,25 +203,21 @@ func (s *session) ackLoop(srv *Server) {
 		}
 		// Take every answer, from the first, that may go now on the same
 		// transport. The first is dropped if its transport closed before
-		// its barrier was reached (a resumption answers h instead).
-		hs = hs[:0]
+		// its barrier was reached.
 		s.ackMu.Lock()
 		n := 0
+		var h uint32
 		for ; n < len(s.acks) && s.acks[n].c == p.c && reached(s.acks[n].stored); n++ {
-			hs = append(hs, s.acks[n].h)
+			h = s.acks[n].h
 		}
+		answer := n > 0
 		n = max(n, 1)
 		clear(s.acks[:n])
 		s.acks = s.acks[n:]
 		s.ackMu.Unlock()
-		ready = ready[:0]
-		for _, h := range hs {
-			ready = append(ready, smAnswer(h))
+		if answer {
+			s.pushNonza(p.c, smAnswer(h))
 		}
-		if len(ready) > 0 {
-			s.pushNonzas(p.c, ready)
-		}
-		clear(ready)
 	}
 }
 
