@@ -462,3 +462,56 @@ func TestBarrierShared(t *testing.T) {
 		t.Fatal("a barrier with everything stored is not nil")
 	}
 }
+
+// TestBarrierStress: many appenders each asking for a barrier after every
+// message, and a flusher taking small batches (often partial): every
+// barrier is reached once its items are stored, none is left waiting.
+func TestBarrierStress(t *testing.T) {
+	q := newQueue(1000, 1<<20)
+	stop := make(chan struct{})
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		for {
+			batch := q.take(7, time.Millisecond, 100*time.Microsecond)
+			if batch == nil {
+				return
+			}
+			q.done(batch)
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				if err := q.push(context.Background(), item{m: module.ArchivedMessage{Owner: fmt.Sprint("u", g)}, size: 1}, true); err != nil {
+					t.Error(err)
+					return
+				}
+				ch := q.barrier()
+				if ch == nil || g%2 == 1 && i%50 != 49 {
+					// Half the appenders go on without waiting (as the
+					// session's reader does) and wait for a later one.
+					continue
+				}
+				select {
+				case <-ch:
+				case <-time.After(10 * time.Second):
+					t.Errorf("appender %d: barrier %d not reached", g, i)
+					return
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	q.close()
+	<-flusherDone
+	if q.open != nil || len(q.waiters) != 0 {
+		t.Fatalf("left waiting: open %v, %d sealed", q.open != nil, len(q.waiters))
+	}
+}
