@@ -43,7 +43,10 @@
 // own writes. Stored is a barrier: it tells when everything appended so far
 // is stored, and the server's stream management acknowledges a client's
 // messages only then (group commit: the barrier also makes the flusher
-// store a partial batch at once).
+// store a partial batch at once, after AckLinger). The barriers asked
+// before one batch is taken share one channel, closed once the last of
+// them is reached, so that thousands of ack requests a second cost one
+// channel per transaction, not one each.
 //
 // # Retention
 //

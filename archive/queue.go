@@ -56,7 +56,15 @@ type queue struct {
 	// share one transaction.
 	hurry      bool
 	hurrySince time.Time
-	// waiters are the barriers not yet reached, in target order.
+	// open is the channel that the barriers asked since the flusher last
+	// took a batch share, and openTarget the last sequence number any of
+	// them waits for; take seals it into waiters. One channel per batch
+	// rather than one per barrier: with an ack request after each message,
+	// thousands of barriers a second would otherwise each allocate a
+	// channel, and the flusher close each one.
+	open       chan struct{}
+	openTarget uint64
+	// waiters are the sealed barriers not yet reached, in target order.
 	waiters  []barrierWaiter
 	space    chan struct{} // closed (and replaced) when space frees up
 	progress chan struct{} // closed (and replaced) when flushed advances
@@ -168,6 +176,14 @@ func (q *queue) take(max int, delay, linger time.Duration) []item {
 	if timer != nil {
 		timer.Stop()
 	}
+	if q.open != nil {
+		// Barriers asked from now on get a channel of their own: this
+		// one is reached once what was queued when they asked is stored,
+		// which may take more than this batch (when more is queued
+		// than a batch holds), never more than what is queued now.
+		q.waiters = append(q.waiters, barrierWaiter{target: q.openTarget, ch: q.open})
+		q.open = nil
+	}
 	n := min(max, q.lenLocked())
 	if n == q.lenLocked() {
 		// Everything queued is in this batch; a barrier set from now on
@@ -210,6 +226,12 @@ func (q *queue) done(batch []item) {
 		close(q.waiters[i].ch)
 	}
 	q.waiters = append(q.waiters[:0], q.waiters[i:]...)
+	if q.open != nil && q.openTarget <= q.flushed {
+		// Asked while this batch was being stored, with nothing queued
+		// after it: no take will seal it.
+		close(q.open)
+		q.open = nil
+	}
 	q.mu.Unlock()
 }
 
@@ -221,15 +243,21 @@ type barrierWaiter struct {
 
 // barrier returns a channel closed once every item queued before the call
 // is flushed, or nil when all of them are. It tells the flusher to store
-// what is queued without waiting for a batch to fill.
+// what is queued without waiting for a batch to fill. Barriers asked
+// between two batches share one channel (see open), which is closed once
+// the last of them is reached: an earlier one may thus be told a little
+// later than its own items were stored, never earlier.
 func (q *queue) barrier() <-chan struct{} {
 	q.mu.Lock()
 	if q.flushed >= q.seq {
 		q.mu.Unlock()
 		return nil
 	}
-	ch := make(chan struct{})
-	q.waiters = append(q.waiters, barrierWaiter{target: q.seq, ch: ch})
+	if q.open == nil {
+		q.open = make(chan struct{})
+	}
+	q.openTarget = q.seq
+	ch := q.open
 	if q.hurry {
 		// The flusher already knows: its deadline does not change.
 		q.mu.Unlock()

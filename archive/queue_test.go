@@ -395,3 +395,123 @@ func TestAckLinger(t *testing.T) {
 		})
 	}
 }
+
+// TestBarrierShared: the barriers asked before the flusher takes a batch
+// share one channel, reached when the batch that holds the last of their
+// items is stored; a barrier asked while a batch is being stored, with
+// nothing queued after it, is reached when that batch is; one asked after
+// a partial take waits for what was queued when it was asked.
+func TestBarrierShared(t *testing.T) {
+	q := newQueue(100, 1<<20)
+	push := func(n int) {
+		for range n {
+			if err := q.push(context.Background(), item{m: module.ArchivedMessage{Owner: "alice@example.com"}, size: 1}, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	if q.barrier() != nil {
+		t.Fatal("a barrier with nothing queued is not nil")
+	}
+	push(1)
+	b1 := q.barrier()
+	push(1)
+	b2 := q.barrier()
+	if b1 == nil || b1 != b2 {
+		t.Fatal("barriers asked before one take do not share a channel")
+	}
+	batch := q.take(10, time.Hour, 0) // hurried: no wait
+	if len(batch) != 2 {
+		t.Fatalf("took %d, want 2", len(batch))
+	}
+	b3 := q.barrier() // while the batch is stored, nothing queued after it
+	if b3 == nil || b3 == b1 {
+		t.Fatal("a barrier after the take shares the sealed channel or is nil")
+	}
+	if closed(b1) || closed(b3) {
+		t.Fatal("a barrier was reached before its batch was stored")
+	}
+	q.done(batch)
+	if !closed(b1) || !closed(b3) {
+		t.Fatal("barriers not reached once their batch was stored")
+	}
+
+	// A partial take: the barrier waits for everything queued when it was
+	// asked, over two batches.
+	push(5)
+	b4 := q.barrier()
+	first := q.take(3, time.Hour, 0)
+	q.done(first)
+	if closed(b4) {
+		t.Fatal("barrier reached with two of its items not stored")
+	}
+	second := q.take(3, time.Hour, 0)
+	q.done(second)
+	if !closed(b4) {
+		t.Fatal("barrier not reached once all its items were stored")
+	}
+	if q.barrier() != nil {
+		t.Fatal("a barrier with everything stored is not nil")
+	}
+}
+
+// TestBarrierStress: many appenders each asking for a barrier after every
+// message, and a flusher taking small batches (often partial): every
+// barrier is reached once its items are stored, none is left waiting.
+func TestBarrierStress(t *testing.T) {
+	q := newQueue(1000, 1<<20)
+	stop := make(chan struct{})
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		for {
+			batch := q.take(7, time.Millisecond, 100*time.Microsecond)
+			if batch == nil {
+				return
+			}
+			q.done(batch)
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				if err := q.push(context.Background(), item{m: module.ArchivedMessage{Owner: fmt.Sprint("u", g)}, size: 1}, true); err != nil {
+					t.Error(err)
+					return
+				}
+				ch := q.barrier()
+				if ch == nil || g%2 == 1 && i%50 != 49 {
+					// Half the appenders go on without waiting (as the
+					// session's reader does) and wait for a later one.
+					continue
+				}
+				select {
+				case <-ch:
+				case <-time.After(10 * time.Second):
+					t.Errorf("appender %d: barrier %d not reached", g, i)
+					return
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	q.close()
+	<-flusherDone
+	if q.open != nil || len(q.waiters) != 0 {
+		t.Fatalf("left waiting: open %v, %d sealed", q.open != nil, len(q.waiters))
+	}
+}

@@ -1,7 +1,10 @@
 package session
 
 import (
+	"bytes"
 	"net"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,6 +63,90 @@ func BenchmarkSessionPath(b *testing.B) {
 			if tt.sm && s.acked == 0 {
 				b.Fatal("nothing was acknowledged")
 			}
+		})
+	}
+}
+
+// answerCounter is a net.Conn that counts the <a/> written to it and the
+// writes, and keeps the last h.
+type answerCounter struct {
+	discardConn
+	answers, writes, lastH atomic.Int64
+}
+
+func (w *answerCounter) Write(p []byte) (int, error) {
+	w.answers.Add(int64(bytes.Count(p, []byte("<a xmlns"))))
+	w.writes.Add(1)
+	if i := bytes.LastIndex(p, []byte("h='")); i >= 0 {
+		v := p[i+3:]
+		if j := bytes.IndexByte(v, '\''); j > 0 {
+			h, _ := strconv.ParseInt(string(v[:j]), 10, 64)
+			w.lastH.Store(h)
+		}
+	}
+	return len(p), nil
+}
+
+// BenchmarkAckPath measures the server's side of answering <r/> (without
+// the network and parsing): answerR, the wait for storage, and the writer
+// writing the <a/>. "stored": nothing waits in the archive, the answer is
+// queued at once; "commit=16": the archive's group commit releases the
+// answers of 16 requests at once (one barrier channel for all, as
+// archive.Stored gives out), and ackLoop answers them with one <a/>.
+// writes/request is the writes (flushes) to the connection per <r/>: each
+// is a system call and a TLS record on a real connection.
+func BenchmarkAckPath(b *testing.B) {
+	for _, tt := range []struct {
+		name      string
+		perCommit int
+	}{{"stored", 0}, {"commit=16", 16}} {
+		b.Run(tt.name, func(b *testing.B) {
+			var barrier chan struct{}
+			stored := func() <-chan struct{} {
+				if tt.perCommit == 0 {
+					return nil
+				}
+				if barrier == nil {
+					barrier = make(chan struct{})
+				}
+				return barrier
+			}
+			srv := NewServer(Config{Stored: stored})
+			w := &answerCounter{}
+			c := &conn{srv: srv, log: srv.log, nc: discardConn{}, fr: newTCPFraming(w),
+				wake: make(chan struct{}, 1), closing: make(chan struct{}), smIn: true}
+			s := &session{srv: srv, log: srv.log, t: c, sm: true}
+			c.sess = s
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				s.handling.Lock()
+				s.inbound++
+				ok := c.answerR()
+				s.handling.Unlock()
+				if !ok {
+					b.Fatal("answerR failed")
+				}
+				if tt.perCommit == 0 {
+					<-c.wake
+					if _, ok := c.writeQueued(); !ok {
+						b.Fatal("write failed")
+					}
+					continue
+				}
+				if i%tt.perCommit != tt.perCommit-1 {
+					continue
+				}
+				close(barrier)
+				barrier = nil
+				for w.lastH.Load() < int64(i+1) {
+					<-c.wake
+					if _, ok := c.writeQueued(); !ok {
+						b.Fatal("write failed")
+					}
+				}
+			}
+			b.ReportMetric(float64(w.writes.Load())/float64(s.inbound), "writes/request")
+			b.ReportMetric(float64(w.answers.Load())/float64(s.inbound), "answers/request")
 		})
 	}
 }

@@ -113,9 +113,16 @@ func (c *conn) smElement(el *stanza.Element) bool {
 // that must wait are queued and written in order by one goroutine per
 // session (ackLoop), so the reader goes on. The reader holds
 // session.handling.
+//
+// An answer that need not wait (nothing queued for storage, none waiting
+// before it) is queued for the writer at once, without a goroutine.
+// Answers that wait are released together: the archive gives the barriers
+// asked before one of its transactions one channel (archive.Stored), and
+// ackLoop answers every request that channel releases with one <a/>, in
+// one write instead of one each.
 func (c *conn) answerR() bool {
 	s := c.sess
-	a := stanza.New(nsSM, "a").Set("h", strconv.FormatUint(uint64(s.inbound), 10))
+	h := s.inbound
 	var pending <-chan struct{}
 	if f := c.srv.cfg.Stored; f != nil {
 		pending = f()
@@ -123,9 +130,9 @@ func (c *conn) answerR() bool {
 	s.ackMu.Lock()
 	if pending == nil && len(s.acks) == 0 && !s.ackWaiting {
 		s.ackMu.Unlock()
-		return s.pushNonza(c, a)
+		return s.pushNonza(c, smAnswer(h))
 	}
-	s.acks = append(s.acks, pendingAck{c: c, stored: pending, a: a})
+	s.acks = append(s.acks, pendingAck{c: c, stored: pending, h: h})
 	start := !s.ackWaiting
 	s.ackWaiting = true
 	s.ackMu.Unlock()
@@ -136,17 +143,46 @@ func (c *conn) answerR() bool {
 	return true
 }
 
-// pendingAck is an answer to <r/> on transport c, to be written once
-// stored is closed (nil: at once, after the ones before it).
+// smAnswer is <a h/>.
+func smAnswer(h uint32) *stanza.Element {
+	return stanza.New(nsSM, "a").Set("h", strconv.FormatUint(uint64(h), 10))
+}
+
+// pendingAck is an answer to <r/> on transport c, with the h counted when
+// it came, to be written once stored is closed (nil: at once, after the
+// ones before it).
 type pendingAck struct {
 	c      *conn
 	stored <-chan struct{}
-	a      *stanza.Element
+	h      uint32
+}
+
+// reached reports whether ch is nil or closed.
+func reached(ch <-chan struct{}) bool {
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // ackLoop writes the queued answers to <r/> in order, each once its
 // storage barrier is reached, and ends when none is left. An answer whose
 // transport ends first is dropped: a resumption answers h instead.
+//
+// The requests whose barriers are reached when it looks are answered
+// together, by one <a/> with the h of the last of them. h is cumulative
+// and XEP-0198 §4 lets either party send <a/> at any time, so that one
+// element acknowledges everything each of those requests asked about;
+// clients treat <a/> as "handled up to h" and do not pair answers with
+// requests (Conversations, Smack). At full load a group commit releases
+// hundreds of requests of one session at once: one <a/> each would cost
+// as many allocations and bytes, and could fill the session's outbound
+// queue (QueueSize) in one go and close it.
 func (s *session) ackLoop(srv *Server) {
 	defer srv.tasks.done()
 	for {
@@ -158,17 +194,30 @@ func (s *session) ackLoop(srv *Server) {
 			return
 		}
 		p := s.acks[0]
-		s.acks[0] = pendingAck{}
-		s.acks = s.acks[1:]
 		s.ackMu.Unlock()
-		if p.stored != nil {
+		if !reached(p.stored) {
 			select {
 			case <-p.stored:
 			case <-p.c.closing:
-				continue
 			}
 		}
-		s.pushNonza(p.c, p.a)
+		// Take every answer, from the first, that may go now on the same
+		// transport. The first is dropped if its transport closed before
+		// its barrier was reached.
+		s.ackMu.Lock()
+		n := 0
+		var h uint32
+		for ; n < len(s.acks) && s.acks[n].c == p.c && reached(s.acks[n].stored); n++ {
+			h = s.acks[n].h
+		}
+		answer := n > 0
+		n = max(n, 1)
+		clear(s.acks[:n])
+		s.acks = s.acks[n:]
+		s.ackMu.Unlock()
+		if answer {
+			s.pushNonza(p.c, smAnswer(h))
+		}
 	}
 }
 

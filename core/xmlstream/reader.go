@@ -84,6 +84,10 @@ type Reader struct {
 	scopes []string
 	marks  []int
 	stack  []*stanza.Element
+	// skipped counts the bytes consumed without the tokenizer: leading
+	// white space before the header, and nonzas taken by the fast path
+	// (see smNonza).
+	skipped int64
 }
 
 // NewReader reads a stream from r.
@@ -111,7 +115,8 @@ type lazyReader struct {
 	big   *[bufSize]byte // from bufPool while input flows
 	buf   []byte         // the current window; buf[pos:] is unread
 	pos   int
-	full  bool // the last read filled its buffer
+	done  int64 // bytes of earlier windows, all consumed
+	full  bool  // the last read filled its buffer
 	err   error
 	small [smallSize]byte
 }
@@ -138,6 +143,7 @@ func (l *lazyReader) fill() error {
 		}
 		dst = l.small[:]
 	}
+	l.done += int64(len(l.buf))
 	l.buf, l.pos = nil, 0
 	for range 100 { // io.Reader allows empty reads; do not spin forever
 		n, err := l.r.Read(dst)
@@ -183,6 +189,9 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// consumed is the number of bytes handed out so far.
+func (l *lazyReader) consumed() int64 { return l.done + int64(l.pos) }
+
 // peek returns the next byte without consuming it.
 func (l *lazyReader) peek() (byte, error) {
 	if l.pos >= len(l.buf) {
@@ -217,7 +226,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 
 // rebudget allows the next element MaxStanzaBytes from the current offset.
 func (r *Reader) rebudget() {
-	r.lr.limit = r.dec.InputOffset() + int64(r.lim.MaxStanzaBytes) + bufSize
+	r.lr.limit = r.dec.InputOffset() + r.skipped + int64(r.lim.MaxStanzaBytes) + bufSize
 }
 
 func streamErr(cond, text string) error {
@@ -262,6 +271,7 @@ func (r *Reader) Header() (Header, error) {
 		}
 		if b == ' ' || b == '\t' || b == '\r' || b == '\n' {
 			r.br.pos++
+			r.skipped++
 			continue
 		}
 		if b != '<' {
@@ -340,6 +350,9 @@ func (r *Reader) Next() (*stanza.Element, error) {
 	if !r.header {
 		return nil, errors.New("xmlstream: Next before Header")
 	}
+	if el := r.smNonza(); el != nil {
+		return el, nil
+	}
 	var start int64
 	for {
 		if len(r.stack) == 0 {
@@ -407,6 +420,69 @@ func (r *Reader) Next() (*stanza.Element, error) {
 			return nil, streamErr(stanza.StreamRestrictedXML, "DTDs are not allowed")
 		}
 	}
+}
+
+// nsSM is the namespace of stream management (XEP-0198).
+const nsSM = "urn:xmpp:sm:3"
+
+// smNonza is a fast path for the two nonzas of stream management that a
+// client sends most: <r xmlns='urn:xmpp:sm:3'/> (an ack request, often
+// after every message) and <a xmlns='urn:xmpp:sm:3' h='N'/> (an answer).
+// When the next bytes already buffered are exactly one of them, in the
+// form clients write (either quote, the namespace first, h of 1 to 10
+// digits, no white space but the one space before each attribute), it
+// consumes them without the tokenizer and returns the element the
+// tokenizer would have built; anything else (another form, an element
+// split across reads, input the tokenizer has begun) returns nil and
+// takes the usual path, which applies every check. It is only tried
+// between top-level elements when the tokenizer holds no byte it has
+// read ahead: its offset plus what was skipped equals what the buffer
+// handed out.
+func (r *Reader) smNonza() *stanza.Element {
+	b := r.br.buf[r.br.pos:]
+	if len(b) < 26 || b[0] != '<' || b[2] != ' ' || (b[1] != 'r' && b[1] != 'a') {
+		return nil
+	}
+	if r.dec.InputOffset()+r.skipped != r.br.consumed() {
+		return nil
+	}
+	// b[3:] is xmlns='urn:xmpp:sm:3'
+	q := b[9]
+	if string(b[3:9]) != "xmlns=" || (q != '\'' && q != '"') || string(b[10:23]) != nsSM || b[23] != q {
+		return nil
+	}
+	rest := b[24:]
+	var el *stanza.Element
+	switch b[1] {
+	case 'r':
+		if string(rest[:2]) != "/>" {
+			return nil
+		}
+		el = &stanza.Element{Name: stanza.Name{Space: nsSM, Local: "r"}}
+		rest = rest[2:]
+	case 'a':
+		// ' h=' q digits q '/>'
+		if len(rest) < 8 || rest[0] != ' ' || rest[1] != 'h' || rest[2] != '=' || (rest[3] != '\'' && rest[3] != '"') {
+			return nil
+		}
+		hq := rest[3]
+		d := rest[4:]
+		n := 0
+		for n < len(d) && n <= 10 && d[n] >= '0' && d[n] <= '9' {
+			n++
+		}
+		if n == 0 || n > 10 || len(d) < n+3 || d[n] != hq || d[n+1] != '/' || d[n+2] != '>' {
+			return nil
+		}
+		el = &stanza.Element{Name: stanza.Name{Space: nsSM, Local: "a"},
+			Attr: []stanza.Attr{{Name: stanza.Name{Local: "h"}, Value: string(d[:n])}}}
+		rest = d[n+3:]
+	}
+	used := len(b) - len(rest)
+	r.br.pos += used
+	r.skipped += int64(used)
+	r.rebudget()
+	return el
 }
 
 // element converts a start token, checking that every prefix was declared.
