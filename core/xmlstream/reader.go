@@ -490,10 +490,20 @@ func (r *Reader) element(t xml.StartElement) (*stanza.Element, error) {
 	r.marks = append(r.marks, len(r.scopes))
 	el := &stanza.Element{Name: stanza.Name{Space: t.Name.Space, Local: t.Name.Local}}
 	nattr := 0
+	if !nameStart(t.Name.Local) {
+		return nil, streamErr(stanza.StreamNotWellFormed, "an element name does not start with a letter or underscore")
+	}
 	for _, a := range t.Attr {
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			if a.Name.Space == "xmlns" && a.Value == "" {
+				// Namespaces in XML 1.0 §5: a prefix cannot be undeclared.
+				return nil, streamErr(stanza.StreamNotWellFormed, "a namespace prefix is bound to an empty name")
+			}
 			r.scopes = append(r.scopes, a.Value)
 			continue
+		}
+		if !nameStart(a.Name.Local) {
+			return nil, streamErr(stanza.StreamNotWellFormed, "an attribute name does not start with a letter or underscore")
 		}
 		nattr++
 	}
@@ -518,6 +528,19 @@ func (r *Reader) element(t xml.StartElement) (*stanza.Element, error) {
 		}
 	}
 	return el, nil
+}
+
+// nameStart reports whether a local name starts as an XML name must
+// (NameStartChar, and no colon since the prefix is split off).
+// encoding/xml checks a whole name, but not the part after a prefix:
+// "x:0" came through as the local name "0", which serialises as an
+// attribute no parser reads back.
+func nameStart(local string) bool {
+	if local == "" {
+		return false
+	}
+	c := local[0]
+	return c >= 0x80 || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
 }
 
 // declared reports whether space is a namespace in scope. encoding/xml
