@@ -93,6 +93,7 @@ type conn struct {
 	// closeApp is an application-specific condition for the stream error.
 	closeApp atomic.Pointer[stanza.Element]
 	wdone    chan struct{}
+	end      func() // run once the bound transport has ended (see reading)
 	// fr frames what the server writes: negotiation writes, then the
 	// writer's. TCP connections get a tcpFraming (replaced after
 	// STARTTLS); a Transport is its own framing.
@@ -817,18 +818,19 @@ func (c *conn) bind() error {
 	}
 }
 
-// run starts serving a bound session: a reader and a writer goroutine,
-// both fresh, take over, and the last of them runs end when the transport
-// has ended. It reports whether it handed the connection over (false: the
-// connection was closed while binding and has ended; the caller finishes).
+// run starts serving a bound session: a fresh reader goroutine takes
+// over (see reading), and writer goroutines start when there is something
+// to write (see writer); the reader runs end once the writer has ended
+// for good and the transport has ended. It reports whether it handed the
+// connection over (false: the connection was closed while binding and has
+// ended; the caller finishes).
 //
 // Negotiation (the TLS handshake, SASL, binding) grows the stack of the
 // goroutine that runs it to 16 KiB or more, and the runtime shrinks a
 // stack only at a garbage collection, by half each time. A long-lived
 // reader or writer on that goroutine would hold the grown stack for a
 // long time after login; fresh ones grow only as far as serving stanzas
-// needs (about half as much per idle session, measured by
-// TestIdleSessionMemory).
+// needs (measured by TestIdleSessionMemory).
 func (c *conn) run(end func()) bool {
 	s := c.sess
 	c.wdone = make(chan struct{})
@@ -852,20 +854,42 @@ func (c *conn) run(end func()) bool {
 	// Write what was queued while binding or resuming (and end the stream
 	// if Close came after the check above).
 	c.kick(wWrite)
-	go func() {
-		c.read(context.Background())
-		c.Close(nil)
-		<-c.wdone
-		s.transportEnded(c)
-		c.finish(end)
-	}()
+	c.end = end
+	go c.reading()
 	return true
 }
 
-// read is the reader of a bound transport: it handles each element before
-// reading the next, until the stream or the connection ends.
-func (c *conn) read(ctx context.Context) {
-	for {
+// reading is the reader goroutine of a bound transport. It waits for the
+// client at a shallow depth (xmlstream.Reader.Wait), then reads and
+// handles what came; when it has handled something and would wait again,
+// it hands over to a fresh reader goroutine and exits. Handling a stanza
+// (routing, modules, storage) grows a goroutine's stack to 8 KiB or more,
+// and the runtime shrinks a stack only at a garbage collection, by half,
+// and not below four times what is in use; an idle session's waiting
+// reader would keep that stack. A fresh one waits on the small stack it
+// starts with. The hand-over costs a goroutine start per burst of input
+// (in BenchmarkMessageCPU).
+func (c *conn) reading() {
+	c.rd.Wait()
+	if c.read(context.Background()) {
+		go c.reading()
+		return
+	}
+	c.Close(nil)
+	<-c.wdone
+	c.sess.transportEnded(c)
+	c.finish(c.end)
+}
+
+// read reads and handles elements of a bound transport, each before
+// reading the next, until the stream or the connection ends (false), or
+// until it has handled something and no more input is buffered (true: the
+// caller waits for more on a fresh goroutine).
+func (c *conn) read(ctx context.Context) bool {
+	for handled := false; ; handled = true {
+		if handled && !c.rd.Buffered() {
+			return true
+		}
 		el, err := c.rd.Next()
 		if err != nil {
 			var se *stanza.StreamError
@@ -883,10 +907,10 @@ func (c *conn) read(ctx context.Context) {
 					c.Close(nil)
 				}
 			}
-			return
+			return false
 		}
 		if !c.element(ctx, el) {
-			return
+			return false
 		}
 	}
 }

@@ -177,6 +177,21 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Buffered reports whether input is buffered: the next Next starts
+// without reading from the connection (it may still read for the rest of
+// an element). False means it would wait for the peer first.
+func (r *Reader) Buffered() bool { return r.br.pos < len(r.br.buf) }
+
+// Wait reads from the connection if no input is buffered (see Buffered),
+// so that a caller can wait for the peer outside Next: the goroutine that
+// waits then needs no stack for the tokenizer's frames. An error is kept
+// and returned by the next Next as it would have been.
+func (r *Reader) Wait() {
+	if !r.Buffered() {
+		_ = r.br.fill()
+	}
+}
+
 // peek returns the next byte without consuming it.
 func (l *lazyReader) peek() (byte, error) {
 	if l.pos >= len(l.buf) {
