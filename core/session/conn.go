@@ -44,9 +44,12 @@ var shutdownErr = &stanza.StreamError{Condition: stanza.StreamSystemShutdown, Te
 // starts and not changed after; the ones below them are shared with the
 // writer and other goroutines, except those marked as the writer's own.
 type conn struct {
-	srv    *Server
-	log    *slog.Logger
-	nc     net.Conn // the current transport (plain TCP, then TLS)
+	srv *Server
+	log *slog.Logger
+	nc  net.Conn // the current transport (plain TCP, then TLS)
+	// rc is between crypto/tls and the TCP connection (see recordConn);
+	// nil for a Transport, or where it cannot wait.
+	rc     *recordConn
 	remote netip.Addr
 	direct bool
 
@@ -230,7 +233,8 @@ func (c *conn) serve(end func()) {
 	_ = c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 
 	if c.direct {
-		tc := tls.Server(c.nc, cfg.TLS)
+		c.rc, _ = newRecordConn(c.nc).(*recordConn)
+		tc := tls.Server(c.tlsUnder(), cfg.TLS)
 		if err := tc.Handshake(); err != nil {
 			c.log.Debug("TLS handshake failed", "err", err)
 			return
@@ -453,7 +457,8 @@ func (c *conn) startTLS() (bool, error) {
 	if err := c.writeElem(stanza.New(nsTLS, "proceed")); err != nil {
 		return false, err
 	}
-	tc := tls.Server(c.nc, c.srv.cfg.TLS)
+	c.rc, _ = newRecordConn(c.nc).(*recordConn)
+	tc := tls.Server(c.tlsUnder(), c.srv.cfg.TLS)
 	if err := tc.Handshake(); err != nil {
 		c.log.Debug("STARTTLS handshake failed", "err", err)
 		return false, err
@@ -462,6 +467,15 @@ func (c *conn) startTLS() (bool, error) {
 	c.fr = newTCPFraming(tc)
 	c.tls = true
 	return true, nil
+}
+
+// tlsUnder is what crypto/tls reads from and writes to: the recordConn
+// if there is one, else the connection.
+func (c *conn) tlsUnder() net.Conn {
+	if c.rc != nil {
+		return c.rc
+	}
+	return c.nc
 }
 
 // channelBinding returns the tls-exporter binding when the connection
@@ -860,7 +874,7 @@ func (c *conn) run(end func()) bool {
 }
 
 // reading is the reader goroutine of a bound transport. It waits for the
-// client at a shallow depth (xmlstream.Reader.Wait), then reads and
+// client at a shallow depth (await), then reads and
 // handles what came; when it has handled something and would wait again,
 // it hands over to a fresh reader goroutine and exits. Handling a stanza
 // (routing, modules, storage) grows a goroutine's stack to 8 KiB or more,
@@ -870,7 +884,7 @@ func (c *conn) run(end func()) bool {
 // starts with. The hand-over costs a goroutine start per burst of input
 // (in BenchmarkMessageCPU).
 func (c *conn) reading() {
-	c.rd.Wait()
+	c.await()
 	if c.read(context.Background()) {
 		go c.reading()
 		return
@@ -879,6 +893,22 @@ func (c *conn) reading() {
 	<-c.wdone
 	c.sess.transportEnded(c)
 	c.finish(c.end)
+}
+
+// await waits until the client sent something (or the connection ended).
+// Over TCP, when nothing is buffered in the stream reader, crypto/tls or
+// the recordConn below it, it waits for the socket to become readable
+// without reading: the shallowest wait there is, so that an idle reader
+// fits the smallest goroutine stack. Otherwise it waits in a read
+// (xmlstream.Reader.Wait), still outside the XML tokenizer.
+func (c *conn) await() {
+	if c.rc != nil && !c.rd.Buffered() && c.rc.drained() {
+		if c.rc.waitReadable() == nil {
+			return
+		}
+		// The read that follows reports what ended the wait.
+	}
+	c.rd.Wait()
 }
 
 // read reads and handles elements of a bound transport, each before

@@ -129,19 +129,23 @@
 // while input flows (core/xmlstream). An idle session has one goroutine,
 // its reader, waiting for input on a small stack: the reader is a fresh
 // goroutine started after binding (so that it does not keep the stack the
-// TLS handshake and SASL grew), it waits outside the XML tokenizer
-// (xmlstream.Reader.Wait), and after handling a burst of input it hands
+// TLS handshake and SASL grew); after handling a burst of input it hands
 // over to a fresh goroutine before waiting again, so that the stack that
 // routing and modules grew is not kept (the runtime shrinks stacks only
-// at a collection, by half). The writer exits when the queue is drained,
-// and the ping check and ack request are timers. TestIdleSessionMemory
-// measures an idle bound TLS session: about 15 KiB of heap and goroutine
-// stacks (19 KiB with a writer goroutine per session and the reader
-// waiting on the stack it handled stanzas with; 39 KiB with 4 KiB bufio
+// at a collection, by half); and over TCP it waits for the socket to
+// become readable rather than in a Read through crypto/tls and the XML
+// tokenizer (conn.await; recordConn keeps crypto/tls from reading ahead,
+// so that nothing can be buffered above the socket when it waits). That
+// wait fits the 2 KiB a goroutine starts with; a Read through crypto/tls
+// needs 4 KiB. The writer exits when the queue is drained, and the ping
+// check and ack request are timers. TestIdleSessionMemory measures an
+// idle bound TLS session: about 13 KiB of heap and goroutine stacks (19
+// KiB with a writer goroutine per session and the reader waiting in a
+// Read on the stack it handled stanzas with; 39 KiB with 4 KiB bufio
 // buffers and the negotiating goroutine as the reader), with or without
 // stream management; what remains is mostly crypto/tls's own (its record
 // buffer grown by the ClientHello, the AEAD states), the XML decoder and
-// the reader's 4 KiB stack. Stream management adds, per message, a timestamp and keeping the
+// the reader's 2 KiB stack. Stream management adds, per message, a timestamp and keeping the
 // stanza until it is acknowledged (BenchmarkSessionPath: under 100 ns),
 // and under load one <r/>/<a/> round trip per few dozen messages
 // (BenchmarkMessageCPU reports acks/msg and the server's CPU per message,

@@ -177,10 +177,13 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Buffered reports whether input is buffered: the next Next starts
-// without reading from the connection (it may still read for the rest of
-// an element). False means it would wait for the peer first.
-func (r *Reader) Buffered() bool { return r.br.pos < len(r.br.buf) }
+// Buffered reports whether input is (or may be) buffered: the next Next
+// starts without reading from the connection (it may still read for the
+// rest of an element), or the last read from the connection filled the
+// buffer, so the connection may hold more without waiting for the peer.
+// False means that the reader has consumed everything and the last read
+// was short.
+func (r *Reader) Buffered() bool { return r.br.pos < len(r.br.buf) || r.br.full }
 
 // Wait reads from the connection if no input is buffered (see Buffered),
 // so that a caller can wait for the peer outside Next: the goroutine that
