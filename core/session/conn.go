@@ -903,6 +903,7 @@ func (c *conn) reading() {
 // (xmlstream.Reader.Wait), still outside the XML tokenizer.
 func (c *conn) await() {
 	if c.rc != nil && !c.rd.Buffered() && c.rc.drained() {
+		c.rd.Release()
 		if c.rc.waitReadable() == nil {
 			return
 		}

@@ -124,9 +124,9 @@
 // An idle session holds no preallocated queue: the queue and the
 // unacknowledged list are slices that grow with use and are released when
 // they drain; the write buffer is taken from a pool for a batch and given
-// back at the flush (tcpFraming), and the stream reader reads into a
-// 512-byte array while it waits, taking a 4 KiB buffer from a pool only
-// while input flows (core/xmlstream). An idle session has one goroutine,
+// back at the flush (tcpFraming), and the stream reader takes its 4 KiB
+// read buffer from a pool while input flows and gives it back before the
+// session waits (core/xmlstream: Reader.Wait, Reader.Release). An idle session has one goroutine,
 // its reader, waiting for input on a small stack: the reader is a fresh
 // goroutine started after binding (so that it does not keep the stack the
 // TLS handshake and SASL grew); after handling a burst of input it hands
