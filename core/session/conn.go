@@ -116,7 +116,7 @@ func (s *Server) newConn(nc net.Conn, direct bool) *conn {
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.remote = ap.Addr().Unmap()
 	}
-	c.log = s.log.With("remote", c.remote.String())
+	c.setLog()
 	return c
 }
 
@@ -704,7 +704,7 @@ func (c *conn) saslSuccess(srv *sasl.Server, additional []byte) (bool, error) {
 	}
 	c.authed = true
 	c.account = account
-	c.log = c.log.With("account", account.String())
+	c.setLog()
 	c.log.Info("authenticated")
 	return true, nil
 }
@@ -810,7 +810,7 @@ func (c *conn) bind() error {
 			continue
 		}
 		c.full = full
-		c.log = c.log.With("jid", full.String())
+		c.setLog()
 		sess := newSession(c.srv, c, full)
 		ctx := context.Background()
 		r, err := c.srv.cfg.Router.Bind(ctx, full, sess)
