@@ -45,9 +45,12 @@ var shutdownErr = &stanza.StreamError{Condition: stanza.StreamSystemShutdown, Te
 // starts and not changed after; the ones below them are shared with the
 // writer and other goroutines, except those marked as the writer's own.
 type conn struct {
-	srv    *Server
-	log    *slog.Logger
-	nc     net.Conn // the current transport (plain TCP, then TLS)
+	srv *Server
+	log *slog.Logger
+	nc  net.Conn // the current transport (plain TCP, then TLS)
+	// rc is between crypto/tls and the TCP connection (see recordConn);
+	// nil for a Transport, or where it cannot wait.
+	rc     *recordConn
 	remote netip.Addr
 	direct bool
 
@@ -68,7 +71,7 @@ type conn struct {
 
 	sess     *session     // after bind or resume; set before the writer starts
 	lastRead atomic.Int64 // unix nanoseconds of the last byte read
-	bound    atomic.Bool  // the writer goroutine runs
+	bound    atomic.Bool  // run took over: Close leaves the stream's end to the writer
 	ncMu     sync.Mutex   // guards nc against Close during negotiation
 	// lost is set when the connection failed (rather than being closed
 	// by either side on purpose): a resumable session detaches.
@@ -76,13 +79,25 @@ type conn struct {
 	// replaced is set when a resumption took the session over.
 	replaced atomic.Bool
 
-	wake      chan struct{} // the writer has something to take
+	// The writer runs only while it has something to do (see writer):
+	// wmu guards wRun, wWork and wEnded; it is a leaf lock.
+	wmu       sync.Mutex
+	wRun      bool        // a writer goroutine runs (or is starting)
+	wLive     bool        // run has started serving: kicks start writers
+	wEnded    bool        // the writer ended for good (closed, or failed)
+	wWork     uint8       // what the writer has to do: wWrite, wAck, wPing
+	pingTimer *time.Timer // the silent-client check (pingCheck), every pingEvery
+	ackTimer  *time.Timer // fires AckIdle after a write that left stanzas unacknowledged
+	// pingSent is when a ping (or an <r/> that counts as one) was sent
+	// and not answered yet (unix nanoseconds; 0: none).
+	pingSent  atomic.Int64
 	closeOnce sync.Once
 	closing   chan struct{}
 	closeErr  atomic.Pointer[stanza.StreamError]
 	// closeApp is an application-specific condition for the stream error.
 	closeApp atomic.Pointer[stanza.Element]
 	wdone    chan struct{}
+	end      func() // run once the bound transport has ended (see reading)
 	// fr frames what the server writes: negotiation writes, then the
 	// writer's. TCP connections get a tcpFraming (replaced after
 	// STARTTLS); a Transport is its own framing.
@@ -95,17 +110,18 @@ type conn struct {
 	// when negotiation ends, so that a bound session does not hold it.
 	cb *sasl.ChannelBinding
 
-	// The writer's own.
+	// The writer's own (passed from one writer goroutine to the next
+	// through wmu).
 	spare []entry
 	smOut bool // <enabled/> or <resumed/> was taken: ping with <r/>
 }
 
 func (s *Server) newConn(nc net.Conn, direct bool) *conn {
-	c := &conn{srv: s, nc: nc, direct: direct, closing: make(chan struct{}), wake: make(chan struct{}, 1)}
+	c := &conn{srv: s, nc: nc, direct: direct, closing: make(chan struct{})}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.remote = ap.Addr().Unmap()
 	}
-	c.log = s.log.With("remote", c.remote.String())
+	c.setLog()
 	return c
 }
 
@@ -135,7 +151,10 @@ func (c *conn) Close(err *stanza.StreamError) {
 			c.ncMu.Lock()
 			_ = c.nc.SetReadDeadline(time.Now())
 			c.ncMu.Unlock()
+			return
 		}
+		// The writer sends the error (it sees closing).
+		c.kick(0)
 	})
 }
 
@@ -146,11 +165,32 @@ func (c *conn) closeWith(err *stanza.StreamError, app *stanza.Element) {
 	c.Close(err)
 }
 
-// signal wakes the writer.
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// What the writer has to do (conn.wWork).
+const (
+	wWrite uint8 = 1 << iota // take and write the queue
+	wAck                     // AckIdle passed: ask for an acknowledgement
+	wPing                    // the client was silent for PingInterval: ping it
+)
+
+// signal tells the writer that the queue has something to take.
+func (c *conn) signal() { c.kick(wWrite) }
+
+// kick records work for the writer and starts a writer goroutine unless
+// one runs; a running writer looks at wWork again before it exits, under
+// wmu, so no work is lost between its last look and its exit. Before run
+// starts serving (binding, resuming), kicks only record the work (run
+// starts the first writer), and after the writer ended for good they do
+// nothing.
+func (c *conn) kick(work uint8) {
+	c.wmu.Lock()
+	c.wWork |= work
+	start := c.wLive && !c.wRun && !c.wEnded
+	if start {
+		c.wRun = true
+	}
+	c.wmu.Unlock()
+	if start {
+		go c.writer()
 	}
 }
 
@@ -198,7 +238,8 @@ func (c *conn) serve(end func()) {
 	_ = c.nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
 
 	if c.direct {
-		tc := tls.Server(c.nc, cfg.TLS)
+		c.rc, _ = newRecordConn(c.nc).(*recordConn)
+		tc := tls.Server(c.tlsUnder(), cfg.TLS)
 		if err := tc.Handshake(); err != nil {
 			c.log.Debug("TLS handshake failed", "err", err)
 			return
@@ -422,7 +463,8 @@ func (c *conn) startTLS() (bool, error) {
 	if err := c.writeElem(stanza.New(nsTLS, "proceed")); err != nil {
 		return false, err
 	}
-	tc := tls.Server(c.nc, c.srv.cfg.TLS)
+	c.rc, _ = newRecordConn(c.nc).(*recordConn)
+	tc := tls.Server(c.tlsUnder(), c.srv.cfg.TLS)
 	if err := tc.Handshake(); err != nil {
 		c.log.Debug("STARTTLS handshake failed", "err", err)
 		return false, err
@@ -431,6 +473,15 @@ func (c *conn) startTLS() (bool, error) {
 	c.fr = newTCPFraming(tc)
 	c.tls = true
 	return true, nil
+}
+
+// tlsUnder is what crypto/tls reads from and writes to: the recordConn
+// if there is one, else the connection.
+func (c *conn) tlsUnder() net.Conn {
+	if c.rc != nil {
+		return c.rc
+	}
+	return c.nc
 }
 
 // channelBinding returns the tls-exporter binding when the connection
@@ -671,7 +722,7 @@ func (c *conn) saslSuccess(srv *sasl.Server, additional []byte) (bool, error) {
 	}
 	c.authed = true
 	c.account = account
-	c.log = c.log.With("account", account.String())
+	c.setLog()
 	c.log.Info("authenticated")
 	return true, nil
 }
@@ -777,7 +828,7 @@ func (c *conn) bind() error {
 			continue
 		}
 		c.full = full
-		c.log = c.log.With("jid", full.String())
+		c.setLog()
 		sess := newSession(c.srv, c, full)
 		ctx := context.Background()
 		r, err := c.srv.cfg.Router.Bind(ctx, full, sess)
@@ -799,18 +850,19 @@ func (c *conn) bind() error {
 	}
 }
 
-// run starts serving a bound session: a reader and a writer goroutine,
-// both fresh, take over, and the last of them runs end when the transport
-// has ended. It reports whether it handed the connection over (false: the
-// connection was closed while binding and has ended; the caller finishes).
+// run starts serving a bound session: a fresh reader goroutine takes
+// over (see reading), and writer goroutines start when there is something
+// to write (see writer); the reader runs end once the writer has ended
+// for good and the transport has ended. It reports whether it handed the
+// connection over (false: the connection was closed while binding and has
+// ended; the caller finishes).
 //
 // Negotiation (the TLS handshake, SASL, binding) grows the stack of the
 // goroutine that runs it to 16 KiB or more, and the runtime shrinks a
 // stack only at a garbage collection, by half each time. A long-lived
 // reader or writer on that goroutine would hold the grown stack for a
 // long time after login; fresh ones grow only as far as serving stanzas
-// needs (about half as much per idle session, measured by
-// TestIdleSessionMemory).
+// needs (measured by TestIdleSessionMemory).
 func (c *conn) run(end func()) bool {
 	s := c.sess
 	c.wdone = make(chan struct{})
@@ -827,23 +879,70 @@ func (c *conn) run(end func()) bool {
 		return false
 	}
 	_ = c.nc.SetDeadline(time.Time{})
-	go c.writer()
-	// Write what was queued while binding or resuming.
-	c.signal()
-	go func() {
-		c.read(context.Background())
-		c.Close(nil)
-		<-c.wdone
-		s.transportEnded(c)
-		c.finish(end)
-	}()
+	c.wmu.Lock()
+	c.pingTimer = time.AfterFunc(c.pingEvery(), c.pingCheck)
+	c.wLive = true
+	c.wmu.Unlock()
+	// Write what was queued while binding or resuming (and end the stream
+	// if Close came after the check above).
+	c.kick(wWrite)
+	c.end = end
+	go c.reading()
 	return true
 }
 
-// read is the reader of a bound transport: it handles each element before
-// reading the next, until the stream or the connection ends.
-func (c *conn) read(ctx context.Context) {
-	for {
+// reading is the reader goroutine of a bound transport. It waits for the
+// client at a shallow depth (await), then reads and
+// handles what came; when it has handled something and would wait again,
+// it hands over to a fresh reader goroutine and exits. Handling a stanza
+// (routing, modules, storage) grows a goroutine's stack to 8 KiB or more,
+// and the runtime shrinks a stack only at a garbage collection, by half,
+// and not below four times what is in use; an idle session's waiting
+// reader would keep that stack. A fresh one waits on the small stack it
+// starts with. The price is paid per burst of input: a goroutine start,
+// its stack growing again while it handles the burst, and (over TCP) a
+// non-blocking peek before and after the wait. Where input comes in
+// bursts (BenchmarkMessageCPU) it does not show; where every message is
+// its own burst (kontor-load chat at 100 messages/s) it showed as about
+// 30 ms more server CPU per 1,000 messages on a loaded machine.
+func (c *conn) reading() {
+	c.await()
+	if c.read(context.Background()) {
+		go c.reading()
+		return
+	}
+	c.Close(nil)
+	<-c.wdone
+	c.sess.transportEnded(c)
+	c.finish(c.end)
+}
+
+// await waits until the client sent something (or the connection ended).
+// Over TCP, when nothing is buffered in the stream reader, crypto/tls or
+// the recordConn below it, it waits for the socket to become readable
+// without reading: the shallowest wait there is, so that an idle reader
+// fits the smallest goroutine stack. Otherwise it waits in a read
+// (xmlstream.Reader.Wait), still outside the XML tokenizer.
+func (c *conn) await() {
+	if c.rc != nil && !c.rd.Buffered() && c.rc.drained() {
+		c.rd.Release()
+		if c.rc.waitReadable() == nil {
+			return
+		}
+		// The read that follows reports what ended the wait.
+	}
+	c.rd.Wait()
+}
+
+// read reads and handles elements of a bound transport, each before
+// reading the next, until the stream or the connection ends (false), or
+// until it has handled something and no more input is buffered (true: the
+// caller waits for more on a fresh goroutine).
+func (c *conn) read(ctx context.Context) bool {
+	for handled := false; ; handled = true {
+		if handled && !c.rd.Buffered() {
+			return true
+		}
 		el, err := c.rd.Next()
 		if err != nil {
 			var se *stanza.StreamError
@@ -861,10 +960,10 @@ func (c *conn) read(ctx context.Context) {
 					c.Close(nil)
 				}
 			}
-			return
+			return false
 		}
 		if !c.element(ctx, el) {
-			return
+			return false
 		}
 	}
 }
@@ -948,63 +1047,141 @@ func (c *conn) ownIQ(s *stanza.Stanza) bool {
 	return false
 }
 
-// writer drains the queue, flushing when it is empty, asks for
-// acknowledgements, and pings a silent client.
+// writer does the work that kick recorded, in a loop, and exits when
+// none is left: a session's writer goroutine runs only while there is
+// something to write (a batch of the queue, an ack request, a ping, the
+// end of the stream). An idle session has its reader goroutine only; the
+// silent-client check (pingCheck) and the ack request after AckIdle are
+// timers (time.AfterFunc) that kick a writer when they find work. A
+// goroutine's stack is most of what an idle session would otherwise cost
+// (TestIdleSessionMemory).
+//
+// At most one writer runs at a time (wRun under wmu), so what the writer
+// owns (spare, smOut) passes from one to the next through wmu. On Close
+// the writer ends the stream (closeStream) and ends for good (wEnded,
+// wdone closed), as it does when a write fails.
 func (c *conn) writer() {
-	cfg := &c.srv.cfg
-	defer close(c.wdone)
-	ticker := time.NewTicker(min(cfg.PingInterval, cfg.PingTimeout) / 2)
-	defer ticker.Stop()
-	idle := time.NewTimer(cfg.AckIdle)
-	idle.Stop()
-	defer idle.Stop()
-	var pingSent time.Time
 	for {
-		select {
-		case <-c.wake:
-			pending, ok := c.writeQueued()
-			if !ok {
-				return
-			}
-			if pending {
-				idle.Reset(cfg.AckIdle)
-			}
-		case <-idle.C:
-			sent, ok := c.requestAck(false)
-			if !ok {
-				return
-			}
-			if sent && pingSent.IsZero() {
-				// The answer also tells that the client is alive.
-				pingSent = time.Now()
-			}
-		case <-ticker.C:
-			last := time.Unix(0, c.lastRead.Load())
-			switch {
-			case !pingSent.IsZero() && last.After(pingSent):
-				pingSent = time.Time{}
-			case !pingSent.IsZero() && time.Since(pingSent) > cfg.PingTimeout:
-				c.log.Info("client did not answer a ping; closing")
-				c.lost.Store(true)
-				c.Close(&stanza.StreamError{Condition: stanza.StreamConnectionTimeout, Text: "no answer to ping"})
-			case pingSent.IsZero() && time.Since(last) > cfg.PingInterval:
-				pingSent = time.Now()
-				if c.smOut {
-					if _, ok := c.requestAck(true); !ok {
-						return
-					}
-					break
-				}
-				ping := stanza.NewIQ(jid.MustParse(c.domain), c.full, "get", "ping-"+strconv.FormatInt(pingSent.UnixNano(), 36), stanza.New(nsPing, "ping"))
-				if !c.write(ping.El) || !c.flush() {
-					return
-				}
-			}
-		case <-c.closing:
+		c.wmu.Lock()
+		work := c.wWork
+		c.wWork = 0
+		closing := c.closeRequested()
+		if work == 0 && !closing {
+			c.wRun = false
+			c.wmu.Unlock()
+			return
+		}
+		c.wmu.Unlock()
+		if closing {
 			c.closeStream()
+			c.endWriter()
+			return
+		}
+		if !c.work(work) {
+			c.endWriter()
 			return
 		}
 	}
+}
+
+// work does one round of the writer's work; false when the connection
+// failed.
+func (c *conn) work(work uint8) bool {
+	cfg := &c.srv.cfg
+	if work&wWrite != 0 {
+		pending, ok := c.writeQueued()
+		if !ok {
+			return false
+		}
+		if pending {
+			c.armAckIdle()
+		}
+	}
+	if work&wAck != 0 {
+		sent, ok := c.requestAck(false)
+		if !ok {
+			return false
+		}
+		if sent {
+			// The answer also tells that the client is alive.
+			c.pingSent.CompareAndSwap(0, time.Now().UnixNano())
+		}
+	}
+	if work&wPing != 0 {
+		now := time.Now()
+		if time.Duration(now.UnixNano()-c.lastRead.Load()) <= cfg.PingInterval || !c.pingSent.CompareAndSwap(0, now.UnixNano()) {
+			// The client spoke since, or a ping is out already.
+			return true
+		}
+		if c.smOut {
+			_, ok := c.requestAck(true)
+			return ok
+		}
+		ping := stanza.NewIQ(jid.MustParse(c.domain), c.full, "get", "ping-"+strconv.FormatInt(now.UnixNano(), 36), stanza.New(nsPing, "ping"))
+		return c.write(ping.El) && c.flush()
+	}
+	return true
+}
+
+// endWriter marks the writer as ended for good: no writer starts again,
+// the timers stop, and the reader's goroutine may finish (wdone).
+func (c *conn) endWriter() {
+	c.wmu.Lock()
+	c.wEnded = true
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	if c.ackTimer != nil {
+		c.ackTimer.Stop()
+	}
+	c.wmu.Unlock()
+	close(c.wdone)
+}
+
+// armAckIdle (re)starts the AckIdle timer after a write that left stanzas
+// unacknowledged; when it fires, a writer asks for an acknowledgement.
+func (c *conn) armAckIdle() {
+	d := c.srv.cfg.AckIdle
+	c.wmu.Lock()
+	if !c.wEnded {
+		if c.ackTimer == nil {
+			c.ackTimer = time.AfterFunc(d, func() { c.kick(wAck) })
+		} else {
+			c.ackTimer.Reset(d)
+		}
+	}
+	c.wmu.Unlock()
+}
+
+// pingEvery is how often pingCheck looks at a session.
+func (c *conn) pingEvery() time.Duration {
+	cfg := &c.srv.cfg
+	return min(cfg.PingInterval, cfg.PingTimeout) / 2
+}
+
+// pingCheck runs every pingEvery on a timer: it forgets an answered ping,
+// closes a stream whose ping went unanswered for PingTimeout, and kicks a
+// writer to ping a client that has been silent for PingInterval.
+func (c *conn) pingCheck() {
+	cfg := &c.srv.cfg
+	now := time.Now().UnixNano()
+	last := c.lastRead.Load()
+	sent := c.pingSent.Load()
+	switch {
+	case sent != 0 && last > sent:
+		c.pingSent.CompareAndSwap(sent, 0)
+	case sent != 0 && time.Duration(now-sent) > cfg.PingTimeout:
+		c.log.Info("client did not answer a ping; closing")
+		c.lost.Store(true)
+		c.Close(&stanza.StreamError{Condition: stanza.StreamConnectionTimeout, Text: "no answer to ping"})
+	case sent == 0 && time.Duration(now-last) > cfg.PingInterval:
+		c.kick(wPing)
+	}
+	c.wmu.Lock()
+	if !c.wEnded {
+		c.pingTimer.Reset(c.pingEvery())
+	}
+	c.wmu.Unlock()
 }
 
 // writeQueued writes everything queued and flushes. It reports whether

@@ -327,7 +327,7 @@ func (c *conn) sasl2Success(account jid.JID, additional []byte) (bool, error) {
 	req := c.auth2
 	c.authed = true
 	c.account = account
-	c.log = c.log.With("account", account.String())
+	c.setLog()
 	c.log.Info("authenticated", "profile", "sasl2")
 	succ := stanza.New(nsSASL2, "success")
 	if len(additional) > 0 {
@@ -427,7 +427,7 @@ func (c *conn) bind2(req *authRequest) (*stanza.Element, error) {
 		return nil, err
 	}
 	c.full = full
-	c.log = c.log.With("jid", full.String())
+	c.setLog()
 	sess := newSession(c.srv, c, full)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -6,7 +6,8 @@
 // # Transports and sessions
 //
 // Two types split what a connection is. A conn is a transport: one socket,
-// its stream negotiation, and, once bound, a reader and a writer goroutine.
+// its stream negotiation, and, once bound, a reader goroutine and, while
+// there is something to write, a writer goroutine.
 // A session is what the router knows as a bound resource (it implements
 // router.Conn): the outbound queue, the stream management counters, the
 // list of stanzas written but not yet acknowledged, and the client's state.
@@ -19,7 +20,12 @@
 // arrive (RFC 6120 §10.1), routing each before reading the next. The writer
 // drains the queue in batches and flushes when it is empty, so a burst costs
 // one write; it also pings the client when it has been silent (with <r/>
-// when stream management is on). Delivering to a session (Send) only
+// when stream management is on). The writer runs only while it has work:
+// queueing to an empty queue, a Close, or one of two timers (the
+// silent-client check every half ping interval, and the ack request
+// AckIdle after a write) start it, and it exits when it finds none left
+// (conn.kick and conn.writer; a flag under conn.wmu, looked at again
+// before exiting, so that no wake-up is lost). Delivering to a session (Send) only
 // enqueues: a session whose queue is full (a client that stopped reading)
 // is closed with resource-constraint instead of growing memory; so is a
 // session whose client lets QueueSize stanzas go unacknowledged, and a
@@ -118,16 +124,28 @@
 // An idle session holds no preallocated queue: the queue and the
 // unacknowledged list are slices that grow with use and are released when
 // they drain; the write buffer is taken from a pool for a batch and given
-// back at the flush (tcpFraming), and the stream reader reads into a
-// 512-byte array while it waits, taking a 4 KiB buffer from a pool only
-// while input flows (core/xmlstream). The reader and the writer are fresh
-// goroutines started after binding, so that they do not keep the stack
-// the TLS handshake and SASL grew. TestIdleSessionMemory measures an idle
-// bound TLS session: about 19 KiB of heap and goroutine stacks (it was 39
-// KiB with 4 KiB bufio buffers and the negotiating goroutine as the
-// reader), with or without stream management; what remains is mostly
-// crypto/tls's own (its record buffer grown by the ClientHello, the AEAD
-// states), the XML decoder and two small stacks. Stream management adds, per message, a timestamp and keeping the
+// back at the flush (tcpFraming), and the stream reader takes its 4 KiB
+// read buffer from a pool while input flows and gives it back before the
+// session waits (core/xmlstream: Reader.Wait, Reader.Release). An idle session has one goroutine,
+// its reader, waiting for input on a small stack: the reader is a fresh
+// goroutine started after binding (so that it does not keep the stack the
+// TLS handshake and SASL grew); after handling a burst of input it hands
+// over to a fresh goroutine before waiting again, so that the stack that
+// routing and modules grew is not kept (the runtime shrinks stacks only
+// at a collection, by half); and over TCP it waits for the socket to
+// become readable rather than in a Read through crypto/tls and the XML
+// tokenizer (conn.await; recordConn keeps crypto/tls from reading ahead,
+// so that nothing can be buffered above the socket when it waits). That
+// wait fits the 2 KiB a goroutine starts with; a Read through crypto/tls
+// needs 4 KiB. The writer exits when the queue is drained, and the ping
+// check and ack request are timers. TestIdleSessionMemory measures an
+// idle bound TLS session: about 13 KiB of heap and goroutine stacks (19
+// KiB with a writer goroutine per session and the reader waiting in a
+// Read on the stack it handled stanzas with; 39 KiB with 4 KiB bufio
+// buffers and the negotiating goroutine as the reader), with or without
+// stream management; what remains is mostly crypto/tls's own (its record
+// buffer grown by the ClientHello, the AEAD states), the XML decoder and
+// the reader's 2 KiB stack. Stream management adds, per message, a timestamp and keeping the
 // stanza until it is acknowledged (BenchmarkSessionPath: under 100 ns),
 // and under load one <r/>/<a/> round trip per few dozen messages
 // (BenchmarkMessageCPU reports acks/msg and the server's CPU per message,

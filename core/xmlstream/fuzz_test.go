@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"testing/iotest"
 
@@ -74,6 +75,52 @@ func FuzzReader(f *testing.F) {
 			if out2 := el2.AppendXML(nil, stanza.NSClient); !bytes.Equal(out, out2) {
 				t.Fatalf("round trip changed the element:\n%s\n%s", out, out2)
 			}
+		}
+	})
+}
+
+// FuzzReaderWait checks that waiting between elements (Wait, or Release
+// and then Next, as a session's reader does) changes nothing: the same
+// elements and the same final error as reading straight through, for
+// arbitrary input split at an arbitrary chunk size.
+func FuzzReaderWait(f *testing.F) {
+	seeds := []string{
+		"<message to='a@b'><body>hi</body></message> <r xmlns='urn:xmpp:sm:3'/>",
+		"<presence/><presence/>\n<iq type='get' id='1'/>",
+		"<message><body>" + strings.Repeat("x", 5000) + "</body></message><a/>",
+		"<message><body>t</body></message></stream:stream>",
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s), uint8(7), uint8(0xaa))
+	}
+	lim := Limits{MaxStanzaBytes: 8192, MaxDepth: 16, MaxAttrs: 16}
+	read := func(data []byte, chunk int, waits uint8) (out []string, last string) {
+		in := io.MultiReader(bytes.NewReader([]byte(header)), bytes.NewReader(data))
+		rd := NewReader(chunkReader{in, chunk}, lim)
+		if _, err := rd.Header(); err != nil {
+			return nil, "header: " + err.Error()
+		}
+		for i := range 1000 {
+			switch w := waits >> (2 * (i % 4)) & 3; {
+			case w == 1 && !rd.Buffered():
+				rd.Wait()
+			case w == 2 && !rd.Buffered():
+				rd.Release()
+			}
+			el, err := rd.Next()
+			if err != nil {
+				return out, condition(err)
+			}
+			out = append(out, string(el.AppendXML(nil, stanza.NSClient)))
+		}
+		return out, ""
+	}
+	f.Fuzz(func(t *testing.T, data []byte, chunk, waits uint8) {
+		n := int(chunk%64) + 1
+		want, wantErr := read(data, n, 0)
+		got, gotErr := read(data, n, waits)
+		if gotErr != wantErr || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("waiting changed the result:\n%q %s\nwant\n%q %s", got, gotErr, want, wantErr)
 		}
 	})
 }

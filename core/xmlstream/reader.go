@@ -104,25 +104,27 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 }
 
 // lazyReader is the buffer between the connection and the tokenizer (an
-// io.ByteReader, so that encoding/xml adds no buffer of its own). An idle
-// stream holds no large buffer: a read that may block goes into a small
-// array inside the Reader, and only when a read fills it (more input is
-// likely waiting) does the next one take a bufSize buffer from a pool,
-// which goes back as soon as a read leaves it partly empty. Thousands of
-// idle sessions thus hold small arrays instead of 4 KiB each.
+// io.ByteReader, so that encoding/xml adds no buffer of its own). It reads
+// into a bufSize buffer taken from a pool, and an idle stream holds none:
+// the caller waits for input with Reader.Wait, which gives the buffer
+// back and reads into a tiny array inside the Reader, or gives it back
+// with Reader.Release and waits by other means. Thousands of idle
+// sessions thus hold a few bytes each instead of 4 KiB. (A read inside
+// an element, or during negotiation, may wait holding the buffer.)
 type lazyReader struct {
-	r     io.Reader
-	big   *[bufSize]byte // from bufPool while input flows
-	buf   []byte         // the current window; buf[pos:] is unread
-	pos   int
-	done  int64 // bytes of earlier windows, all consumed
-	full  bool  // the last read filled its buffer
-	err   error
-	small [smallSize]byte
+	r    io.Reader
+	big  *[bufSize]byte // from bufPool while input flows
+	buf  []byte         // the current window; buf[pos:] is unread
+	pos  int
+	done int64 // bytes of earlier windows, all consumed
+	full bool  // the last read filled its buffer
+	err  error
+	tiny [tinySize]byte
 }
 
-// smallSize holds a typical chat stanza in one read.
-const smallSize = 512
+// tinySize is what Wait reads: a whitespace keepalive, or the first bytes
+// of an element (the rest follows into a pooled buffer).
+const tinySize = 16
 
 var bufPool = sync.Pool{New: func() any { return new([bufSize]byte) }}
 
@@ -130,19 +132,30 @@ func (l *lazyReader) fill() error {
 	if l.err != nil {
 		return l.err
 	}
-	var dst []byte
-	if l.full {
-		if l.big == nil {
-			l.big = bufPool.Get().(*[bufSize]byte)
-		}
-		dst = l.big[:]
-	} else {
-		if l.big != nil {
-			bufPool.Put(l.big)
-			l.big = nil
-		}
-		dst = l.small[:]
+	if l.big == nil {
+		l.big = bufPool.Get().(*[bufSize]byte)
 	}
+	return l.read(l.big[:])
+}
+
+// wait gives the buffer back and reads into the tiny array.
+func (l *lazyReader) wait() {
+	l.release()
+	if l.err == nil {
+		_ = l.read(l.tiny[:])
+	}
+}
+
+// release gives the pooled buffer back if everything in it was consumed.
+func (l *lazyReader) release() {
+	if l.big != nil && l.pos >= len(l.buf) {
+		bufPool.Put(l.big)
+		l.done += int64(len(l.buf))
+		l.big, l.buf, l.pos = nil, nil, 0
+	}
+}
+
+func (l *lazyReader) read(dst []byte) error {
 	l.done += int64(len(l.buf))
 	l.buf, l.pos = nil, 0
 	for range 100 { // io.Reader allows empty reads; do not spin forever
@@ -156,14 +169,12 @@ func (l *lazyReader) fill() error {
 		}
 		if err != nil {
 			l.err = err
-			if l.big != nil {
-				bufPool.Put(l.big)
-				l.big = nil
-			}
+			l.release()
 			return err
 		}
 	}
 	l.err = io.ErrNoProgress
+	l.release()
 	return l.err
 }
 
@@ -191,6 +202,30 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 
 // consumed is the number of bytes handed out so far.
 func (l *lazyReader) consumed() int64 { return l.done + int64(l.pos) }
+
+// Buffered reports whether input is (or may be) buffered: the next Next
+// starts without reading from the connection (it may still read for the
+// rest of an element), or the last read from the connection filled the
+// buffer, so the connection may hold more without waiting for the peer.
+// False means that the reader has consumed everything and the last read
+// was short.
+func (r *Reader) Buffered() bool { return r.br.pos < len(r.br.buf) || r.br.full }
+
+// Wait reads from the connection if no input is buffered (see Buffered),
+// so that a caller can wait for the peer outside Next: the goroutine that
+// waits then needs no stack for the tokenizer's frames, and the Reader
+// holds no pooled buffer while it waits. An error is kept and returned by
+// the next Next as it would have been.
+func (r *Reader) Wait() {
+	if !r.Buffered() {
+		r.br.wait()
+	}
+}
+
+// Release gives the read buffer back to its pool if everything read was
+// consumed (a caller that waits for input by other means than Wait calls
+// it first); the next read takes one again.
+func (r *Reader) Release() { r.br.release() }
 
 // peek returns the next byte without consuming it.
 func (l *lazyReader) peek() (byte, error) {

@@ -234,3 +234,53 @@ func TestParseElement(t *testing.T) {
 		t.Fatalf("over the limit: %v", err)
 	}
 }
+
+// chunks is a reader that returns one chunk per read, then io.EOF.
+type chunks struct{ parts []string }
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(c.parts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.parts[0])
+	c.parts[0] = c.parts[0][n:]
+	if c.parts[0] == "" {
+		c.parts = c.parts[1:]
+	}
+	return n, nil
+}
+
+// TestBufferedAndWait checks that Buffered tells whether the next Next
+// would read from the connection first, and that Wait reads without
+// losing or reordering anything (an error included).
+func TestBufferedAndWait(t *testing.T) {
+	src := &chunks{parts: []string{header, "<a/><b/>", "<c/>"}}
+	rd := NewReader(src, Limits{})
+	if _, err := rd.Header(); err != nil {
+		t.Fatal(err)
+	}
+	if rd.Buffered() {
+		t.Fatal("Buffered after the header's read was consumed")
+	}
+	rd.Wait()
+	if !rd.Buffered() {
+		t.Fatal("not Buffered after Wait read input")
+	}
+	rd.Wait() // buffered: reads nothing
+	for _, want := range []string{"a", "b", "c"} {
+		el, err := rd.Next()
+		if err != nil || el.Name.Local != want {
+			t.Fatalf("got %v, %v; want <%s/>", el, err, want)
+		}
+		if want == "a" && !rd.Buffered() {
+			t.Fatal("<b/> is buffered, Buffered says no")
+		}
+		if want == "b" && rd.Buffered() {
+			t.Fatal("Buffered with nothing left")
+		}
+	}
+	rd.Wait() // the end: the error is kept for Next
+	if _, err := rd.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("Next after the end: %v, want unexpected EOF", err)
+	}
+}
