@@ -50,9 +50,14 @@ type conn struct {
 	nc  net.Conn // the current transport (plain TCP, then TLS)
 	// rc is between crypto/tls and the TCP connection (see recordConn);
 	// nil for a Transport, or where it cannot wait.
-	rc     *recordConn
-	remote netip.Addr
-	direct bool
+	rc *recordConn
+	// dlMu orders the read deadlines of the reader's warm wait
+	// (awaitWarm) and of closeStream: once readClosing is set, the
+	// reader leaves the deadline to closeStream.
+	dlMu        sync.Mutex
+	readClosing bool
+	remote      netip.Addr
+	direct      bool
 
 	tls      bool
 	authed   bool
@@ -892,29 +897,71 @@ func (c *conn) run(end func()) bool {
 }
 
 // reading is the reader goroutine of a bound transport. It waits for the
-// client at a shallow depth (await), then reads and
-// handles what came; when it has handled something and would wait again,
-// it hands over to a fresh reader goroutine and exits. Handling a stanza
-// (routing, modules, storage) grows a goroutine's stack to 8 KiB or more,
-// and the runtime shrinks a stack only at a garbage collection, by half,
-// and not below four times what is in use; an idle session's waiting
-// reader would keep that stack. A fresh one waits on the small stack it
-// starts with. The price is paid per burst of input: a goroutine start,
-// its stack growing again while it handles the burst, and (over TCP) a
-// non-blocking peek before and after the wait. Where input comes in
-// bursts (BenchmarkMessageCPU) it does not show; where every message is
-// its own burst (kontor-load chat at 100 messages/s) it showed as about
-// 30 ms more server CPU per 1,000 messages on a loaded machine.
+// client at a shallow depth (await), then reads and handles what came;
+// then it waits up to warmWait for more on the same goroutine
+// (awaitWarm), and when nothing came in that time it hands over to a
+// fresh reader goroutine and exits. Handling a stanza (routing, modules,
+// storage) grows a goroutine's stack to 8 KiB or more, and the runtime
+// shrinks a stack only at a garbage collection, by half, and not below
+// four times what is in use; an idle session's waiting reader would keep
+// that stack. A fresh one waits on the small stack it starts with. The
+// hand-over costs a goroutine start, its stack growing again and (over
+// TCP) a non-blocking peek; paid for every message when every message is
+// its own burst (kontor-load chat at 100 messages/s: about 30 ms more
+// server CPU per 1,000 messages), so a session that is in a conversation
+// keeps its reader for as long as input keeps coming within warmWait, and
+// only one that goes quiet hands over.
 func (c *conn) reading() {
 	c.await()
-	if c.read(context.Background()) {
-		go c.reading()
-		return
+	for c.read(context.Background()) {
+		if !c.awaitWarm() {
+			go c.reading()
+			return
+		}
 	}
 	c.Close(nil)
 	<-c.wdone
 	c.sess.transportEnded(c)
 	c.finish(c.end)
+}
+
+// warmWait is how long a reader that has just handled a burst waits for
+// the next one on its own goroutine before it hands over to a fresh one
+// (see reading): a session that is in a conversation (a message every
+// few seconds or more often) pays no goroutine start and no stack growth
+// per burst, and one that goes quiet still waits on a small stack after
+// warmWait. A variable so that tests can change it.
+var warmWait = time.Second
+
+// awaitWarm waits, over TCP, up to warmWait for the client to send more,
+// on the current goroutine. It reports whether the reader should go on
+// reading here: input (or the end of the connection, or a close) came,
+// or something is buffered already. False: nothing came in time (or the
+// transport cannot wait this way), and the caller hands over to a fresh
+// goroutine.
+func (c *conn) awaitWarm() bool {
+	if c.rd.Buffered() {
+		return true
+	}
+	if c.rc == nil || !canPeek || !c.rc.drained() {
+		return false
+	}
+	c.dlMu.Lock()
+	if c.readClosing {
+		c.dlMu.Unlock()
+		return true // closeStream's deadline ends the next read
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(warmWait))
+	c.dlMu.Unlock()
+	c.rd.Release()
+	err := c.rc.waitReadable()
+	c.dlMu.Lock()
+	closing := c.readClosing
+	if !closing {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	c.dlMu.Unlock()
+	return closing || err == nil || !isTimeout(err)
 }
 
 // await waits until the client sent something (or the connection ended).
@@ -1306,5 +1353,8 @@ func (c *conn) closeStream() {
 		_ = tc.CloseWrite()
 	}
 	// Give the client a moment to close its side, then cut.
+	c.dlMu.Lock()
+	c.readClosing = true
 	_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	c.dlMu.Unlock()
 }

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"kontor.im/kontor/core/session"
 )
 
 func TestMain(m *testing.M) {
@@ -330,8 +332,10 @@ func TestIdleSessionMemory(t *testing.T) {
 			before, beforeStack := liveMemory()
 			c := startClients(t, e.addr, fmt.Sprintf("idle:%d:%s", n, tt.mode))
 			waitFor(t, "every session to be bound", func() bool { return e.srv.ConnCount() == n })
-			// Let the writers finish their first flush.
-			time.Sleep(200 * time.Millisecond)
+			// Let the writers finish their first flush, and the readers
+			// that handled the last input hand over after their warm wait
+			// (awaitWarm): an idle session is one past it.
+			time.Sleep(*session.WarmWait + 300*time.Millisecond)
 			after, afterStack := liveMemory()
 			per := (after - before) / n
 			if f := os.Getenv("KONTOR_IDLE_HEAPPROF"); f != "" {

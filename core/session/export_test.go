@@ -1,0 +1,4 @@
+package session
+
+// WarmWait is warmWait for the external tests.
+var WarmWait = &warmWait
