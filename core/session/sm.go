@@ -132,7 +132,14 @@ func (c *conn) answerR() bool {
 		s.ackMu.Unlock()
 		return s.pushNonza(c, smAnswer(h))
 	}
-	s.acks = append(s.acks, pendingAck{c: c, stored: pending, h: h})
+	if n := len(s.acks); n > 0 && s.acks[n-1].c == c && s.acks[n-1].stored == pending {
+		// The same barrier releases both, and they are answered by one
+		// <a/> with the latest h: the list stays short however often a
+		// client asks while the archive cannot store (a database outage).
+		s.acks[n-1].h = h
+	} else {
+		s.acks = append(s.acks, pendingAck{c: c, stored: pending, h: h})
+	}
 	start := !s.ackWaiting
 	s.ackWaiting = true
 	s.ackMu.Unlock()
