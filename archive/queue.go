@@ -270,10 +270,18 @@ func (q *queue) barrier() <-chan struct{} {
 }
 
 // waitOwner waits until every item of owner queued before the call is
-// flushed, or ctx ends.
+// flushed, or ctx ends. Like a barrier, it tells the flusher not to wait
+// for a batch to fill (it still gathers for the ack linger): a query does
+// not wait out a whole flush interval.
 func (q *queue) waitOwner(ctx context.Context, owner string) error {
 	q.mu.Lock()
 	target, ok := q.latest[owner]
+	if ok && q.flushed < target && !q.hurry {
+		q.hurry, q.hurrySince = true, time.Now()
+		q.mu.Unlock()
+		q.signal()
+		q.mu.Lock()
+	}
 	for ok && q.flushed < target {
 		ch := q.progress
 		q.mu.Unlock()

@@ -62,7 +62,7 @@ var figures = []figure{
 	{"mam: CPU ms per page of 50 (server+db)", true, func(r *Result) (float64, bool) { return r.CPUPerOpMS, r.Scenario == "mam" }},
 	{"mam: messages per page (mean)", false, func(r *Result) (float64, bool) { return r.MessagesPerPage, r.Scenario == "mam" }},
 	{"mam: p99 ms per page", true, func(r *Result) (float64, bool) { return r.P99ms, r.Scenario == "mam" }},
-	{"idle: KiB per session", true, func(r *Result) (float64, bool) { return r.KiBPerSession, r.Scenario == "idle" }},
+	{"idle: KiB per session", true, func(r *Result) (float64, bool) { return r.KiBPerSession, r.Scenario == "idle" && r.KiBPerSession > 0 }},
 	{"idle: sessions held", false, func(r *Result) (float64, bool) { return float64(r.Ops), r.Scenario == "idle" }},
 	{"errors (all runs)", true, func(r *Result) (float64, bool) { return float64(r.Errors), r.Scenario != "register" }},
 	{"errors: runs not quiet before measuring", true, func(r *Result) (float64, bool) {
