@@ -145,9 +145,9 @@ type Config struct {
 	// report lists them); nil: none.
 	Audit audit.Log
 
-	QueueSize     int           // messages; default 100000
-	QueueBytes    int           // bytes of stanzas; default 64 MiB
-	BatchSize     int           // messages per transaction; default 500
+	QueueSize  int // messages; default 100000
+	QueueBytes int // bytes of stanzas; default 64 MiB
+	BatchSize  int // messages per transaction; default 500
 	// FlushInterval is the longest wait to fill a batch; default 1s. A
 	// stream management ack (AckLinger) and an archive query of the
 	// owner's (read your writes) hurry the flusher, so only messages
