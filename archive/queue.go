@@ -258,15 +258,24 @@ func (q *queue) barrier() <-chan struct{} {
 	}
 	q.openTarget = q.seq
 	ch := q.open
+	wake := q.hurryLocked()
+	q.mu.Unlock()
+	if wake {
+		q.signal()
+	}
+	return ch
+}
+
+// hurryLocked tells the flusher not to wait for a batch to fill (it
+// still lingers for the ack linger from now), and reports whether it must
+// be woken to hear it; false when it was told already (its deadline does
+// not change).
+func (q *queue) hurryLocked() bool {
 	if q.hurry {
-		// The flusher already knows: its deadline does not change.
-		q.mu.Unlock()
-		return ch
+		return false
 	}
 	q.hurry, q.hurrySince = true, time.Now()
-	q.mu.Unlock()
-	q.signal()
-	return ch
+	return true
 }
 
 // waitOwner waits until every item of owner queued before the call is
@@ -276,8 +285,7 @@ func (q *queue) barrier() <-chan struct{} {
 func (q *queue) waitOwner(ctx context.Context, owner string) error {
 	q.mu.Lock()
 	target, ok := q.latest[owner]
-	if ok && q.flushed < target && !q.hurry {
-		q.hurry, q.hurrySince = true, time.Now()
+	if ok && q.flushed < target && q.hurryLocked() {
 		q.mu.Unlock()
 		q.signal()
 		q.mu.Lock()
