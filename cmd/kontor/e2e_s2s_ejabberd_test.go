@@ -42,6 +42,16 @@ func TestFederationEjabberd(t *testing.T) {
 	if out, err := ctl("register", "erin", "e.test", "password-e"); err != nil {
 		t.Fatalf("ejabberdctl register: %v\n%s", err, out)
 	}
+	checkFederation(t, k, "ejabberd", "erin@e.test", "password-e", ejC2S)
+}
+
+// checkFederation has kim@k.test (on Kontor, k) and user (a client of
+// the peer server whose c2s listener is at c2s, logged in with mellium
+// over SCRAM-SHA-1 or PLAIN) exchange messages both ways; user pings
+// k.test, and kim writes to a user the peer does not have, which comes
+// back as the peer's error through the inbound stream.
+func checkFederation(t *testing.T, k *testServer, peer, user, password, c2s string) {
+	t.Helper()
 	k.addUser(t, "kim@k.test", "password-k")
 	kim := k.dial(t, "kim@k.test", "password-k", withResource("desk"))
 	kim.send(t, "<presence/>")
@@ -49,39 +59,38 @@ func TestFederationEjabberd(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", ejC2S)
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", c2s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	origin := jid.MustParse("erin@e.test/phone")
+	origin := jid.MustParse(user + "/phone")
 	sess, err := xmpp.NewClientSession(ctx, origin, conn,
-		xmpp.StartTLS(&tls.Config{ServerName: "e.test", InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}), // ejabberd's throw-away certificate
-		xmpp.SASL("", "password-e", sasl.ScramSha1, sasl.Plain), bindRequested())
+		xmpp.StartTLS(&tls.Config{ServerName: origin.Domain().String(), InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}), // the peer's throw-away certificate
+		xmpp.SASL("", password, sasl.ScramSha1, sasl.Plain), bindRequested())
 	if err != nil {
-		t.Fatalf("login to ejabberd: %v", err)
+		t.Fatalf("login to %s: %v", peer, err)
 	}
-	erin := k.serve(t, "erin", sess, conn)
-	erin.send(t, "<presence/>")
+	remote := k.serve(t, origin.Localpart(), sess, conn)
+	remote.send(t, "<presence/>")
 
-	kim.chat(t, "erin@e.test/phone", "hello ejabberd")
-	m := erin.Messages.expect(t, "erin: kim's message", func(n xmlNode) bool { return n.body() == "hello ejabberd" })
+	kim.chat(t, origin.String(), "hello "+peer)
+	m := remote.Messages.expect(t, user+": kim's message", func(n xmlNode) bool { return n.body() == "hello "+peer })
 	if m.attr("from") != "kim@k.test/desk" {
-		t.Errorf("erin got %s", m)
+		t.Errorf("%s got %s", user, m)
 	}
-	erin.chat(t, "kim@k.test/desk", "hello kontor")
-	m = kim.Messages.expect(t, "kim: erin's message", func(n xmlNode) bool { return n.body() == "hello kontor" })
-	if m.attr("from") != "erin@e.test/phone" {
+	remote.chat(t, "kim@k.test/desk", "hello kontor")
+	m = kim.Messages.expect(t, "kim: "+user+"'s message", func(n xmlNode) bool { return n.body() == "hello kontor" })
+	if m.attr("from") != origin.String() {
 		t.Errorf("kim got %s", m)
 	}
-	r := erin.iq(t, "<iq type='get' to='k.test' id='ping-k'><ping xmlns='urn:xmpp:ping'/></iq>")
+	r := remote.iq(t, "<iq type='get' to='k.test' id='ping-k'><ping xmlns='urn:xmpp:ping'/></iq>")
 	if r.attr("type") != "result" || r.attr("from") != "k.test" {
-		t.Errorf("erin's ping of k.test: %s", r)
+		t.Errorf("%s's ping of k.test: %s", user, r)
 	}
-	// A stanza to a user ejabberd does not have comes back as ejabberd's
-	// error, through the inbound stream.
-	kim.send(t, "<message to='nobody@e.test' id='to-nobody' type='chat'><body>?</body></message>")
-	e := kim.Messages.expect(t, "kim: ejabberd's error", func(n xmlNode) bool { return n.attr("id") == "to-nobody" })
-	if e.attr("type") != "error" || e.attr("from") != "nobody@e.test" {
+	nobody := "nobody@" + origin.Domain().String()
+	kim.send(t, "<message to='"+nobody+"' id='to-nobody' type='chat'><body>?</body></message>")
+	e := kim.Messages.expect(t, "kim: "+peer+"'s error", func(n xmlNode) bool { return n.attr("id") == "to-nobody" })
+	if e.attr("type") != "error" || e.attr("from") != nobody {
 		t.Errorf("kim got %s", e)
 	}
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -13,10 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"mellium.im/sasl"
-	"mellium.im/xmpp"
-	"mellium.im/xmpp/jid"
 
 	"kontor.im/kontor/core/testenv"
 )
@@ -64,48 +58,7 @@ func TestFederationProsody(t *testing.T) {
 	if out, err := ctl.CombinedOutput(); err != nil {
 		t.Fatalf("prosodyctl register: %v\n%s", err, out)
 	}
-	k.addUser(t, "kim@k.test", "password-k")
-	kim := k.dial(t, "kim@k.test", "password-k", withResource("desk"))
-	kim.send(t, "<presence/>")
-	kim.barrier(t)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", pC2S)
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := jid.MustParse("petra@p.test/phone")
-	sess, err := xmpp.NewClientSession(ctx, origin, conn,
-		xmpp.StartTLS(&tls.Config{ServerName: "p.test", InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}), // Prosody's throw-away certificate
-		xmpp.SASL("", "password-p", sasl.ScramSha1, sasl.Plain), bindRequested())
-	if err != nil {
-		t.Fatalf("login to Prosody: %v", err)
-	}
-	petra := k.serve(t, "petra", sess, conn)
-	petra.send(t, "<presence/>")
-
-	kim.chat(t, "petra@p.test/phone", "hello prosody")
-	m := petra.Messages.expect(t, "petra: kim's message", func(n xmlNode) bool { return n.body() == "hello prosody" })
-	if m.attr("from") != "kim@k.test/desk" {
-		t.Errorf("petra got %s", m)
-	}
-	petra.chat(t, "kim@k.test/desk", "hello kontor")
-	m = kim.Messages.expect(t, "kim: petra's message", func(n xmlNode) bool { return n.body() == "hello kontor" })
-	if m.attr("from") != "petra@p.test/phone" {
-		t.Errorf("kim got %s", m)
-	}
-	r := petra.iq(t, "<iq type='get' to='k.test' id='ping-k'><ping xmlns='urn:xmpp:ping'/></iq>")
-	if r.attr("type") != "result" || r.attr("from") != "k.test" {
-		t.Errorf("petra's ping of k.test: %s", r)
-	}
-	// A stanza to a user Prosody does not have comes back as Prosody's
-	// error.
-	kim.send(t, "<message to='nobody@p.test' id='to-nobody' type='chat'><body>?</body></message>")
-	e := kim.Messages.expect(t, "kim: Prosody's error", func(n xmlNode) bool { return n.attr("id") == "to-nobody" })
-	if e.attr("type") != "error" || e.attr("from") != "nobody@p.test" {
-		t.Errorf("kim got %s", e)
-	}
+	checkFederation(t, k, "prosody", "petra@p.test", "password-p", pC2S)
 }
 
 // startProsody runs Prosody for domain in the foreground with its data in
