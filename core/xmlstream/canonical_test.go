@@ -114,13 +114,21 @@ func FuzzParseCanonical(f *testing.F) {
 		if len(out) > lim.MaxStanzaBytes {
 			return
 		}
-		if !sameAsFull(t, out, Limits{MaxStanzaBytes: 4096, MaxDepth: 17, MaxAttrs: 17}) && !hasPrefixedAttr(full) {
+		if !sameAsFull(t, out, Limits{MaxStanzaBytes: 4096, MaxDepth: 17, MaxAttrs: 17}) && !outsideFastPath(full) {
 			t.Fatalf("AppendXML's output %q does not take the fast path", out)
 		}
 	})
 }
 
-func hasPrefixedAttr(e *stanza.Element) bool {
+// outsideFastPath reports whether AppendXML's form of e is one the fast
+// path leaves to the full reader by design: an attribute in a namespace
+// other than xml's (serialised with a prefix declaration), or an element
+// in no namespace (serialised with xmlns=''). Neither occurs in what the
+// server stores: stanzas are in jabber:client and extensions in theirs.
+func outsideFastPath(e *stanza.Element) bool {
+	if e.Name.Space == "" {
+		return true
+	}
 	for _, a := range e.Attr {
 		if a.Name.Space != "" && a.Name.Space != stanza.NSXML {
 			return true
@@ -128,7 +136,7 @@ func hasPrefixedAttr(e *stanza.Element) bool {
 	}
 	found := false
 	e.Children(func(c *stanza.Element) bool {
-		found = found || hasPrefixedAttr(c)
+		found = found || outsideFastPath(c)
 		return !found
 	})
 	return found
