@@ -117,8 +117,9 @@ type conn struct {
 
 	// The writer's own (passed from one writer goroutine to the next
 	// through wmu).
-	spare []entry
-	smOut bool // <enabled/> or <resumed/> was taken: ping with <r/>
+	spare  []entry
+	smOut  bool // <enabled/> or <resumed/> was taken: ping with <r/>
+	inline bool // the writer is writeInline: writes do not wait
 }
 
 func (s *Server) newConn(nc net.Conn, direct bool) *conn {
@@ -177,8 +178,77 @@ const (
 	wPing                    // the client was silent for PingInterval: ping it
 )
 
-// signal tells the writer that the queue has something to take.
-func (c *conn) signal() { c.kick(wWrite) }
+// signal tells the writer that the queue has something to take. Over a
+// TLS-on-TCP connection, when no writer runs, the caller becomes the
+// writer (writeInline) rather than starting a goroutine.
+func (c *conn) signal() {
+	if c.rc == nil || !inlineWrites {
+		c.kick(wWrite)
+		return
+	}
+	c.wmu.Lock()
+	c.wWork |= wWrite
+	start := c.wLive && !c.wRun && !c.wEnded
+	if start {
+		c.wRun = true
+	}
+	c.wmu.Unlock()
+	if start {
+		c.writeInline()
+	}
+}
+
+// inlineWrites switches writeInline on (a variable so that tests and
+// benchmarks can compare both ways).
+var inlineWrites = true
+
+// writeInline is the writer (see writer), run on the goroutine that
+// queued a stanza (typically the sender's reader) while it only has the
+// queue to write, with the socket in non-blocking mode (recordConn's
+// nonblock): it serialises, encrypts and writes what the socket takes at
+// once, and never waits for the client. A message to an idle session is
+// then written without a goroutine start and without waking a second
+// thread to run it, which at low rates was most of the cost of a
+// delivery. It hands over to a writer goroutine (keeping wRun) when there
+// is other work (an ack request, a ping, a close), or when the socket did
+// not take everything (the rest waits in the spill, which the goroutine
+// writes first, blocking as a writer does). Write deadlines are not set
+// here: nothing here waits.
+func (c *conn) writeInline() {
+	c.rc.setNonblock(true)
+	c.inline = true
+	for {
+		c.wmu.Lock()
+		work := c.wWork
+		closing := c.closeRequested()
+		if work == 0 && !closing {
+			c.inline = false
+			if !c.rc.setNonblock(false) {
+				c.wRun = false
+				c.wmu.Unlock()
+				return
+			}
+			c.wmu.Unlock()
+			go c.writer()
+			return
+		}
+		if closing || work != wWrite || c.rc.spilled() {
+			c.inline = false
+			c.rc.setNonblock(false)
+			c.wmu.Unlock()
+			go c.writer()
+			return
+		}
+		c.wWork = 0
+		c.wmu.Unlock()
+		if !c.work(wWrite) {
+			c.inline = false
+			c.rc.setNonblock(false)
+			c.endWriter()
+			return
+		}
+	}
+}
 
 // kick records work for the writer and starts a writer goroutine unless
 // one runs; a running writer looks at wWork again before it exits, under
@@ -1108,6 +1178,15 @@ func (c *conn) ownIQ(s *stanza.Stanza) bool {
 // the writer ends the stream (closeStream) and ends for good (wEnded,
 // wdone closed), as it does when a write fails.
 func (c *conn) writer() {
+	if c.rc != nil && c.rc.spilled() {
+		// writeInline handed over with bytes the socket did not take.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		if err := c.rc.flushSpill(); err != nil {
+			c.writeFailed(err)
+			c.endWriter()
+			return
+		}
+	}
 	for {
 		c.wmu.Lock()
 		work := c.wWork
@@ -1299,7 +1378,9 @@ func (c *conn) requestAck(ping bool) (sent, ok bool) {
 
 // write serialises one element into the buffered writer.
 func (c *conn) write(el *stanza.Element) bool {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	if !c.inline {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	}
 	if err := c.fr.WriteElement(el); err != nil {
 		return c.writeFailed(err)
 	}

@@ -16,6 +16,15 @@ import (
 // become readable (waitReadable) instead of blocking in a Read through
 // crypto/tls and the XML tokenizer: an idle session's reader then waits on
 // the smallest goroutine stack (see conn.await).
+//
+// On the write side it lets a writer that must not block (conn.writeInline
+// runs on the goroutine of whoever queued a stanza) write without
+// waiting: while nonblock is set, Write writes what the socket takes at
+// once and keeps the rest (spill); the next Write without nonblock, or
+// flushSpill, writes the spill first, blocking as usual. crypto/tls
+// serialises its writes (the reader's alerts and key-update answers
+// included), so Write never runs twice at once; wmu orders nonblock and
+// spill between the writer that sets them and a write of the reader's.
 type recordConn struct {
 	net.Conn
 	raw  syscall.RawConn
@@ -24,6 +33,21 @@ type recordConn struct {
 	hdr  [recordHeaderLen]byte
 	hn   int // bytes of the current record's header handed out
 	left int // bytes of the current record's body not yet handed out
+
+	// peekFn is peekOnce bound to this conn (made once, not per wait);
+	// peeked tells it that the poller has reported the socket readable.
+	peekFn func(uintptr) bool
+	peeked bool
+
+	wmu      sync.Mutex
+	nonblock bool
+	spill    []byte // written by Write in nonblock mode but not yet sent
+	// wp, wn and werr carry one non-blocking write through writeFn
+	// (writeSome bound to this conn).
+	wp      []byte
+	wn      int
+	werr    error
+	writeFn func(uintptr) bool
 }
 
 const (
@@ -44,7 +68,9 @@ func newRecordConn(nc net.Conn) net.Conn {
 	if err != nil {
 		return nc
 	}
-	return &recordConn{Conn: nc, raw: raw}
+	r := &recordConn{Conn: nc, raw: raw}
+	r.peekFn = r.peekOnce
+	return r
 }
 
 func (r *recordConn) Read(p []byte) (int, error) {
@@ -101,7 +127,94 @@ func (r *recordConn) release() {
 func (r *recordConn) drained() bool { return len(r.b) == 0 && r.hn == 0 }
 
 // waitReadable waits until the socket has input (or an end, an error, or
-// a passed read deadline), without reading it.
+// a passed read deadline), without reading it. It peeks once: when that
+// finds nothing, it waits for the poller and then trusts it rather than
+// peeking again (a spurious wake-up only means that the read which
+// follows waits in the usual way). That saves one system call per burst.
 func (r *recordConn) waitReadable() error {
-	return r.raw.Read(peekReady)
+	r.peeked = false
+	return r.raw.Read(r.peekFn)
+}
+
+func (r *recordConn) peekOnce(fd uintptr) bool {
+	if r.peeked {
+		return true
+	}
+	r.peeked = true
+	return peekReady(fd)
+}
+
+// Write writes p; in nonblock mode without waiting (see recordConn).
+func (r *recordConn) Write(p []byte) (int, error) {
+	r.wmu.Lock()
+	if r.nonblock {
+		defer r.wmu.Unlock()
+		total := len(p)
+		if len(r.spill) == 0 {
+			n, err := r.writeNow(p)
+			if err != nil {
+				return n, err
+			}
+			p = p[n:]
+		}
+		if len(p) > 0 {
+			r.spill = append(r.spill, p...)
+		}
+		return total, nil
+	}
+	spill := r.spill
+	r.spill = nil
+	r.wmu.Unlock()
+	if len(spill) > 0 {
+		if _, err := r.Conn.Write(spill); err != nil {
+			return 0, err
+		}
+	}
+	return r.Conn.Write(p)
+}
+
+// setNonblock switches nonblock mode and reports whether bytes are
+// spilled (waiting for a blocking write).
+func (r *recordConn) setNonblock(on bool) (spilled bool) {
+	r.wmu.Lock()
+	r.nonblock = on
+	spilled = len(r.spill) > 0
+	r.wmu.Unlock()
+	return spilled
+}
+
+// spilled reports whether bytes wait for a blocking write.
+func (r *recordConn) spilled() bool {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	return len(r.spill) > 0
+}
+
+// flushSpill writes the spill, blocking (under the write deadline).
+func (r *recordConn) flushSpill() error {
+	r.wmu.Lock()
+	spill := r.spill
+	r.spill = nil
+	r.wmu.Unlock()
+	if len(spill) == 0 {
+		return nil
+	}
+	_, err := r.Conn.Write(spill)
+	return err
+}
+
+// writeNow writes what the socket takes of p without waiting: all of it,
+// part of it, or nothing (the socket's buffer is full).
+func (r *recordConn) writeNow(p []byte) (int, error) {
+	if r.writeFn == nil {
+		r.writeFn = r.writeSome
+	}
+	r.wp, r.wn, r.werr = p, 0, nil
+	err := r.raw.Write(r.writeFn)
+	n, werr := r.wn, r.werr
+	r.wp, r.werr = nil, nil
+	if err == nil {
+		err = werr
+	}
+	return n, err
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -427,5 +428,40 @@ func TestShutdownDuringNegotiation(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown = %v after %v", err, time.Since(start))
+	}
+}
+
+// TestStalledRecipientDoesNotHoldUpTheSender: a message is written to an
+// idle recipient on the sender's goroutine (writeInline), without waiting:
+// when the recipient stops reading and its socket fills, what the socket
+// did not take is handed to a writer goroutine. The sender's reader goes
+// on handling the sender's stanzas meanwhile, and once the recipient reads
+// again it gets every message, in order, once.
+func TestStalledRecipientDoesNotHoldUpTheSender(t *testing.T) {
+	e := start(t, func(c *session.Config) { c.QueueSize = 4096; c.WriteTimeout = 60 * time.Second })
+	bob := dial(t, e)
+	bob.login("bob", "slow")
+	alice := dial(t, e)
+	alice.login("alice", "r")
+	body := strings.Repeat("x", 32<<10)
+	const total = 400 // about 13 MB: more than loopback's socket buffers hold
+	for i := range total {
+		alice.send(fmt.Sprintf("<message to='bob@example.com/slow' id='m%d' type='chat'><body>%s</body></message>", i, body))
+		if i%50 == 49 {
+			// A message to herself comes back at once: her reader is not
+			// stuck writing to bob.
+			mark := fmt.Sprintf("self%d", i)
+			alice.send("<message to='alice@example.com/r' id='" + mark + "' type='chat'><body>hi</body></message>")
+			alice.expect("id='"+mark+"'", 5*time.Second)
+		}
+	}
+	_ = bob.conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for i := range total {
+		got := bob.expect("</message>", 60*time.Second)
+		want := fmt.Sprintf("id='m%d'", i)
+		if !strings.Contains(got, want) {
+			j := strings.Index(got, "id='")
+			t.Fatalf("message %d: got %q, want %s", i, got[j:min(len(got), j+12)], want)
+		}
 	}
 }
