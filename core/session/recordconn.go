@@ -19,11 +19,11 @@ import (
 //
 // On the write side it lets a writer that must not block (conn.writeInline
 // runs on the goroutine of whoever queued a stanza) write without
-// waiting: while nonblock is set, Write writes what the socket takes at
+// waiting: in nonblock mode (nb set), Write writes what the socket takes at
 // once and keeps the rest (spill); the next Write without nonblock, or
 // flushSpill, writes the spill first, blocking as usual. crypto/tls
 // serialises its writes (the reader's alerts and key-update answers
-// included), so Write never runs twice at once; wmu orders nonblock and
+// included), so Write never runs twice at once; wmu orders nb and
 // spill between the writer that sets them and a write of the reader's.
 type recordConn struct {
 	net.Conn
@@ -39,16 +39,26 @@ type recordConn struct {
 	peekFn func(uintptr) bool
 	peeked bool
 
-	wmu      sync.Mutex
-	nonblock bool
-	spill    []byte // written by Write in nonblock mode but not yet sent
-	// wp, wn and werr carry one non-blocking write through writeFn
-	// (writeSome bound to this conn).
-	wp      []byte
-	wn      int
-	werr    error
-	writeFn func(uintptr) bool
+	wmu   sync.Mutex
+	nb    *nbWriter // in nonblock mode: from nbWriterPool
+	spill []byte    // written by Write in nonblock mode but not yet sent
 }
+
+// nbWriter carries one non-blocking write through RawConn.Write: p is
+// what to write, n how much went, err what stopped it; fn is writeSome
+// bound to it (made once per nbWriter, which the pool keeps).
+type nbWriter struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(uintptr) bool
+}
+
+var nbWriterPool = sync.Pool{New: func() any {
+	w := new(nbWriter)
+	w.fn = w.writeSome
+	return w
+}}
 
 const (
 	recordHeaderLen = 5
@@ -147,7 +157,7 @@ func (r *recordConn) peekOnce(fd uintptr) bool {
 // Write writes p; in nonblock mode without waiting (see recordConn).
 func (r *recordConn) Write(p []byte) (int, error) {
 	r.wmu.Lock()
-	if r.nonblock {
+	if r.nb != nil {
 		defer r.wmu.Unlock()
 		total := len(p)
 		if len(r.spill) == 0 {
@@ -177,7 +187,13 @@ func (r *recordConn) Write(p []byte) (int, error) {
 // spilled (waiting for a blocking write).
 func (r *recordConn) setNonblock(on bool) (spilled bool) {
 	r.wmu.Lock()
-	r.nonblock = on
+	switch {
+	case on && r.nb == nil:
+		r.nb = nbWriterPool.Get().(*nbWriter)
+	case !on && r.nb != nil:
+		nbWriterPool.Put(r.nb)
+		r.nb = nil
+	}
 	spilled = len(r.spill) > 0
 	r.wmu.Unlock()
 	return spilled
@@ -206,13 +222,11 @@ func (r *recordConn) flushSpill() error {
 // writeNow writes what the socket takes of p without waiting: all of it,
 // part of it, or nothing (the socket's buffer is full).
 func (r *recordConn) writeNow(p []byte) (int, error) {
-	if r.writeFn == nil {
-		r.writeFn = r.writeSome
-	}
-	r.wp, r.wn, r.werr = p, 0, nil
-	err := r.raw.Write(r.writeFn)
-	n, werr := r.wn, r.werr
-	r.wp, r.werr = nil, nil
+	w := r.nb
+	w.p, w.n, w.err = p, 0, nil
+	err := r.raw.Write(w.fn)
+	n, werr := w.n, w.err
+	w.p, w.err = nil, nil
 	if err == nil {
 		err = werr
 	}

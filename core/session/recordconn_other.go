@@ -10,7 +10,7 @@ const canPeek = false
 func peekReady(uintptr) bool { return true }
 
 // writeSome is never called: without canPeek there is no recordConn.
-func (r *recordConn) writeSome(uintptr) bool {
-	r.werr = errors.ErrUnsupported
+func (w *nbWriter) writeSome(uintptr) bool {
+	w.err = errors.ErrUnsupported
 	return true
 }

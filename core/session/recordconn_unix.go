@@ -17,13 +17,13 @@ func peekReady(fd uintptr) bool {
 	return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 }
 
-// writeSome writes r.wp until it is written, the socket would block or
+// writeSome writes w.p until it is written, the socket would block or
 // an error comes (RawConn.Write's callback: it never asks to wait).
-func (r *recordConn) writeSome(fd uintptr) bool {
-	for r.wn < len(r.wp) {
-		n, err := syscall.Write(int(fd), r.wp[r.wn:])
+func (w *nbWriter) writeSome(fd uintptr) bool {
+	for w.n < len(w.p) {
+		n, err := syscall.Write(int(fd), w.p[w.n:])
 		if n > 0 {
-			r.wn += n
+			w.n += n
 		}
 		switch {
 		case err == syscall.EINTR:
@@ -31,10 +31,10 @@ func (r *recordConn) writeSome(fd uintptr) bool {
 		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
 			return true
 		case err != nil:
-			r.werr = err
+			w.err = err
 			return true
 		case n == 0:
-			r.werr = io.ErrUnexpectedEOF
+			w.err = io.ErrUnexpectedEOF
 			return true
 		}
 	}
