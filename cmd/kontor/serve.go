@@ -421,6 +421,19 @@ func (s *Server) adminHandler() http.Handler {
 	return mux
 }
 
+// clientPort is the port a client should be told to use: the STARTTLS
+// listener's, else the direct TLS one's ("" when neither listens).
+func clientPort(addrs map[string]net.Addr) string {
+	for _, k := range []string{"starttls", "direct_tls"} {
+		if a, ok := addrs[k]; ok && a != nil {
+			if _, port, err := net.SplitHostPort(a.String()); err == nil {
+				return port
+			}
+		}
+	}
+	return ""
+}
+
 // banner tells the operator what is running and what to do next.
 func (s *Server) banner(w io.Writer, cfgFile string) {
 	fmt.Fprintf(w, "Kontor is running for %s\n", strings.Join(s.cfg.Domains, ", "))
@@ -444,6 +457,8 @@ func (s *Server) banner(w io.Writer, cfgFile string) {
 	}
 	fmt.Fprintf(w, "\nAdd a user (in another terminal, while this runs):\n  go run ./cmd/kontor user add%s alice@%s\n", cfgArg, s.cfg.Domains[0])
 	fmt.Fprintf(w, "Then connect any XMPP client (Conversations, Gajim, Dino, Profanity) as alice@%s;\n", s.cfg.Domains[0])
-	fmt.Fprintf(w, "if the domain does not resolve to this machine, set the client's host to this machine's address and port 5222.\n")
+	if port := clientPort(s.Addrs); port != "" {
+		fmt.Fprintf(w, "if the domain does not resolve to this machine, set the client's host to this machine's address and port %s.\n", port)
+	}
 	fmt.Fprintf(w, "Stop with Ctrl-C (graceful: clients get system-shutdown).\n")
 }
