@@ -438,6 +438,11 @@ func TestShutdownDuringNegotiation(t *testing.T) {
 // on handling the sender's stanzas meanwhile, and once the recipient reads
 // again it gets every message, in order, once.
 func TestStalledRecipientDoesNotHoldUpTheSender(t *testing.T) {
+	// Every message inline, however often they come.
+	// (Restored after the server has stopped: cleanups run last-first.)
+	was := *session.InlineAfter
+	t.Cleanup(func() { *session.InlineAfter = was })
+	*session.InlineAfter = 0
 	e := start(t, func(c *session.Config) { c.QueueSize = 4096; c.WriteTimeout = 60 * time.Second })
 	bob := dial(t, e)
 	bob.login("bob", "slow")
