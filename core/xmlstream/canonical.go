@@ -37,10 +37,37 @@ func parseCanonical(b []byte, lim Limits) (*stanza.Element, bool) {
 	return el, true
 }
 
+// canonParser is a one-pass parser of a restricted form of XML. Strict
+// (stream false), it takes only what stanza.AppendXML writes (see
+// parseCanonical); with stream set, it takes the wider form that clients
+// write (see Reader.fastElement). Either way it reports false for
+// anything outside its form, which then goes to the full reader.
 type canonParser struct {
 	s   string
 	i   int
 	lim Limits
+	// stream: accept any white space inside tags (as encoding/xml does:
+	// none needed between attributes), both quotes, numeric character
+	// references, raw '>' in text (not after "]]"), raw tab and newline in
+	// attribute values, end tags with white space before '>', several
+	// and empty xmlns declarations.
+	stream bool
+}
+
+func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// space skips white space (stream form) or one space (strict form) and
+// reports whether it skipped any.
+func (p *canonParser) space() bool {
+	start := p.i
+	if p.stream {
+		for p.i < len(p.s) && isSpaceByte(p.s[p.i]) {
+			p.i++
+		}
+	} else if p.i < len(p.s) && p.s[p.i] == ' ' {
+		p.i++
+	}
+	return p.i > start
 }
 
 func isNameStart(c byte) bool {
@@ -71,28 +98,32 @@ func (p *canonParser) element(ns string, depth int) (*stanza.Element, bool) {
 	}
 	p.i++ // '<'
 	local, ok := p.name()
-	if !ok {
+	// encoding/xml leaves an element named xmlns in no namespace.
+	if !ok || local == "xmlns" {
 		return nil, false
 	}
 	el := &stanza.Element{Name: stanza.Name{Space: ns, Local: local}}
 	nattr, declared := 0, false
 	for {
+		spaced := p.space()
 		if p.i >= len(p.s) {
 			return nil, false
 		}
 		switch p.s[p.i] {
 		case '/':
-			if p.i+1 >= len(p.s) || p.s[p.i+1] != '>' {
+			if spaced && !p.stream || p.i+1 >= len(p.s) || p.s[p.i+1] != '>' {
 				return nil, false
 			}
 			p.i += 2
 			return el, true
 		case '>':
+			if spaced && !p.stream {
+				return nil, false
+			}
 			p.i++
 			return p.content(el, depth)
-		case ' ':
-			p.i++
-		default:
+		}
+		if !spaced && !p.stream {
 			return nil, false
 		}
 		nattr++
@@ -114,16 +145,37 @@ func (p *canonParser) element(ns string, depth int) (*stanza.Element, bool) {
 			}
 			space = stanza.NSXML
 		}
-		if !strings.HasPrefix(p.s[p.i:], "='") {
-			return nil, false
+		q := byte('\'')
+		if p.stream {
+			p.space()
+			if p.i >= len(p.s) || p.s[p.i] != '=' {
+				return nil, false
+			}
+			p.i++
+			p.space()
+			if p.i >= len(p.s) || p.s[p.i] != '\'' && p.s[p.i] != '"' {
+				return nil, false
+			}
+			q = p.s[p.i]
+			p.i++
+		} else {
+			if !strings.HasPrefix(p.s[p.i:], "='") {
+				return nil, false
+			}
+			p.i += 2
 		}
-		p.i += 2
-		v, ok := p.text('\'')
+		v, ok := p.text(q)
 		if !ok || p.i >= len(p.s) {
 			return nil, false
 		}
 		p.i++ // closing quote
 		if space == "" && an == "xmlns" {
+			if p.stream {
+				// As encoding/xml: the last declaration applies, to
+				// the element itself too; xmlns='' means no namespace.
+				el.Name.Space = v
+				continue
+			}
 			// AppendXML declares the namespace first, once, and only
 			// where it differs from the parent's.
 			if declared || len(el.Attr) > 0 || v == "" {
@@ -162,6 +214,9 @@ func (p *canonParser) content(el *stanza.Element, depth int) (*stanza.Element, b
 		if p.i+1 < len(p.s) && p.s[p.i+1] == '/' {
 			p.i += 2
 			end, ok := p.name()
+			if p.stream {
+				p.space()
+			}
 			if !ok || end != el.Name.Local || p.i >= len(p.s) || p.s[p.i] != '>' {
 				return nil, false
 			}
@@ -177,13 +232,13 @@ func (p *canonParser) content(el *stanza.Element, depth int) (*stanza.Element, b
 }
 
 // text reads character data (stop is '<') or an attribute value (stop is
-// the single quote) up to the stop byte, which it leaves unread, undoing
-// AppendXML's escapes. The result is a substring of the input unless it held an
+// its quote) up to the stop byte, which it leaves unread, undoing the
+// escapes. The result is a substring of the input unless it held an
 // escape.
 func (p *canonParser) text(stop byte) (string, bool) {
 	start := p.i
 	var buf []byte // nil while the text is a plain substring
-	attr := stop == '\''
+	attr := stop != '<'
 	for p.i < len(p.s) {
 		c := p.s[p.i]
 		switch {
@@ -193,23 +248,36 @@ func (p *canonParser) text(stop byte) (string, bool) {
 			}
 			return string(buf), true
 		case c == '&':
-			rep, n := entity(p.s[p.i:])
+			r, n := entity(p.s[p.i:])
+			if n == 0 && p.stream {
+				r, n = charRef(p.s[p.i:])
+			}
 			if n == 0 {
 				return "", false
 			}
 			if buf == nil {
 				buf = append(make([]byte, 0, p.i-start+16), p.s[start:p.i]...)
 			}
-			buf = append(buf, rep)
+			buf = utf8.AppendRune(buf, r)
 			p.i += n
 			continue
-		case c == '<', c == '>', c == '\'' || c == '"':
-			// AppendXML escapes these (quotes in attributes only).
-			if c == '<' || c == '>' || attr {
+		case c == '<':
+			return "", false
+		case c == '>':
+			// AppendXML escapes it. encoding/xml takes it, but not as
+			// the end of "]]>" in text.
+			if !p.stream || !attr && p.i-start >= 2 && p.s[p.i-2:p.i] == "]]" {
+				return "", false
+			}
+		case c == '\'' || c == '"':
+			// AppendXML escapes both quotes in attribute values.
+			if attr && !p.stream {
 				return "", false
 			}
 		case c == '\t' || c == '\n':
-			if attr {
+			// Raw in an attribute value: encoding/xml keeps them as
+			// they are (no normalisation); AppendXML escapes them.
+			if attr && !p.stream {
 				return "", false
 			}
 		case c < 0x20:
@@ -235,14 +303,52 @@ func (p *canonParser) text(stop byte) (string, bool) {
 
 // entity decodes the escape at the start of s, one of those AppendXML
 // writes; n is 0 for any other.
-func entity(s string) (byte, int) {
+func entity(s string) (rune, int) {
 	for _, e := range [...]struct {
 		ref string
-		c   byte
+		c   rune
 	}{{"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&apos;", '\''}, {"&quot;", '"'}, {"&#x9;", '\t'}, {"&#xA;", '\n'}, {"&#xD;", '\r'}} {
 		if strings.HasPrefix(s, e.ref) {
 			return e.c, len(e.ref)
 		}
+	}
+	return 0, 0
+}
+
+// charRef decodes a numeric character reference at the start of s
+// (&#NNN; or &#xHHH;, at most eight digits) to a character XML allows;
+// n is 0 for anything else, including what encoding/xml would take but
+// turn into something else (a surrogate becomes U+FFFD there).
+func charRef(s string) (rune, int) {
+	if len(s) < 4 || s[1] != '#' {
+		return 0, 0
+	}
+	i, base := 2, rune(10)
+	if s[2] == 'x' {
+		i, base = 3, 16
+	}
+	var r rune
+	digits := 0
+	for ; i < len(s) && digits <= 8; i++ {
+		c := s[i]
+		var d rune
+		switch {
+		case c >= '0' && c <= '9':
+			d = rune(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = rune(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = rune(c-'A') + 10
+		case c == ';':
+			if digits == 0 || !(r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && xmlChar(r)) {
+				return 0, 0
+			}
+			return r, i + 1
+		default:
+			return 0, 0
+		}
+		r = r*base + d
+		digits++
 	}
 	return 0, 0
 }

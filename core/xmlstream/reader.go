@@ -86,8 +86,16 @@ type Reader struct {
 	stack  []*stanza.Element
 	// skipped counts the bytes consumed without the tokenizer: leading
 	// white space before the header, and nonzas taken by the fast path
-	// (see smNonza).
+	// (see smNonza and fastElement).
 	skipped int64
+	// defaultNS is the default namespace the stream header declared (""
+	// if none): that of an unprefixed top-level element without xmlns.
+	defaultNS string
+	// failed: Next returned an error; the fast paths stay out of the way
+	// of whatever the tokenizer says next.
+	failed bool
+	// tokenizerOnly turns the fast paths off (for differential tests).
+	tokenizerOnly bool
 }
 
 // NewReader reads a stream from r.
@@ -346,6 +354,7 @@ func (r *Reader) Header() (Header, error) {
 				switch {
 				case a.Name.Space == "" && a.Name.Local == "xmlns":
 					h.Namespace = a.Value
+					r.defaultNS = a.Value
 					r.scopes = append(r.scopes, a.Value)
 				case a.Name.Space == "xmlns":
 					r.scopes = append(r.scopes, a.Value)
@@ -388,6 +397,18 @@ func (r *Reader) Next() (*stanza.Element, error) {
 	if el := r.smNonza(); el != nil {
 		return el, nil
 	}
+	if el := r.fastElement(); el != nil {
+		return el, nil
+	}
+	el, err := r.next()
+	if err != nil {
+		r.failed = true
+	}
+	return el, err
+}
+
+// next reads the next top-level element with the tokenizer.
+func (r *Reader) next() (*stanza.Element, error) {
 	var start int64
 	for {
 		if len(r.stack) == 0 {
@@ -478,7 +499,7 @@ func (r *Reader) smNonza() *stanza.Element {
 	if len(b) < 26 || b[0] != '<' || b[2] != ' ' || (b[1] != 'r' && b[1] != 'a') {
 		return nil
 	}
-	if r.dec.InputOffset()+r.skipped != r.br.consumed() {
+	if !r.inSync() {
 		return nil
 	}
 	// b[3:] is xmlns='urn:xmpp:sm:3'
@@ -518,6 +539,121 @@ func (r *Reader) smNonza() *stanza.Element {
 	r.skipped += int64(used)
 	r.rebudget()
 	return el
+}
+
+// inSync reports whether a fast path may take the next bytes: Next has
+// returned no error, the tokenizer is between top-level elements and
+// holds no byte it has read ahead (its offset plus what was skipped
+// equals what the buffer handed out).
+func (r *Reader) inSync() bool {
+	return !r.tokenizerOnly && !r.failed && len(r.stack) == 0 && r.dec.InputOffset()+r.skipped == r.br.consumed()
+}
+
+// fastElement is the general fast path of Next. When the bytes already
+// buffered hold a whole top-level element (after optional white space) in
+// the form that clients write, it parses it in one pass (canonParser in
+// its stream form), consumes it without the tokenizer (as smNonza does)
+// and returns the element the tokenizer path would have built. At any
+// doubt it returns nil and consumes nothing, and the tokenizer path reads
+// the input and gives every error: the element is incomplete in the
+// buffer, or over MaxStanzaBytes, MaxDepth or MaxAttrs; it has a prefix
+// other than xml: on an attribute (or any prefix declaration), a name
+// that is not ASCII letters, digits, '_', '-' and '.' (starting with a
+// letter or '_'), a comment, CDATA section or processing instruction, an
+// entity other than the five predefined ones and numeric references to
+// XML characters, a raw CR anywhere, invalid UTF-8 or a character XML
+// forbids, "]]>" in text, a duplicate attribute, or anything not well
+// formed.
+func (r *Reader) fastElement() *stanza.Element {
+	b := r.br.buf[r.br.pos:]
+	ws := 0
+	for ws < len(b) && isSpaceByte(b[ws]) {
+		ws++
+	}
+	b = b[ws:]
+	if len(b) < 4 || b[0] != '<' || !isNameStart(b[1]) || !r.inSync() {
+		return nil
+	}
+	n := elementEnd(b, r.lim.MaxStanzaBytes)
+	if n == 0 {
+		return nil
+	}
+	p := canonParser{s: string(b[:n]), lim: r.lim, stream: true}
+	el, ok := p.element(r.defaultNS, 1)
+	if !ok || p.i != n {
+		return nil
+	}
+	used := ws + n
+	r.br.pos += used
+	r.skipped += int64(used)
+	r.rebudget()
+	return el
+}
+
+// elementEnd returns the length of the element that starts b, found by
+// its tags alone (quoted attribute values skipped), or 0 if it does not
+// end within b and within max bytes, or its markup is anything but start
+// and end tags. It only delimits: canonParser checks everything.
+func elementEnd(b []byte, max int) int {
+	if len(b) > max {
+		b = b[:max]
+	}
+	depth, i := 0, 0
+	for i < len(b) {
+		if b[i] != '<' {
+			k := bytes.IndexByte(b[i:], '<')
+			if k < 0 {
+				return 0
+			}
+			i += k
+		}
+		if i+1 >= len(b) {
+			return 0
+		}
+		switch b[i+1] {
+		case '/':
+			k := bytes.IndexByte(b[i:], '>')
+			if k < 0 {
+				return 0
+			}
+			i += k + 1
+			if depth--; depth == 0 {
+				return i
+			}
+			if depth < 0 {
+				return 0
+			}
+			continue
+		case '!', '?':
+			return 0
+		}
+		// A start tag: to its '>', skipping quoted values.
+		i++
+		for {
+			if i >= len(b) {
+				return 0
+			}
+			c := b[i]
+			if c == '\'' || c == '"' {
+				k := bytes.IndexByte(b[i+1:], c)
+				if k < 0 {
+					return 0
+				}
+				i += k + 2
+				continue
+			}
+			i++
+			if c == '>' {
+				if b[i-2] != '/' {
+					depth++
+				} else if depth == 0 {
+					return i
+				}
+				break
+			}
+		}
+	}
+	return 0
 }
 
 // element converts a start token, checking that every prefix was declared.
