@@ -29,7 +29,12 @@ func parseCanonical(b []byte, lim Limits) (*stanza.Element, bool) {
 	if len(b) > lim.MaxStanzaBytes || len(b) < 4 || b[0] != '<' {
 		return nil, false
 	}
+	n, z := elementEnd(b, lim.MaxStanzaBytes)
+	if n != len(b) {
+		return nil, false
+	}
 	p := canonParser{s: string(b), lim: lim}
+	p.prealloc(z)
 	el, ok := p.element(stanza.NSClient, 1)
 	if !ok || p.i != len(p.s) {
 		return nil, false
@@ -52,6 +57,70 @@ type canonParser struct {
 	// attribute values, end tags with white space before '>', several
 	// and empty xmlns declarations.
 	stream bool
+
+	// What the parsed elements are made of, allocated at once for the
+	// whole element (prealloc), sized by elementEnd's counts; when these
+	// run out, more is allocated. elems are handed out front to back;
+	// each element's attributes are a run of attrs, and its children a
+	// run of nodes, both sliced with their capacity cut (so that an
+	// append to one element's never writes into another's). stack holds
+	// the children of the open elements until their end tag.
+	elems []stanza.Element
+	attrs []stanza.Attr
+	nodes []stanza.Node
+	stack []stanza.Node
+}
+
+// prealloc allocates for an element of the sizes given.
+func (p *canonParser) prealloc(z sizes) {
+	if z.elems > 0 {
+		p.elems = make([]stanza.Element, z.elems)
+	}
+	if z.values > 0 {
+		p.attrs = make([]stanza.Attr, 0, z.values)
+	}
+	if n := z.elems - 1 + z.texts; n > 0 {
+		buf := make([]stanza.Node, 2*n)
+		p.nodes, p.stack = buf[:0:n], buf[n:n]
+	}
+}
+
+func (p *canonParser) newElement(name stanza.Name) *stanza.Element {
+	if len(p.elems) == 0 {
+		return &stanza.Element{Name: name}
+	}
+	el := &p.elems[0]
+	p.elems = p.elems[1:]
+	el.Name = name
+	return el
+}
+
+// addAttr appends a to the run of attributes that starts at attrs[start]
+// and returns where the run now starts.
+func (p *canonParser) addAttr(start int, a stanza.Attr) int {
+	if len(p.attrs) == cap(p.attrs) {
+		run := p.attrs[start:]
+		p.attrs = append(make([]stanza.Attr, 0, max(8, 2*len(run))), run...)
+		start = 0
+	}
+	p.attrs = append(p.attrs, a)
+	return start
+}
+
+// keep moves the children of an element, stack[mark:], into nodes and
+// returns them there.
+func (p *canonParser) keep(mark int) []stanza.Node {
+	kids := p.stack[mark:]
+	p.stack = p.stack[:mark]
+	if len(kids) == 0 {
+		return nil
+	}
+	if cap(p.nodes)-len(p.nodes) < len(kids) {
+		p.nodes = make([]stanza.Node, 0, max(8, len(kids)))
+	}
+	start := len(p.nodes)
+	p.nodes = append(p.nodes, kids...)
+	return p.nodes[start:len(p.nodes):len(p.nodes)]
 }
 
 func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -102,26 +171,31 @@ func (p *canonParser) element(ns string, depth int) (*stanza.Element, bool) {
 	if !ok || local == "xmlns" {
 		return nil, false
 	}
-	el := &stanza.Element{Name: stanza.Name{Space: ns, Local: local}}
+	el := p.newElement(stanza.Name{Space: ns, Local: local})
 	nattr, declared := 0, false
+	start := len(p.attrs) // of el's run of attributes
 	for {
 		spaced := p.space()
 		if p.i >= len(p.s) {
 			return nil, false
 		}
 		switch p.s[p.i] {
-		case '/':
-			if spaced && !p.stream || p.i+1 >= len(p.s) || p.s[p.i+1] != '>' {
+		case '/', '>':
+			if spaced && !p.stream {
+				return nil, false
+			}
+			if n := len(p.attrs); n > start {
+				el.Attr = p.attrs[start:n:n]
+			}
+			if p.s[p.i] == '>' {
+				p.i++
+				return p.content(el, depth)
+			}
+			if p.i+1 >= len(p.s) || p.s[p.i+1] != '>' {
 				return nil, false
 			}
 			p.i += 2
 			return el, true
-		case '>':
-			if spaced && !p.stream {
-				return nil, false
-			}
-			p.i++
-			return p.content(el, depth)
 		}
 		if !spaced && !p.stream {
 			return nil, false
@@ -178,7 +252,7 @@ func (p *canonParser) element(ns string, depth int) (*stanza.Element, bool) {
 			}
 			// AppendXML declares the namespace first, once, and only
 			// where it differs from the parent's.
-			if declared || len(el.Attr) > 0 || v == "" {
+			if declared || len(p.attrs) > start || v == "" {
 				return nil, false
 			}
 			declared = true
@@ -188,17 +262,18 @@ func (p *canonParser) element(ns string, depth int) (*stanza.Element, bool) {
 		if space == stanza.NSXML && an == "xmlns" {
 			return nil, false
 		}
-		for _, a := range el.Attr {
+		for _, a := range p.attrs[start:] {
 			if a.Name.Space == space && a.Name.Local == an {
 				return nil, false
 			}
 		}
-		el.Attr = append(el.Attr, stanza.Attr{Name: stanza.Name{Space: space, Local: an}, Value: v})
+		start = p.addAttr(start, stanza.Attr{Name: stanza.Name{Space: space, Local: an}, Value: v})
 	}
 }
 
 // content reads el's children up to and including its end tag.
 func (p *canonParser) content(el *stanza.Element, depth int) (*stanza.Element, bool) {
+	mark := len(p.stack)
 	for {
 		if p.i >= len(p.s) {
 			return nil, false
@@ -208,7 +283,7 @@ func (p *canonParser) content(el *stanza.Element, depth int) (*stanza.Element, b
 			if !ok {
 				return nil, false
 			}
-			el.Nodes = append(el.Nodes, stanza.Node{Text: t})
+			p.stack = append(p.stack, stanza.Node{Text: t})
 			continue
 		}
 		if p.i+1 < len(p.s) && p.s[p.i+1] == '/' {
@@ -221,13 +296,14 @@ func (p *canonParser) content(el *stanza.Element, depth int) (*stanza.Element, b
 				return nil, false
 			}
 			p.i++
+			el.Nodes = p.keep(mark)
 			return el, true
 		}
 		c, ok := p.element(el.Name.Space, depth+1)
 		if !ok {
 			return nil, false
 		}
-		el.Nodes = append(el.Nodes, stanza.Node{Elem: c})
+		p.stack = append(p.stack, stanza.Node{Elem: c})
 	}
 }
 

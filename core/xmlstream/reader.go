@@ -394,6 +394,12 @@ func (r *Reader) Next() (*stanza.Element, error) {
 	if !r.header {
 		return nil, errors.New("xmlstream: Next before Header")
 	}
+	if r.br.pos >= len(r.br.buf) && r.inSync() {
+		// The tokenizer would begin with this read: make it here, so
+		// that the fast paths see what came (an error is kept for the
+		// tokenizer to return).
+		_ = r.br.fill()
+	}
 	if el := r.smNonza(); el != nil {
 		return el, nil
 	}
@@ -574,11 +580,12 @@ func (r *Reader) fastElement() *stanza.Element {
 	if len(b) < 4 || b[0] != '<' || !isNameStart(b[1]) || !r.inSync() {
 		return nil
 	}
-	n := elementEnd(b, r.lim.MaxStanzaBytes)
+	n, z := elementEnd(b, r.lim.MaxStanzaBytes)
 	if n == 0 {
 		return nil
 	}
 	p := canonParser{s: string(b[:n]), lim: r.lim, stream: true}
+	p.prealloc(z)
 	el, ok := p.element(r.defaultNS, 1)
 	if !ok || p.i != n {
 		return nil
@@ -590,11 +597,21 @@ func (r *Reader) fastElement() *stanza.Element {
 	return el
 }
 
+// sizes counts what an element holds (an estimate, as elementEnd
+// does not check the syntax), for canonParser to allocate at once.
+type sizes struct {
+	elems  int // start tags
+	values int // quoted values: attributes and namespace declarations
+	texts  int // runs of text between tags
+}
+
 // elementEnd returns the length of the element that starts b, found by
 // its tags alone (quoted attribute values skipped), or 0 if it does not
 // end within b and within max bytes, or its markup is anything but start
-// and end tags. It only delimits: canonParser checks everything.
-func elementEnd(b []byte, max int) int {
+// and end tags. It only delimits (and counts): canonParser checks
+// everything.
+func elementEnd(b []byte, max int) (int, sizes) {
+	var z sizes
 	if len(b) > max {
 		b = b[:max]
 	}
@@ -603,43 +620,46 @@ func elementEnd(b []byte, max int) int {
 		if b[i] != '<' {
 			k := bytes.IndexByte(b[i:], '<')
 			if k < 0 {
-				return 0
+				return 0, z
 			}
 			i += k
+			z.texts++
 		}
 		if i+1 >= len(b) {
-			return 0
+			return 0, z
 		}
 		switch b[i+1] {
 		case '/':
 			k := bytes.IndexByte(b[i:], '>')
 			if k < 0 {
-				return 0
+				return 0, z
 			}
 			i += k + 1
 			if depth--; depth == 0 {
-				return i
+				return i, z
 			}
 			if depth < 0 {
-				return 0
+				return 0, z
 			}
 			continue
 		case '!', '?':
-			return 0
+			return 0, z
 		}
 		// A start tag: to its '>', skipping quoted values.
+		z.elems++
 		i++
 		for {
 			if i >= len(b) {
-				return 0
+				return 0, z
 			}
 			c := b[i]
 			if c == '\'' || c == '"' {
 				k := bytes.IndexByte(b[i+1:], c)
 				if k < 0 {
-					return 0
+					return 0, z
 				}
 				i += k + 2
+				z.values++
 				continue
 			}
 			i++
@@ -647,13 +667,13 @@ func elementEnd(b []byte, max int) int {
 				if b[i-2] != '/' {
 					depth++
 				} else if depth == 0 {
-					return i
+					return i, z
 				}
 				break
 			}
 		}
 	}
-	return 0
+	return 0, z
 }
 
 // element converts a start token, checking that every prefix was declared.
