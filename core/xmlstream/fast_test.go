@@ -2,6 +2,7 @@ package xmlstream
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"reflect"
@@ -131,13 +132,20 @@ func errString(err error) string {
 // very error that the tokenizer alone gives.
 func sameAsTokenizer(t *testing.T, stream []byte, chunk int, lim Limits) {
 	t.Helper()
-	fast, ferr := readEls(chunkReader{bytes.NewReader(stream), chunk}, lim, false)
-	slow, serr := readEls(chunkReader{bytes.NewReader(stream), chunk}, lim, true)
+	sameReads(t, fmt.Sprintf("%q in chunks of %d", stream, chunk), func() io.Reader { return chunkReader{bytes.NewReader(stream), chunk} }, lim)
+}
+
+// sameReads is sameAsTokenizer for the input that each call of input
+// returns.
+func sameReads(t *testing.T, what string, input func() io.Reader, lim Limits) {
+	t.Helper()
+	fast, ferr := readEls(input(), lim, false)
+	slow, serr := readEls(input(), lim, true)
 	if errString(ferr) != errString(serr) {
-		t.Fatalf("%q in chunks of %d: error with the fast path %q, with the tokenizer %q", stream, chunk, errString(ferr), errString(serr))
+		t.Fatalf("%s: error with the fast path %q, with the tokenizer %q", what, errString(ferr), errString(serr))
 	}
 	if !reflect.DeepEqual(fast, slow) {
-		t.Fatalf("%q in chunks of %d: elements differ:\nfast path %s\ntokenizer %s", stream, chunk, describe(fast, nil), describe(slow, nil))
+		t.Fatalf("%s: elements differ:\nfast path %s\ntokenizer %s", what, describe(fast, nil), describe(slow, nil))
 	}
 }
 
@@ -263,26 +271,45 @@ func TestFastElementAfterError(t *testing.T) {
 	}
 }
 
+// cutReader returns reads of the sizes cuts gives in turn (a byte n is a
+// read of at most n+1 bytes; 255 one of as much as fits), so that reads
+// end at arbitrary points, element and text boundaries included.
+type cutReader struct {
+	r    io.Reader
+	cuts [8]byte
+	i    int
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	n := int(c.cuts[c.i%8]) + 1
+	c.i++
+	if n <= 255 && len(p) > n {
+		p = p[:n]
+	}
+	return c.r.Read(p)
+}
+
 // FuzzReaderFast feeds the same stream through a reader with the fast
-// paths and one with the tokenizer alone, split into reads of an
-// arbitrary size, after one of several stream headers: the elements
-// (compared field by field) and the final error must be identical.
+// paths and one with the tokenizer alone, after one of several stream
+// headers, in reads of arbitrary sizes (cuts, see cutReader): the
+// elements (compared field by field) and the final error must be
+// identical.
 func FuzzReaderFast(f *testing.F) {
 	for i, s := range clientStanzas {
-		f.Add([]byte(s+clientStanzas[(i+1)%len(clientStanzas)]), uint8(255), uint8(i))
+		f.Add([]byte(s+clientStanzas[(i+1)%len(clientStanzas)]), uint64(0xffffffffffffffff), uint8(i))
 	}
 	for i, s := range fallbackStanzas {
-		f.Add([]byte("<presence/>"+s+"<r xmlns='urn:xmpp:sm:3'/>"), uint8(i*13), uint8(i))
+		f.Add([]byte("<presence/>"+s+"<r xmlns='urn:xmpp:sm:3'/>"), uint64(i)*0x0d0d0d0d0d0d0d0d, uint8(i))
 	}
-	f.Add([]byte(strings.Repeat("<a><b/></a> ", 10)+"</stream:stream>"), uint8(9), uint8(0))
+	f.Add([]byte(strings.Repeat("<a><b/></a> ", 10)+"</stream:stream>"), uint64(0x0b0a090807060504), uint8(0))
 	lim := Limits{MaxStanzaBytes: 1024, MaxDepth: 8, MaxAttrs: 8}
-	f.Fuzz(func(t *testing.T, data []byte, chunk, hdr uint8) {
-		stream := append([]byte(fastHeaders[int(hdr)%len(fastHeaders)]), data...)
-		n := int(chunk)%64 + 1
-		if chunk >= 192 {
-			n = bufSize
-		}
-		sameAsTokenizer(t, stream, n, lim)
+	f.Fuzz(func(t *testing.T, data []byte, cuts uint64, hdr uint8) {
+		h := fastHeaders[int(hdr)%len(fastHeaders)]
+		sameReads(t, fmt.Sprintf("%q after header %d in reads of %x", data, hdr, cuts), func() io.Reader {
+			c := &cutReader{r: bytes.NewReader(append([]byte(h), data...))}
+			binary.LittleEndian.PutUint64(c.cuts[:], cuts)
+			return c
+		}, lim)
 	})
 }
 
@@ -325,5 +352,84 @@ func BenchmarkReaderNext(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestFastElementOwnRead: stanzas that arrive each in a read of its own,
+// as over TLS (one record per stanza), take the fast path, also after a
+// whitespace keepalive of its own; after Wait (which reads a few bytes
+// only) the tokenizer reads the stanza, to the same result.
+func TestFastElementOwnRead(t *testing.T) {
+	parts := []string{header, clientStanzas[0], clientStanzas[3], " ", clientStanzas[4], "<r xmlns='urn:xmpp:sm:3'/>"}
+	rd := NewReader(&chunks{parts: append([]string(nil), parts...)}, Limits{})
+	if _, err := rd.Header(); err != nil {
+		t.Fatal(err)
+	}
+	var got []*stanza.Element
+	for i := range 4 {
+		before := rd.skipped
+		el, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rd.skipped == before {
+			t.Errorf("element %d did not take a fast path", i)
+		}
+		got = append(got, el)
+	}
+	want, err := readEls(strings.NewReader(strings.Join(parts, "")), Limits{}, true)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %s\nwant %s (%v)", describe(got, nil), describe(want, nil), err)
+	}
+
+	rd = NewReader(&chunks{parts: append([]string(nil), parts...)}, Limits{})
+	if _, err := rd.Header(); err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for range 4 {
+		rd.Wait()
+		el, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, el)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after Wait: got %s\nwant %s", describe(got, nil), describe(want, nil))
+	}
+}
+
+// TestFastElementAfterKeepalives: white space that arrives in reads of
+// its own is consumed by the fast path as the tokenizer would consume it,
+// budget included: the same elements and errors for elements at and over
+// the size limit, which the fast path takes or leaves, after white space
+// short and longer than the budget.
+func TestFastElementAfterKeepalives(t *testing.T) {
+	lim := Limits{MaxStanzaBytes: 300}
+	sized := func(open, close string, n int) string {
+		return open + strings.Repeat("x", n-len(open)-len(close)) + close
+	}
+	for _, ws := range []int{1, 100, 4000, 4200, 4390, 4396, 4397, 5000} {
+		for _, el := range []string{
+			sized("<message><body>", "</body></message>", 300),
+			sized("<message><body>", "</body></message>", 301),
+			sized("<message><p:x xmlns:p='urn:x'>", "</p:x></message>", 300),
+			sized("<message><p:x xmlns:p='urn:x'>", "</p:x></message>", 301),
+		} {
+			stream := []byte(header + strings.Repeat(" ", ws) + el + "<presence/>")
+			for _, chunk := range []int{1000, 4096} {
+				sameAsTokenizer(t, stream, chunk, lim)
+			}
+			// The white space in reads of its own, the element in
+			// one more.
+			sameReads(t, fmt.Sprintf("%d bytes of white space, then %q", ws, el), func() io.Reader {
+				parts := []string{header}
+				for n := ws; n > 0; n -= min(n, 1000) {
+					parts = append(parts, strings.Repeat(" ", min(n, 1000)))
+				}
+				return &chunks{parts: append(parts, el, "<presence/>")}
+			}, lim)
+		}
 	}
 }

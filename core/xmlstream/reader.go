@@ -570,14 +570,41 @@ func (r *Reader) inSync() bool {
 // XML characters, a raw CR anywhere, invalid UTF-8 or a character XML
 // forbids, "]]>" in text, a duplicate attribute, or anything not well
 // formed.
-func (r *Reader) fastElement() *stanza.Element {
-	b := r.br.buf[r.br.pos:]
-	ws := 0
-	for ws < len(b) && isSpaceByte(b[ws]) {
-		ws++
+func (r *Reader) fastElement() (el *stanza.Element) {
+	if !r.inSync() {
+		return nil
+	}
+	var b []byte
+	ws, text := 0, false
+	defer func() {
+		// If what follows text the fast path consumed is left to the
+		// tokenizer, it does not see that text: give the budget it
+		// would have given after it.
+		if text && el == nil {
+			r.rebudget()
+		}
+	}()
+	for {
+		b = r.br.buf[r.br.pos:]
+		ws = 0
+		for ws < len(b) && isSpaceByte(b[ws]) {
+			ws++
+		}
+		if ws == 0 || ws < len(b) {
+			break
+		}
+		// Only white space (a keepalive): the tokenizer would read on
+		// for what follows. So do the same, without a new budget (the
+		// tokenizer gives one only at the end of the text).
+		r.br.pos += ws
+		r.skipped += int64(ws)
+		text = true
+		if r.br.fill() != nil {
+			return nil
+		}
 	}
 	b = b[ws:]
-	if len(b) < 4 || b[0] != '<' || !isNameStart(b[1]) || !r.inSync() {
+	if len(b) < 4 || b[0] != '<' || !isNameStart(b[1]) {
 		return nil
 	}
 	n, z := elementEnd(b, r.lim.MaxStanzaBytes)
