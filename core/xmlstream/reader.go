@@ -15,6 +15,27 @@
 // budgets on top, behind an API that does not expose it, so a faster
 // tokenizer can replace it without changing callers.
 //
+// Next first tries two fast paths, which read what is already buffered
+// (after the one read the tokenizer would begin with) and apply only
+// between top-level elements while the tokenizer holds no byte it has read
+// ahead; what they consume is counted so that the tokenizer's offsets and
+// the size budget stay as if it had read it. smNonza takes the stream
+// management nonzas <r/> and <a h/> in the exact forms clients write.
+// fastElement takes any whole top-level element (after white space) in
+// the form clients write: both quotes, any white space inside tags,
+// unprefixed ASCII names, xmlns declarations (the stream header's default
+// namespace applies without one), xml:* attributes, the five predefined
+// entities and numeric references to XML characters, text between
+// children; it parses it in one pass (canonParser in its stream form, with
+// the element's parts allocated at once) and builds the very element the
+// tokenizer path would. Anything else, at any doubt, goes to the tokenizer
+// path, which gives every error: an element not yet wholly buffered or
+// over a limit, prefixes other than xml: and prefix declarations, non-ASCII
+// names, comments, CDATA, processing instructions, other entities, raw CR,
+// invalid UTF-8 or characters XML forbids, "]]>" in text, duplicate
+// attributes. FuzzReaderFast compares both paths on the same input split
+// into reads at arbitrary points: same elements, same errors.
+//
 // ParseElement, which reads back what the server stored (archived, offline
 // and private XML), first tries a one-pass parser of exactly the form
 // stanza.AppendXML writes (see parseCanonical); anything else goes through
@@ -555,21 +576,22 @@ func (r *Reader) inSync() bool {
 	return !r.tokenizerOnly && !r.failed && len(r.stack) == 0 && r.dec.InputOffset()+r.skipped == r.br.consumed()
 }
 
-// fastElement is the general fast path of Next. When the bytes already
-// buffered hold a whole top-level element (after optional white space) in
-// the form that clients write, it parses it in one pass (canonParser in
-// its stream form), consumes it without the tokenizer (as smNonza does)
-// and returns the element the tokenizer path would have built. At any
-// doubt it returns nil and consumes nothing, and the tokenizer path reads
-// the input and gives every error: the element is incomplete in the
-// buffer, or over MaxStanzaBytes, MaxDepth or MaxAttrs; it has a prefix
-// other than xml: on an attribute (or any prefix declaration), a name
-// that is not ASCII letters, digits, '_', '-' and '.' (starting with a
-// letter or '_'), a comment, CDATA section or processing instruction, an
-// entity other than the five predefined ones and numeric references to
-// XML characters, a raw CR anywhere, invalid UTF-8 or a character XML
-// forbids, "]]>" in text, a duplicate attribute, or anything not well
-// formed.
+// fastElement is the general fast path of Next. White space that fills the
+// buffer (a keepalive) it consumes, reading on as the tokenizer would.
+// When the bytes buffered then hold a whole top-level element (after
+// optional white space) in the form that clients write, it parses it in
+// one pass (canonParser in its stream form), consumes it without the
+// tokenizer (as smNonza does) and returns the element the tokenizer path
+// would have built. At any doubt it returns nil and consumes nothing more,
+// and the tokenizer path reads the input and gives every error: the
+// element is incomplete in the buffer, or over MaxStanzaBytes, MaxDepth or
+// MaxAttrs; it has a prefix other than xml: on an attribute (or any prefix
+// declaration), a name that is not ASCII letters, digits, '_', '-' and '.'
+// (starting with a letter or '_'), a comment, CDATA section or processing
+// instruction, an entity other than the five predefined ones and numeric
+// references to XML characters, a raw CR anywhere, invalid UTF-8 or a
+// character XML forbids, "]]>" in text, a duplicate attribute, or anything
+// not well formed.
 func (r *Reader) fastElement() (el *stanza.Element) {
 	if !r.inSync() {
 		return nil
