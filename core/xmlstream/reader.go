@@ -15,6 +15,27 @@
 // budgets on top, behind an API that does not expose it, so a faster
 // tokenizer can replace it without changing callers.
 //
+// Next first tries two fast paths, which read what is already buffered
+// (after the one read the tokenizer would begin with) and apply only
+// between top-level elements while the tokenizer holds no byte it has read
+// ahead; what they consume is counted so that the tokenizer's offsets and
+// the size budget stay as if it had read it. smNonza takes the stream
+// management nonzas <r/> and <a h/> in the exact forms clients write.
+// fastElement takes any whole top-level element (after white space) in
+// the form clients write: both quotes, any white space inside tags,
+// unprefixed ASCII names, xmlns declarations (the stream header's default
+// namespace applies without one), xml:* attributes, the five predefined
+// entities and numeric references to XML characters, text between
+// children; it parses it in one pass (canonParser in its stream form, with
+// the element's parts allocated at once) and builds the very element the
+// tokenizer path would. Anything else, at any doubt, goes to the tokenizer
+// path, which gives every error: an element not yet wholly buffered or
+// over a limit, prefixes other than xml: and prefix declarations, non-ASCII
+// names, comments, CDATA, processing instructions, other entities, raw CR,
+// invalid UTF-8 or characters XML forbids, "]]>" in text, duplicate
+// attributes. FuzzReaderFast compares both paths on the same input split
+// into reads at arbitrary points: same elements, same errors.
+//
 // ParseElement, which reads back what the server stored (archived, offline
 // and private XML), first tries a one-pass parser of exactly the form
 // stanza.AppendXML writes (see parseCanonical); anything else goes through
@@ -86,8 +107,16 @@ type Reader struct {
 	stack  []*stanza.Element
 	// skipped counts the bytes consumed without the tokenizer: leading
 	// white space before the header, and nonzas taken by the fast path
-	// (see smNonza).
+	// (see smNonza and fastElement).
 	skipped int64
+	// defaultNS is the default namespace the stream header declared (""
+	// if none): that of an unprefixed top-level element without xmlns.
+	defaultNS string
+	// failed: Next returned an error; the fast paths stay out of the way
+	// of whatever the tokenizer says next.
+	failed bool
+	// tokenizerOnly turns the fast paths off (for differential tests).
+	tokenizerOnly bool
 }
 
 // NewReader reads a stream from r.
@@ -346,6 +375,7 @@ func (r *Reader) Header() (Header, error) {
 				switch {
 				case a.Name.Space == "" && a.Name.Local == "xmlns":
 					h.Namespace = a.Value
+					r.defaultNS = a.Value
 					r.scopes = append(r.scopes, a.Value)
 				case a.Name.Space == "xmlns":
 					r.scopes = append(r.scopes, a.Value)
@@ -385,9 +415,27 @@ func (r *Reader) Next() (*stanza.Element, error) {
 	if !r.header {
 		return nil, errors.New("xmlstream: Next before Header")
 	}
+	if r.br.pos >= len(r.br.buf) && r.inSync() {
+		// The tokenizer would begin with this read: make it here, so
+		// that the fast paths see what came (an error is kept for the
+		// tokenizer to return).
+		_ = r.br.fill()
+	}
 	if el := r.smNonza(); el != nil {
 		return el, nil
 	}
+	if el := r.fastElement(); el != nil {
+		return el, nil
+	}
+	el, err := r.next()
+	if err != nil {
+		r.failed = true
+	}
+	return el, err
+}
+
+// next reads the next top-level element with the tokenizer.
+func (r *Reader) next() (*stanza.Element, error) {
 	var start int64
 	for {
 		if len(r.stack) == 0 {
@@ -478,7 +526,7 @@ func (r *Reader) smNonza() *stanza.Element {
 	if len(b) < 26 || b[0] != '<' || b[2] != ' ' || (b[1] != 'r' && b[1] != 'a') {
 		return nil
 	}
-	if r.dec.InputOffset()+r.skipped != r.br.consumed() {
+	if !r.inSync() {
 		return nil
 	}
 	// b[3:] is xmlns='urn:xmpp:sm:3'
@@ -518,6 +566,163 @@ func (r *Reader) smNonza() *stanza.Element {
 	r.skipped += int64(used)
 	r.rebudget()
 	return el
+}
+
+// inSync reports whether a fast path may take the next bytes: Next has
+// returned no error, the tokenizer is between top-level elements and
+// holds no byte it has read ahead (its offset plus what was skipped
+// equals what the buffer handed out).
+func (r *Reader) inSync() bool {
+	return !r.tokenizerOnly && !r.failed && len(r.stack) == 0 && r.dec.InputOffset()+r.skipped == r.br.consumed()
+}
+
+// fastElement is the general fast path of Next. White space that fills the
+// buffer (a keepalive) it consumes, reading on as the tokenizer would.
+// When the bytes buffered then hold a whole top-level element (after
+// optional white space) in the form that clients write, it parses it in
+// one pass (canonParser in its stream form), consumes it without the
+// tokenizer (as smNonza does) and returns the element the tokenizer path
+// would have built. At any doubt it returns nil and consumes nothing more,
+// and the tokenizer path reads the input and gives every error: the
+// element is incomplete in the buffer, or over MaxStanzaBytes, MaxDepth or
+// MaxAttrs; it has a prefix other than xml: on an attribute (or any prefix
+// declaration), a name that is not ASCII letters, digits, '_', '-' and '.'
+// (starting with a letter or '_'), a comment, CDATA section or processing
+// instruction, an entity other than the five predefined ones and numeric
+// references to XML characters, a raw CR anywhere, invalid UTF-8 or a
+// character XML forbids, "]]>" in text, a duplicate attribute, or anything
+// not well formed.
+func (r *Reader) fastElement() (el *stanza.Element) {
+	if !r.inSync() {
+		return nil
+	}
+	var b []byte
+	ws, text := 0, false
+	defer func() {
+		// If what follows text the fast path consumed is left to the
+		// tokenizer, it does not see that text: give the budget it
+		// would have given after it.
+		if text && el == nil {
+			r.rebudget()
+		}
+	}()
+	for {
+		b = r.br.buf[r.br.pos:]
+		ws = 0
+		for ws < len(b) && isSpaceByte(b[ws]) {
+			ws++
+		}
+		if ws == 0 || ws < len(b) {
+			break
+		}
+		// Only white space (a keepalive): the tokenizer would read on
+		// for what follows. So do the same, without a new budget (the
+		// tokenizer gives one only at the end of the text).
+		r.br.pos += ws
+		r.skipped += int64(ws)
+		text = true
+		if r.br.fill() != nil {
+			return nil
+		}
+	}
+	b = b[ws:]
+	if len(b) < 4 || b[0] != '<' || !isNameStart(b[1]) {
+		return nil
+	}
+	n, z := elementEnd(b, r.lim.MaxStanzaBytes)
+	if n == 0 {
+		return nil
+	}
+	p := canonParser{s: string(b[:n]), lim: r.lim, stream: true}
+	p.prealloc(z)
+	el, ok := p.element(r.defaultNS, 1)
+	if !ok || p.i != n {
+		return nil
+	}
+	used := ws + n
+	r.br.pos += used
+	r.skipped += int64(used)
+	r.rebudget()
+	return el
+}
+
+// sizes counts what an element holds (an estimate, as elementEnd
+// does not check the syntax), for canonParser to allocate at once.
+type sizes struct {
+	elems  int // start tags
+	values int // quoted values: attributes and namespace declarations
+	texts  int // runs of text between tags
+}
+
+// elementEnd returns the length of the element that starts b, found by
+// its tags alone (quoted attribute values skipped), or 0 if it does not
+// end within b and within max bytes, or its markup is anything but start
+// and end tags. It only delimits (and counts): canonParser checks
+// everything.
+func elementEnd(b []byte, max int) (int, sizes) {
+	var z sizes
+	if len(b) > max {
+		b = b[:max]
+	}
+	depth, i := 0, 0
+	for i < len(b) {
+		if b[i] != '<' {
+			k := bytes.IndexByte(b[i:], '<')
+			if k < 0 {
+				return 0, z
+			}
+			i += k
+			z.texts++
+		}
+		if i+1 >= len(b) {
+			return 0, z
+		}
+		switch b[i+1] {
+		case '/':
+			k := bytes.IndexByte(b[i:], '>')
+			if k < 0 {
+				return 0, z
+			}
+			i += k + 1
+			if depth--; depth == 0 {
+				return i, z
+			}
+			if depth < 0 {
+				return 0, z
+			}
+			continue
+		case '!', '?':
+			return 0, z
+		}
+		// A start tag: to its '>', skipping quoted values.
+		z.elems++
+		i++
+		for {
+			if i >= len(b) {
+				return 0, z
+			}
+			c := b[i]
+			if c == '\'' || c == '"' {
+				k := bytes.IndexByte(b[i+1:], c)
+				if k < 0 {
+					return 0, z
+				}
+				i += k + 2
+				z.values++
+				continue
+			}
+			i++
+			if c == '>' {
+				if b[i-2] != '/' {
+					depth++
+				} else if depth == 0 {
+					return i, z
+				}
+				break
+			}
+		}
+	}
+	return 0, z
 }
 
 // element converts a start token, checking that every prefix was declared.
