@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBannerTellsTheClientPort: the first-run banner names the port the
@@ -33,5 +36,31 @@ func TestBannerTellsTheClientPort(t *testing.T) {
 		} else if !strings.Contains(out, tc.want) {
 			t.Errorf("want %q in:\n%s", tc.want, out)
 		}
+	}
+}
+
+// TestStartServerReportsStoreError: a server whose database cannot be
+// reached fails to start with that error (its cleanup used to panic
+// closing a store that was never opened, hiding the error).
+func TestStartServerReportsStoreError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg := defaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Storage.Backend = "postgres"
+	cfg.Storage.PostgresDSN = "postgres://kontor@" + addr + "/kontor?sslmode=disable&connect_timeout=2"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := startServer(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		s.Shutdown(context.Background())
+		t.Fatal("the server started without its database")
+	}
+	if !strings.Contains(err.Error(), "postgres") {
+		t.Errorf("error %q does not name the database", err)
 	}
 }

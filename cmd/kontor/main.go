@@ -74,15 +74,26 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// openStore opens the configured storage backend. On error the store is
+// a nil interface (never a nil *postgres.Store or
+// *sqlite.Store in a non-nil one, which callers would try to close).
 func openStore(ctx context.Context, cfg *Config) (storage.Store, error) {
 	switch cfg.Storage.Backend {
 	case "postgres":
-		return postgres.Open(ctx, cfg.Storage.PostgresDSN)
+		st, err := postgres.Open(ctx, cfg.Storage.PostgresDSN)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	default:
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, err
 		}
-		return sqlite.Open(ctx, cfg.Storage.SQLitePath)
+		st, err := sqlite.Open(ctx, cfg.Storage.SQLitePath)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
 }
 
