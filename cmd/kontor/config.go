@@ -104,10 +104,13 @@ type C2SConfig struct {
 	WriteTimeout        time.Duration `mapstructure:"write_timeout"`
 	// Stream management (XEP-0198): how long a session whose connection
 	// was lost can be resumed, and when the server asks for
-	// acknowledgements (after this many unacknowledged stanzas, or after
-	// this long without writing while some are unacknowledged).
+	// acknowledgements (after this many unacknowledged stanzas, at most
+	// once per SMAckInterval unless a quarter of queue_size is
+	// unacknowledged, or after this long without writing while some are
+	// unacknowledged).
 	SMResumeTimeout time.Duration `mapstructure:"sm_resume_timeout"`
 	SMAckEvery      int           `mapstructure:"sm_ack_every"`
+	SMAckInterval   time.Duration `mapstructure:"sm_ack_interval"`
 	SMAckIdle       time.Duration `mapstructure:"sm_ack_idle"`
 	// CSIMaxHeldPresences bounds the presence updates held for an inactive
 	// client (XEP-0352), latest per sender.
@@ -428,6 +431,7 @@ func (c *Config) validate() []string {
 		{"c2s.write_timeout", int64(c.C2S.WriteTimeout), int64(time.Second)},
 		{"c2s.sm_resume_timeout", int64(c.C2S.SMResumeTimeout), int64(time.Second)},
 		{"c2s.sm_ack_every", int64(c.C2S.SMAckEvery), 1},
+		{"c2s.sm_ack_interval", int64(c.C2S.SMAckInterval), 0},
 		{"c2s.csi_max_held_presences", int64(c.C2S.CSIMaxHeldPresences), 1},
 		{"http.max_websockets", int64(c.HTTP.MaxWebSockets), 0},
 		{"http.read_header_timeout", int64(c.HTTP.ReadHeaderTimeout), int64(time.Second)},
@@ -455,6 +459,9 @@ func (c *Config) validate() []string {
 	}
 	if c.C2S.SMAckEvery > c.C2S.QueueSize/2 && c.C2S.QueueSize >= 16 {
 		add("c2s.sm_ack_every", "must be at most half of queue_size (%d)", c.C2S.QueueSize/2)
+	}
+	if c.C2S.SMAckInterval > time.Minute {
+		add("c2s.sm_ack_interval", "must be at most 1m (a busy stream's unacknowledged stanzas are held that long)")
 	}
 	if c.C2S.SMAckIdle < 100*time.Millisecond {
 		add("c2s.sm_ack_idle", "must be at least 100ms")

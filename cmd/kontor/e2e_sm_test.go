@@ -243,12 +243,15 @@ func TestConfigStreamManagement(t *testing.T) {
 		{"ack every zero", func(c *C2SConfig) { c.SMAckEvery = 0 }, "c2s.sm_ack_every: must be at least 1"},
 		{"ack every above half the queue", func(c *C2SConfig) { c.QueueSize = 100; c.SMAckEvery = 60 }, "c2s.sm_ack_every: must be at most half of queue_size (50)"},
 		{"ack idle too short", func(c *C2SConfig) { c.SMAckIdle = time.Millisecond }, "c2s.sm_ack_idle: must be at least 100ms"},
+		{"ack interval none", func(c *C2SConfig) { c.SMAckInterval = 0 }, ""},
+		{"ack interval negative", func(c *C2SConfig) { c.SMAckInterval = -time.Second }, "c2s.sm_ack_interval: must be at least 0s"},
+		{"ack interval too long", func(c *C2SConfig) { c.SMAckInterval = 2 * time.Minute }, "c2s.sm_ack_interval: must be at most 1m"},
 		{"no held presences", func(c *C2SConfig) { c.CSIMaxHeldPresences = 0 }, "c2s.csi_max_held_presences: must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := defaultConfig()
-			if cfg.C2S.SMResumeTimeout != 5*time.Minute || cfg.C2S.SMAckEvery != 5 || cfg.C2S.SMAckIdle != 5*time.Second || cfg.C2S.CSIMaxHeldPresences != 100 {
+			if cfg.C2S.SMResumeTimeout != 5*time.Minute || cfg.C2S.SMAckEvery != 5 || cfg.C2S.SMAckIdle != 5*time.Second || cfg.C2S.SMAckInterval != time.Second || cfg.C2S.CSIMaxHeldPresences != 100 {
 				t.Fatalf("defaults: %+v", cfg.C2S)
 			}
 			tt.mutate(&cfg.C2S)

@@ -232,6 +232,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		ResumeTimeout:    cfg.C2S.SMResumeTimeout,
 		AckEvery:         cfg.C2S.SMAckEvery,
 		AckIdle:          cfg.C2S.SMAckIdle,
+		AckInterval:      ackInterval(cfg.C2S.SMAckInterval),
 		MaxHeldPresences: cfg.C2S.CSIMaxHeldPresences,
 		MaxAuthAttempts:  cfg.Auth.MaxAttemptsPerConnection,
 		Conns:            limit.NewConns(cfg.C2S.MaxConnectionsPerIP),
@@ -461,4 +462,13 @@ func (s *Server) banner(w io.Writer, cfgFile string) {
 		fmt.Fprintf(w, "if the domain does not resolve to this machine, set the client's host to this machine's address and port %s.\n", port)
 	}
 	fmt.Fprintf(w, "Stop with Ctrl-C (graceful: clients get system-shutdown).\n")
+}
+
+// ackInterval is c2s.sm_ack_interval for session.Config, where 0 means
+// the default and a negative value none.
+func ackInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -95,6 +95,7 @@ type session struct {
 	maxResume time.Duration // how long it stays resumable
 	acked     uint32        // the client's last h
 	rOut      bool          // an <r/> is unanswered
+	rLast     time.Time     // when the last <r/> was asked for (askLocked)
 	timer     *time.Timer   // the resume timer while detached
 	detachGen uint64        // tells a stale timer from the current one
 

@@ -1332,7 +1332,6 @@ func (c *conn) pingCheck() {
 // stanzas remain unacknowledged, and false when the connection failed.
 func (c *conn) writeQueued() (pending, ok bool) {
 	s := c.sess
-	every := c.srv.cfg.AckEvery
 	s.mu.Lock()
 	if s.t != c || (s.state != attached && s.sm) {
 		// Taken over, or ending: what is queued is not ours to write (an
@@ -1348,10 +1347,7 @@ func (c *conn) writeQueued() (pending, ok bool) {
 		}
 	}
 	c.smOut = s.sm
-	req := s.sm && !s.rOut && s.unacked.len() >= every
-	if req {
-		s.rOut = true
-	}
+	req := s.askLocked()
 	pending = s.unacked.len() > 0
 	s.mu.Unlock()
 	ok = true
@@ -1385,7 +1381,7 @@ func (c *conn) requestAck(ping bool) (sent, ok bool) {
 		s.mu.Unlock()
 		return false, true
 	}
-	s.rOut = true
+	s.rOut, s.rLast = true, time.Now()
 	s.mu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	if err := c.fr.WriteElement(smRequest); err != nil {

@@ -59,9 +59,11 @@
 // <enabled/> on, the server counts the stanzas it handled (h, answered to
 // <r/> with <a/>) and keeps every stanza it writes until the client
 // acknowledges it. It asks for acknowledgements (<r/>) once AckEvery
-// stanzas are unacknowledged and no request is outstanding (also right
-// after an answer that leaves that many), and when stanzas are
-// unacknowledged and nothing was written for AckIdle. An
+// stanzas are unacknowledged, no request is outstanding and AckInterval
+// has passed since the last request (at once when a quarter of QueueSize
+// is unacknowledged; also right after an answer that leaves that many),
+// and when stanzas are unacknowledged and nothing was written for
+// AckIdle. An
 // <a/> that acknowledges more than was sent (counts wrap at 2^32) ends the
 // stream with undefined-condition and <handled-count-too-high/>.
 //
@@ -254,6 +256,11 @@ type Config struct {
 	// AckIdle: the server requests an acknowledgement when stanzas are
 	// unacknowledged and nothing was written for this long; default 5s.
 	AckIdle time.Duration
+	// AckInterval: after a request, the next one waits this long unless
+	// a quarter of QueueSize is unacknowledged, so that a busy stream is
+	// not asked again on every answer (askDueLocked); default 1s,
+	// negative: none (a request whenever AckEvery are unacknowledged).
+	AckInterval time.Duration
 	// MaxHeldPresences bounds the presences held for an inactive client
 	// (XEP-0352); default 100.
 	MaxHeldPresences int
@@ -308,6 +315,9 @@ func (c *Config) defaults() {
 	}
 	if c.AckIdle <= 0 {
 		c.AckIdle = 5 * time.Second
+	}
+	if c.AckInterval == 0 {
+		c.AckInterval = time.Second
 	}
 	if c.MaxHeldPresences <= 0 {
 		c.MaxHeldPresences = 100

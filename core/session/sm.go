@@ -61,6 +61,41 @@ func (s *session) ackLocked(h uint32) (sent uint32, ok bool) {
 	return sent, true
 }
 
+// askDueLocked reports whether the writer should ask for an
+// acknowledgement (<r/>) now: stream management is on, no request is
+// outstanding, at least AckEvery stanzas are unacknowledged, and either
+// AckInterval has passed since the last request or the unacknowledged
+// list has reached a quarter of QueueSize (it never nears the bound at
+// which enqueueLocked ends the session, however fast stanzas come).
+//
+// Under load, the answer to one request comes while more stanzas are
+// unacknowledged, and asking again at once would make every round trip
+// an extra write and read for the server (a standalone <r/>, the client's
+// <a/>); the interval bounds the requests to one per AckInterval per
+// stream. An idle stream is still asked after AckIdle (armAckIdle).
+func (s *session) askDueLocked(now time.Time) bool {
+	cfg := &s.srv.cfg
+	n := s.unacked.len()
+	if !s.sm || s.rOut || n < cfg.AckEvery {
+		return false
+	}
+	return cfg.AckInterval < 0 || n >= cfg.QueueSize/4 || now.Sub(s.rLast) >= cfg.AckInterval
+}
+
+// askLocked is askDueLocked for the writer, which then writes <r/>: it
+// records the request as outstanding.
+func (s *session) askLocked() bool {
+	if !s.sm || s.rOut || s.unacked.len() < s.srv.cfg.AckEvery {
+		return false // the common case, without reading the clock
+	}
+	now := time.Now()
+	if !s.askDueLocked(now) {
+		return false
+	}
+	s.rOut, s.rLast = true, now
+	return true
+}
+
 // smElement handles a stream management element on a bound stream (the
 // reader holds session.handling); false ends the transport.
 func (c *conn) smElement(el *stanza.Element) bool {
@@ -84,12 +119,14 @@ func (c *conn) smElement(el *stanza.Element) bool {
 		}
 		s.mu.Lock()
 		sent, ok := s.ackLocked(h)
-		// Still AckEvery unacknowledged (written after the request that
-		// was answered): the writer asks again.
-		again := ok && s.unacked.len() >= c.srv.cfg.AckEvery
 		if ok {
 			s.rOut = false
 		}
+		// Still AckEvery unacknowledged (written after the request that
+		// was answered) and a request is due (askDueLocked): the writer
+		// asks again. When it is not due yet, the next write asks once
+		// it is, or the AckIdle timer armed by the last write does.
+		again := ok && s.askDueLocked(time.Now())
 		s.mu.Unlock()
 		if again {
 			c.signal()

@@ -169,16 +169,19 @@ func TestSMCountsHandledStanzas(t *testing.T) {
 }
 
 // TestSMServerRequestsAcks: the server sends <r/> after AckEvery stanzas
-// (one request at a time), and when stanzas stay unacknowledged for
+// (one request at a time, at most one per AckInterval unless a quarter of
+// QueueSize is unacknowledged), and when stanzas stay unacknowledged for
 // AckIdle.
 func TestSMServerRequestsAcks(t *testing.T) {
 	tests := []struct {
-		name  string
-		every int
-		idle  time.Duration
-		run   func(t *testing.T, alice, bob *xc)
+		name     string
+		every    int
+		idle     time.Duration
+		interval time.Duration
+		queue    int
+		run      func(t *testing.T, alice, bob *xc)
 	}{
-		{"after every N stanzas, one request at a time", 2, time.Hour, func(t *testing.T, alice, bob *xc) {
+		{"after every N stanzas, one request at a time", 2, time.Hour, -1, 0, func(t *testing.T, alice, bob *xc) {
 			// One message at a time, so that each is its own write.
 			var got []string
 			deliver := func(id string) {
@@ -204,7 +207,60 @@ func TestSMServerRequestsAcks(t *testing.T) {
 				t.Fatalf("after the answer: got %v, want %v", got, want)
 			}
 		}},
-		{"when idle", 100, 200 * time.Millisecond, func(t *testing.T, alice, bob *xc) {
+		{"at most one request per interval", 2, time.Hour, 600 * time.Millisecond, 0, func(t *testing.T, alice, bob *xc) {
+			var got []string
+			deliver := func(id string) {
+				bob.send(message("alice@example.com/r", id, "hi"))
+				got = append(got, alice.must().XMLName.Local)
+			}
+			deliver("m0")
+			deliver("m1")
+			got = append(got, alice.must().XMLName.Local)
+			asked := time.Now()
+			if want := []string{"message", "message", "r"}; !slices.Equal(got, want) {
+				t.Fatalf("got %v, want %v", got, want)
+			}
+			alice.ackSync()
+			// Answered, and AckEvery unacknowledged again within the
+			// interval: no request yet.
+			deliver("m2")
+			deliver("m3")
+			deliver("m4")
+			if time.Since(asked) < 500*time.Millisecond {
+				alice.nothing(100 * time.Millisecond)
+			}
+			// Once the interval has passed, the next write asks.
+			time.Sleep(time.Until(asked.Add(650 * time.Millisecond)))
+			got = got[:0]
+			deliver("m5")
+			got = append(got, alice.must().XMLName.Local)
+			if want := []string{"message", "r"}; !slices.Equal(got, want) {
+				t.Fatalf("after the interval: got %v, want %v", got, want)
+			}
+		}},
+		{"within the interval once a quarter of the queue is unacknowledged", 2, time.Hour, time.Hour, 16, func(t *testing.T, alice, bob *xc) {
+			var got []string
+			deliver := func(id string) {
+				bob.send(message("alice@example.com/r", id, "hi"))
+				got = append(got, alice.must().XMLName.Local)
+			}
+			deliver("m0")
+			deliver("m1")
+			got = append(got, alice.must().XMLName.Local)
+			alice.ackSync()
+			deliver("m2")
+			deliver("m3")
+			deliver("m4")
+			// 3 unacknowledged: under AckEvery's interval, no request.
+			alice.nothing(200 * time.Millisecond)
+			deliver("m5")
+			// 4 of QueueSize 16: asked at once.
+			got = append(got, alice.must().XMLName.Local)
+			if want := []string{"message", "message", "r", "message", "message", "message", "message", "r"}; !slices.Equal(got, want) {
+				t.Fatalf("got %v, want %v", got, want)
+			}
+		}},
+		{"when idle", 100, 200 * time.Millisecond, 0, 0, func(t *testing.T, alice, bob *xc) {
 			bob.send(message("alice@example.com/r", "m0", "hi"))
 			start := time.Now()
 			if n := alice.must(); !isMessage(n) {
@@ -223,7 +279,9 @@ func TestSMServerRequestsAcks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := startSM(t, nil, func(c *session.Config) { c.AckEvery = tt.every; c.AckIdle = tt.idle })
+			e := startSM(t, nil, func(c *session.Config) {
+				c.AckEvery, c.AckIdle, c.AckInterval, c.QueueSize = tt.every, tt.idle, tt.interval, tt.queue
+			})
 			alice := dialX(t, e, "alice")
 			alice.login("alice", "r")
 			alice.enable("")
