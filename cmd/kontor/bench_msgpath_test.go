@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"kontor.im/kontor/archive/keyring"
 	"kontor.im/kontor/core/account"
