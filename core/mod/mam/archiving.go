@@ -185,68 +185,6 @@ func (m *Module) stamp(ctx context.Context, p *module.Packet) (module.Verdict, e
 // that stores keep.
 func (m *Module) stampTime() time.Time { return m.now().UTC().Truncate(time.Microsecond) }
 
-// substitute is the Inbound Deliver hook of the router workaround (see the
-// package documentation): it wraps the targets of a message so that the
-// stanza the packet had before a hook replaced it is not what they get.
-func (m *Module) substitute(_ context.Context, p *module.Packet) (module.Verdict, error) {
-	if p.Stanza.Kind != stanza.KindMessage || len(p.Targets) == 0 || !p.AccountExists {
-		return module.Continue, nil
-	}
-	targets := make([]module.Resource, len(p.Targets))
-	for i, t := range p.Targets {
-		if _, wrapped := t.(*currentTarget); wrapped {
-			targets[i] = t
-			continue
-		}
-		targets[i] = &currentTarget{Resource: t, p: p}
-	}
-	p.Targets = targets
-	return module.Continue, nil
-}
-
-// currentTarget is a delivery target that, given a stanza of which the
-// packet's current stanza is a derived copy, sends the copy.
-type currentTarget struct {
-	module.Resource
-	p *module.Packet
-}
-
-func (t *currentTarget) Send(s *stanza.Stanza) {
-	if cur := t.p.Stanza; s != cur && derived(s, cur) {
-		s = cur
-	}
-	t.Resource.Send(s)
-}
-
-// derived reports whether c is a copy of s as hooks make them (this
-// module's restamp, a hook that removes an element such as carbons'
-// <private/>): the same addressing, and children that, apart from XEP-0359
-// stanza-ids, are some of the very same nodes of s, in the same order. A
-// stanza parsed or cloned apart shares no nodes and is not derived.
-func derived(s, c *stanza.Stanza) bool {
-	if s.Kind != c.Kind || s.From != c.From || s.To != c.To || s.Type != c.Type || s.ID != c.ID {
-		return false
-	}
-	i := 0
-	for _, n := range c.El.Nodes {
-		if isStanzaID(n.Elem) {
-			continue
-		}
-		for i < len(s.El.Nodes) && s.El.Nodes[i] != n {
-			i++
-		}
-		if i == len(s.El.Nodes) {
-			return false
-		}
-		i++
-	}
-	return true
-}
-
-func isStanzaID(el *stanza.Element) bool {
-	return el != nil && el.Name.Local == "stanza-id" && el.Name.Space == NSStanzaID
-}
-
 // archiveIncoming is the Inbound Observe hook: it archives, as delivered,
 // a message that stamp stamped.
 func (m *Module) archiveIncoming(ctx context.Context, p *module.Packet) (module.Verdict, error) {
