@@ -283,7 +283,8 @@ func (m *Module) archiveOutgoing(ctx context.Context, p *module.Packet) (module.
 	own, other := owner.String(), peer.Bare().String()
 	el := s.El
 	if hasStanzaIDBy(s, own, other) {
-		tmp := stanza.Element{Name: el.Name, Attr: el.Attr, Nodes: make([]stanza.Node, 0, len(el.Nodes))}
+		var nodes [8]stanza.Node // on the stack for most messages
+		tmp := stanza.Element{Name: el.Name, Attr: el.Attr, Nodes: nodes[:0]}
 		for _, n := range el.Nodes {
 			if !isStanzaIDBy(n.Elem, own, other) {
 				tmp.Nodes = append(tmp.Nodes, n)
