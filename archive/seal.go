@@ -33,7 +33,11 @@ const (
 // (archive rows and Sealer blobs cannot stand in for each other), the
 // owner, the id and the data key, each length-prefixed.
 func associatedData(tag, owner string, id []byte, keyID int64) []byte {
-	b := make([]byte, 0, len(tag)+4+len(owner)+4+len(id)+8)
+	return appendAssociatedData(make([]byte, 0, len(tag)+4+len(owner)+4+len(id)+8), tag, owner, id, keyID)
+}
+
+// appendAssociatedData appends associatedData(tag, owner, id, keyID) to b.
+func appendAssociatedData(b []byte, tag, owner string, id []byte, keyID int64) []byte {
 	b = append(b, tag...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(owner)))
 	b = append(b, owner...)

@@ -327,10 +327,14 @@ func (e *Element) AppendXML(b []byte, parentNS string) []byte {
 // and characters XML 1.0 forbids are replaced by U+FFFD, so that whatever an
 // element holds, the output is well-formed.
 func escape(b []byte, s string, attr bool) []byte {
+	plain := &plainText
+	if attr {
+		plain = &plainAttr
+	}
 	last := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c < utf8.RuneSelf && c != '<' && c != '>' && c != '&' && c != '\'' && c != '"' {
+		if plain[c] {
 			i++
 			continue
 		}
@@ -381,6 +385,26 @@ func escape(b []byte, s string, attr bool) []byte {
 		last = i
 	}
 	return append(b, s[last:]...)
+}
+
+// plainText and plainAttr mark the bytes that escape copies as they are in
+// text and in attribute values: ASCII that XML allows and that needs no
+// entity there (a table lookup per byte instead of seven comparisons; the
+// serialisation of every delivered and archived stanza runs through it).
+var plainText, plainAttr = plainBytes(false), plainBytes(true)
+
+func plainBytes(attr bool) (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		switch c {
+		case '<', '>', '&':
+		case '\'', '"':
+			t[c] = !attr
+		default:
+			t[c] = true
+		}
+	}
+	t['\t'], t['\n'] = !attr, !attr
+	return t
 }
 
 func isXMLChar(r rune) bool {

@@ -39,6 +39,12 @@ type Generator struct {
 	// (the 12 of rand_a) and lo (the 62 of rand_b).
 	ms, lo uint64
 	hi     uint16
+	// pool holds random bytes from crypto/rand not yet used, guarded by
+	// mu: one read serves many ids (a read is a call into the kernel's
+	// generator, twice per archived message otherwise). Bytes are used
+	// once, so each id's randomness is as unpredictable as before.
+	pool [240]byte
+	left int // bytes at the end of pool not used yet
 }
 
 // New returns a generator that reads the time from now.
@@ -51,11 +57,16 @@ const (
 
 // Next returns a new id.
 func (g *Generator) Next() string {
-	var r [12]byte // 10 bytes for 74 fresh bits, or 4 for an increment
-	_, _ = rand.Read(r[:])
 	ms := uint64(max(g.now().UnixMilli(), 0)) & (1<<48 - 1)
 
 	g.mu.Lock()
+	if g.left < 12 {
+		_, _ = rand.Read(g.pool[:])
+		g.left = len(g.pool)
+	}
+	// 10 bytes for 74 fresh bits, or 4 for an increment.
+	r := g.pool[len(g.pool)-g.left:][:12]
+	g.left -= 12
 	if ms > g.ms {
 		g.ms = ms
 		g.hi = binary.BigEndian.Uint16(r[0:2]) & (1<<hiBits - 1)

@@ -83,20 +83,43 @@ func hasStanzaIDBy(s *stanza.Stanza, by ...string) bool {
 // restamp returns a copy of s without the stanza-ids by the given
 // addresses and, when id is not empty, with a stanza-id by by[0] carrying
 // id. s is not changed; the copy shares its children, which nobody changes.
+// The copy, its top element, its attributes (when few) and the new
+// stanza-id come in one allocation, its children in a second: this runs
+// for every archived message.
 func restamp(s *stanza.Stanza, id string, by ...string) *stanza.Stanza {
-	c := *s
-	c.El = s.El.ShallowClone()
-	nodes := make([]stanza.Node, 0, len(s.El.Nodes)+1)
+	c := &restamped{s: *s}
+	c.el = stanza.Element{Name: s.El.Name, Attr: c.attr[:0]}
+	if len(s.El.Attr) >= len(c.attr) {
+		c.el.Attr = make([]stanza.Attr, 0, len(s.El.Attr)+1)
+	}
+	c.el.Attr = append(c.el.Attr, s.El.Attr...)
+	n := len(s.El.Nodes)
+	if id != "" {
+		n++
+	}
+	nodes := make([]stanza.Node, 0, n)
 	for _, n := range s.El.Nodes {
 		if !isStanzaIDBy(n.Elem, by...) {
 			nodes = append(nodes, n)
 		}
 	}
 	if id != "" {
-		nodes = append(nodes, stanza.Node{Elem: stanza.New(NSStanzaID, "stanza-id").Set("id", id).Set("by", by[0])})
+		c.idAttr = [2]stanza.Attr{{Name: stanza.Name{Local: "id"}, Value: id}, {Name: stanza.Name{Local: "by"}, Value: by[0]}}
+		c.id = stanza.Element{Name: stanza.Name{Space: NSStanzaID, Local: "stanza-id"}, Attr: c.idAttr[:]}
+		nodes = append(nodes, stanza.Node{Elem: &c.id})
 	}
-	c.El.Nodes = nodes
-	return &c
+	c.el.Nodes = nodes
+	c.s.El = &c.el
+	return &c.s
+}
+
+// restamped is what restamp allocates at once.
+type restamped struct {
+	s      stanza.Stanza
+	el     stanza.Element
+	attr   [6]stanza.Attr
+	id     stanza.Element
+	idAttr [2]stanza.Attr
 }
 
 // recipient returns the account an inbound stanza is for: its 'to', or
@@ -161,68 +184,6 @@ func (m *Module) stamp(ctx context.Context, p *module.Packet) (module.Verdict, e
 // stampTime is the archive time of a message: now, to the microsecond
 // that stores keep.
 func (m *Module) stampTime() time.Time { return m.now().UTC().Truncate(time.Microsecond) }
-
-// substitute is the Inbound Deliver hook of the router workaround (see the
-// package documentation): it wraps the targets of a message so that the
-// stanza the packet had before a hook replaced it is not what they get.
-func (m *Module) substitute(_ context.Context, p *module.Packet) (module.Verdict, error) {
-	if p.Stanza.Kind != stanza.KindMessage || len(p.Targets) == 0 || !p.AccountExists {
-		return module.Continue, nil
-	}
-	targets := make([]module.Resource, len(p.Targets))
-	for i, t := range p.Targets {
-		if _, wrapped := t.(*currentTarget); wrapped {
-			targets[i] = t
-			continue
-		}
-		targets[i] = &currentTarget{Resource: t, p: p}
-	}
-	p.Targets = targets
-	return module.Continue, nil
-}
-
-// currentTarget is a delivery target that, given a stanza of which the
-// packet's current stanza is a derived copy, sends the copy.
-type currentTarget struct {
-	module.Resource
-	p *module.Packet
-}
-
-func (t *currentTarget) Send(s *stanza.Stanza) {
-	if cur := t.p.Stanza; s != cur && derived(s, cur) {
-		s = cur
-	}
-	t.Resource.Send(s)
-}
-
-// derived reports whether c is a copy of s as hooks make them (this
-// module's restamp, a hook that removes an element such as carbons'
-// <private/>): the same addressing, and children that, apart from XEP-0359
-// stanza-ids, are some of the very same nodes of s, in the same order. A
-// stanza parsed or cloned apart shares no nodes and is not derived.
-func derived(s, c *stanza.Stanza) bool {
-	if s.Kind != c.Kind || s.From != c.From || s.To != c.To || s.Type != c.Type || s.ID != c.ID {
-		return false
-	}
-	i := 0
-	for _, n := range c.El.Nodes {
-		if isStanzaID(n.Elem) {
-			continue
-		}
-		for i < len(s.El.Nodes) && s.El.Nodes[i] != n {
-			i++
-		}
-		if i == len(s.El.Nodes) {
-			return false
-		}
-		i++
-	}
-	return true
-}
-
-func isStanzaID(el *stanza.Element) bool {
-	return el != nil && el.Name.Local == "stanza-id" && el.Name.Space == NSStanzaID
-}
 
 // archiveIncoming is the Inbound Observe hook: it archives, as delivered,
 // a message that stamp stamped.
@@ -322,7 +283,8 @@ func (m *Module) archiveOutgoing(ctx context.Context, p *module.Packet) (module.
 	own, other := owner.String(), peer.Bare().String()
 	el := s.El
 	if hasStanzaIDBy(s, own, other) {
-		tmp := stanza.Element{Name: el.Name, Attr: el.Attr, Nodes: make([]stanza.Node, 0, len(el.Nodes))}
+		var nodes [8]stanza.Node // on the stack for most messages
+		tmp := stanza.Element{Name: el.Name, Attr: el.Attr, Nodes: nodes[:0]}
 		for _, n := range el.Nodes {
 			if !isStanzaIDBy(n.Elem, own, other) {
 				tmp.Nodes = append(tmp.Nodes, n)
@@ -453,8 +415,11 @@ type stamps struct {
 	mu     sync.Mutex
 	m      map[*stanza.Element]stampEntry // guarded by mu
 	owners map[string]int                 // guarded by mu: stamps per owner
-	taken  chan struct{}                  // guarded by mu: closed when a stamp is taken
-	puts   int                            // guarded by mu: since the last sweep
+	// taken is closed when a stamp is taken, made only while a query
+	// waits (waitOwner), so that taking a stamp nobody waits for
+	// allocates nothing.
+	taken chan struct{} // guarded by mu; nil when nobody waits
+	puts  int           // guarded by mu: since the last sweep
 }
 
 type stampEntry struct {
@@ -466,7 +431,6 @@ func (t *stamps) init(now func() time.Time) {
 	t.now, t.staleAfter, t.sweepEvery = now, staleAfter, sweepEvery
 	t.m = map[*stanza.Element]stampEntry{}
 	t.owners = map[string]int{}
-	t.taken = make(chan struct{})
 }
 
 func (t *stamps) put(el *stanza.Element, at time.Time, owner string) {
@@ -490,8 +454,10 @@ func (t *stamps) removeLocked(el *stanza.Element, e stampEntry) {
 	if t.owners[e.owner]--; t.owners[e.owner] <= 0 {
 		delete(t.owners, e.owner)
 	}
-	close(t.taken)
-	t.taken = make(chan struct{})
+	if t.taken != nil {
+		close(t.taken)
+		t.taken = nil
+	}
 }
 
 // take removes el and returns its archive time, if el is a stamp.
@@ -512,6 +478,9 @@ func (t *stamps) take(el *stanza.Element) (time.Time, bool) {
 func (t *stamps) waitOwner(ctx context.Context, owner string) {
 	t.mu.Lock()
 	for t.owners[owner] > 0 {
+		if t.taken == nil {
+			t.taken = make(chan struct{})
+		}
 		ch := t.taken
 		t.mu.Unlock()
 		select {

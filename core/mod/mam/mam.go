@@ -92,15 +92,11 @@
 // taken for an archive id. The sender's id waits for Observe in the
 // sending session (Resource.SetValue), which sends one stanza at a time.
 //
-// Workaround: the router (core/router, inbound) delivers the stanza it had
-// before the chain ran, not Packet.Stanza as module.Packet documents, so a
-// replaced stanza would not reach the recipient's sessions. Until the
-// router sends Packet.Stanza, a Deliver hook wraps each target of a
-// message so that, handed a stanza of which the packet's current stanza is
-// a derived copy (same addressing; its children, apart from stanza-ids,
-// are some of the very same nodes, in order: this module's stamp, or a
-// hook's removal of an element), it sends the copy. With a fixed router
-// the wrapper passes everything through unchanged, and can go.
+// The router delivers what the hooks left in Packet.Stanza, so the stamped
+// copy is what the recipient's sessions get; the delivery targets stay the
+// router's own (an earlier workaround wrapped them, which hid
+// module.Hibernating from the push module and cost two allocations per
+// message).
 //
 // # Queries
 //
@@ -312,7 +308,6 @@ func (m *Module) Provision(h module.Host) error {
 	h.HandleIQ(module.ToAccount, module.Get, prefsName, m.getPrefs)
 	h.HandleIQ(module.ToAccount, module.Set, prefsName, m.setPrefs)
 	h.Hook(module.Inbound, module.Process, m.stamp)
-	h.Hook(module.Inbound, module.Deliver, m.substitute)
 	h.Hook(module.Inbound, module.Observe, m.archiveIncoming)
 	h.Hook(module.Outbound, module.Process, m.reserve)
 	h.Hook(module.Outbound, module.Observe, m.archiveOutgoing)
