@@ -506,14 +506,9 @@ func (m *Module) sent(_ context.Context, p *module.Packet) (module.Verdict, erro
 	return module.Continue, nil
 }
 
-// stripPrivate gives the packet a copy of its message without <private/>
-// and makes the targets deliver it.
-//
-// Workaround: core/router delivers the stanza it had before the Inbound
-// chain ran, not Packet.Stanza as module.Packet documents; each target is
-// wrapped so that the stale stanza is swapped for the packet's current
-// one when sent (core/mod/mam does the same). With a fixed router the
-// wrapper passes everything through unchanged.
+// stripPrivate gives the packet a copy of its message without <private/>;
+// the router delivers Packet.Stanza to the targets, which stay its own
+// (a wrapper here once hid module.Hibernating from the push module).
 func stripPrivate(p *module.Packet) {
 	s := p.Stanza
 	if s.El.Child(NS, "private") == nil {
@@ -529,22 +524,4 @@ func stripPrivate(p *module.Packet) {
 	}
 	c.El.Nodes = nodes
 	p.Stanza = c
-	for i, t := range p.Targets {
-		p.Targets[i] = &currentTarget{Resource: t, stale: s, p: p}
-	}
-}
-
-// currentTarget is a delivery target that sends the packet's current
-// stanza in place of the stale one.
-type currentTarget struct {
-	module.Resource
-	stale *stanza.Stanza
-	p     *module.Packet
-}
-
-func (t *currentTarget) Send(s *stanza.Stanza) {
-	if s == t.stale {
-		s = t.p.Stanza
-	}
-	t.Resource.Send(s)
 }

@@ -587,3 +587,24 @@ func TestCarbonContent(t *testing.T) {
 		t.Errorf("sent carbon %s: want the message as sent", sc)
 	}
 }
+
+// TestStripPrivateKeepsTargets: removing <private/> replaces the packet's
+// stanza and leaves the delivery targets as the router chose them (a
+// wrapper hid module.Hibernating, so push saw a session waiting for
+// resumption as one that had the message).
+func TestStripPrivateKeepsTargets(t *testing.T) {
+	st := stanza.NewMessage(jid.MustParse("alice@example.com/a"), jid.MustParse("bob@example.com"), "chat", "m1")
+	st.El.Append(stanza.New(carbons.NS, "private"))
+	target := module.Resource(&stubResource{})
+	p := &module.Packet{Stanza: st, Targets: []module.Resource{target}}
+	carbons.StripPrivate(p)
+	if p.Stanza == st || p.Stanza.El.Child(carbons.NS, "private") != nil {
+		t.Fatalf("stanza after stripping: %s", p.Stanza.El)
+	}
+	if len(p.Targets) != 1 || p.Targets[0] != target {
+		t.Fatalf("targets changed: %v", p.Targets)
+	}
+}
+
+// stubResource is a delivery target that is never used.
+type stubResource struct{ module.Resource }

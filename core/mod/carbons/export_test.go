@@ -1,0 +1,4 @@
+package carbons
+
+// StripPrivate is stripPrivate for the external tests.
+var StripPrivate = stripPrivate
