@@ -56,6 +56,13 @@ type queue struct {
 	// share one transaction.
 	hurry      bool
 	hurrySince time.Time
+	// ownerBy is when a query of an owner's archive that waits for the
+	// owner's queued messages (waitOwner) needs the flusher to have taken
+	// them: ownerLinger after the first such query since the last batch
+	// (zero: no query waits). Shorter than the barriers' linger: a query
+	// is someone looking at a screen, an ack only a client's bookkeeping.
+	ownerBy     time.Time
+	ownerLinger time.Duration
 	// open is the channel that the barriers asked since the flusher last
 	// took a batch share, and openTarget the last sequence number any of
 	// them waits for; take seals it into waiters. One channel per batch
@@ -154,6 +161,9 @@ func (q *queue) take(max int, delay, linger time.Duration) []item {
 				deadline = d
 			}
 		}
+		if !q.ownerBy.IsZero() && q.ownerBy.Before(deadline) {
+			deadline = q.ownerBy
+		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
 			break
@@ -189,6 +199,7 @@ func (q *queue) take(max int, delay, linger time.Duration) []item {
 		// Everything queued is in this batch; a barrier set from now on
 		// waits for later items.
 		q.hurry = false
+		q.ownerBy = time.Time{}
 	}
 	out := make([]item, n)
 	copy(out, q.items[q.head:q.head+n])
@@ -279,16 +290,20 @@ func (q *queue) hurryLocked() bool {
 }
 
 // waitOwner waits until every item of owner queued before the call is
-// flushed, or ctx ends. Like a barrier, it tells the flusher not to wait
-// for a batch to fill (it still gathers for the ack linger): a query does
-// not wait out a whole flush interval.
+// flushed, or ctx ends. It tells the flusher to take what is queued
+// within ownerLinger (a barrier's linger may be as long as the flush
+// interval): a query does not wait out a whole flush interval.
 func (q *queue) waitOwner(ctx context.Context, owner string) error {
 	q.mu.Lock()
 	target, ok := q.latest[owner]
-	if ok && q.flushed < target && q.hurryLocked() {
-		q.mu.Unlock()
-		q.signal()
-		q.mu.Lock()
+	if ok && q.flushed < target {
+		by := time.Now().Add(q.ownerLinger)
+		if q.ownerBy.IsZero() || by.Before(q.ownerBy) {
+			q.ownerBy = by
+			q.mu.Unlock()
+			q.signal()
+			q.mu.Lock()
+		}
 	}
 	for ok && q.flushed < target {
 		ch := q.progress

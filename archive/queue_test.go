@@ -515,3 +515,55 @@ func TestBarrierStress(t *testing.T) {
 		t.Fatalf("left waiting: open %v, %d sealed", q.open != nil, len(q.waiters))
 	}
 }
+
+// TestLingers: an ack barrier lets the flusher gather for the barriers'
+// linger, while a query waiting for its owner's messages (waitOwner) gets
+// them taken within ownerLinger; neither waits for the flush interval.
+func TestLingers(t *testing.T) {
+	q := newQueue(100, 1<<20)
+	q.ownerLinger = 20 * time.Millisecond
+	push := func() {
+		if err := q.push(context.Background(), item{m: module.ArchivedMessage{Owner: "alice@example.com"}, size: 1}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flusher := func(linger time.Duration) <-chan time.Duration {
+		took := make(chan time.Duration, 1)
+		go func() {
+			start := time.Now()
+			batch := q.take(10, time.Hour, linger)
+			took <- time.Since(start)
+			q.done(batch)
+		}()
+		return took
+	}
+
+	// A barrier: the batch is taken after the barriers' linger.
+	push()
+	took := flusher(300 * time.Millisecond)
+	if b := q.barrier(); b == nil {
+		t.Fatal("no barrier with a message queued")
+	}
+	if d := <-took; d < 250*time.Millisecond || d > 10*time.Second {
+		t.Errorf("a barrier's batch was taken after %v, want about the 300ms linger", d)
+	}
+
+	// A query of the owner's, with the barriers' linger an hour: taken
+	// within ownerLinger, and the query returns once it is stored.
+	push()
+	took = flusher(time.Hour)
+	start := time.Now()
+	if err := q.waitOwner(context.Background(), "alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the owner's query waited %v", d)
+	}
+	if d := <-took; d > 5*time.Second {
+		t.Errorf("the owner's batch was taken after %v, want about ownerLinger", d)
+	}
+	// Nothing of bob's is queued: no wait.
+	if err := q.waitOwner(context.Background(), "bob@example.com"); err != nil {
+		t.Fatal(err)
+	}
+}
