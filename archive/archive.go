@@ -170,7 +170,7 @@ type Config struct {
 	// archive query of an owner waits for the owner's queued messages
 	// (waitOwner); default 50ms, at most FlushInterval.
 	QueryLinger time.Duration
-	WhenFull  FullPolicy
+	WhenFull    FullPolicy
 	// PurgeInterval runs Purge periodically once started; 0 never does.
 	PurgeInterval time.Duration
 	PurgeBatch    int // messages or keys per purge transaction; default 1000

@@ -1060,7 +1060,9 @@ func (c *conn) awaitWarm() bool {
 // (xmlstream.Reader.Wait), still outside the XML tokenizer.
 func (c *conn) await() {
 	if c.rc != nil && !c.rd.Buffered() && c.rc.drained() {
-		c.rd.Release()
+		// A session that went quiet (or has just bound) may stay so for
+		// hours: the stream reader lets its tokenizer go as well.
+		c.rd.Idle()
 		if c.rc.waitReadable() == nil {
 			return
 		}

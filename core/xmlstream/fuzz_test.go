@@ -92,6 +92,8 @@ func FuzzReaderWait(f *testing.F) {
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s), uint8(7), uint8(0xaa))
+		f.Add([]byte(s), uint8(3), uint8(0xff)) // Idle before every element
+		f.Add([]byte(s), uint8(64), uint8(0xd9))
 	}
 	lim := Limits{MaxStanzaBytes: 8192, MaxDepth: 16, MaxAttrs: 16}
 	read := func(data []byte, chunk int, waits uint8) (out []string, last string) {
@@ -106,6 +108,8 @@ func FuzzReaderWait(f *testing.F) {
 				rd.Wait()
 			case w == 2 && !rd.Buffered():
 				rd.Release()
+			case w == 3 && !rd.Buffered():
+				rd.Idle()
 			}
 			el, err := rd.Next()
 			if err != nil {

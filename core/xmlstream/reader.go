@@ -36,6 +36,11 @@
 // attributes. FuzzReaderFast compares both paths on the same input split
 // into reads at arbitrary points: same elements, same errors.
 //
+// Reader.Idle lets the tokenizer go while a stream is silent (a session
+// waiting for its client holds no encoding/xml state); Next opens a new
+// one in the same state, from a copy of the stream header's namespace
+// declarations, when input comes.
+//
 // ParseElement, which reads back what the server stored (archived, offline
 // and private XML), first tries a one-pass parser of exactly the form
 // stanza.AppendXML writes (see parseCanonical); anything else goes through
@@ -47,6 +52,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -117,6 +123,13 @@ type Reader struct {
 	failed bool
 	// tokenizerOnly turns the fast paths off (for differential tests).
 	tokenizerOnly bool
+	// decls are the stream header's namespace declarations, in order
+	// (prefix "" for the default namespace), and streamPrefix the prefix
+	// of its name: enough to open a new tokenizer in the same state (see
+	// Idle). canIdle is false when the header's form does not allow that.
+	decls        []xml.Attr
+	streamPrefix string
+	canIdle      bool
 }
 
 // NewReader reads a stream from r.
@@ -256,6 +269,102 @@ func (r *Reader) Wait() {
 // it first); the next read takes one again.
 func (r *Reader) Release() { r.br.release() }
 
+// Idle is Release for a stream that may stay silent for long: between
+// top-level elements, with nothing read ahead, it also lets the tokenizer
+// go (encoding/xml's Decoder with its namespace and element stacks, about
+// 1 KiB), and Next opens a new one in the same state when input comes: it
+// feeds the new Decoder a copy of the stream header's name and namespace
+// declarations, then the stream. That costs a few microseconds, so the
+// caller uses Idle only where it expects to wait long (a session's reader
+// after its warm wait), and Release otherwise.
+func (r *Reader) Idle() {
+	r.br.release()
+	if r.dec != nil && r.header && r.canIdle && !r.failed && len(r.stack) == 0 && r.dec.InputOffset()+r.skipped == r.br.consumed() {
+		r.dec = nil
+	}
+}
+
+// reopen opens a tokenizer in the state Idle let go: inside the stream
+// header, with its namespaces declared, and offsets in step.
+func (r *Reader) reopen() error {
+	var b strings.Builder
+	b.WriteString("<")
+	b.WriteString(r.streamPrefix)
+	b.WriteString(":stream")
+	for _, d := range r.decls {
+		b.WriteString(" xmlns")
+		if d.Name.Local != "" {
+			b.WriteString(":")
+			b.WriteString(d.Name.Local)
+		}
+		b.WriteString("='")
+		xmlEscapeAttr(&b, d.Value)
+		b.WriteString("'")
+	}
+	b.WriteString(">")
+	src := &headerThen{s: b.String(), br: &r.br}
+	dec := xml.NewDecoder(src)
+	dec.Strict = true
+	tok, err := dec.Token()
+	if _, ok := tok.(xml.StartElement); err != nil || !ok || src.i != len(src.s) {
+		return fmt.Errorf("xmlstream: reopening the tokenizer: %v", err)
+	}
+	r.dec = dec
+	// InputOffset counts the copied header; the stream's own bytes start
+	// after it.
+	r.skipped = r.br.consumed() - dec.InputOffset()
+	return nil
+}
+
+// headerThen hands out s, then what br has (an io.ByteReader, so that the
+// Decoder adds no buffer of its own and never reads ahead).
+type headerThen struct {
+	s  string
+	i  int
+	br *lazyReader
+}
+
+func (h *headerThen) ReadByte() (byte, error) {
+	if h.i < len(h.s) {
+		h.i++
+		return h.s[h.i-1], nil
+	}
+	return h.br.ReadByte()
+}
+
+func (h *headerThen) Read(p []byte) (int, error) {
+	if h.i < len(h.s) {
+		n := copy(p, h.s[h.i:])
+		h.i += n
+		return n, nil
+	}
+	return h.br.Read(p)
+}
+
+// xmlEscapeAttr writes v escaped for an attribute value in single quotes.
+func xmlEscapeAttr(b *strings.Builder, v string) {
+	for _, c := range []byte(v) {
+		switch c {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '\'':
+			b.WriteString("&apos;")
+		case '"':
+			b.WriteString("&quot;")
+		case '\t':
+			b.WriteString("&#x9;")
+		case '\n':
+			b.WriteString("&#xA;")
+		case '\r':
+			b.WriteString("&#xD;")
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
+
 // peek returns the next byte without consuming it.
 func (l *lazyReader) peek() (byte, error) {
 	if l.pos >= len(l.buf) {
@@ -371,14 +480,21 @@ func (r *Reader) Header() (Header, error) {
 			if len(t.Attr) > r.lim.MaxAttrs {
 				return h, streamErr(stanza.StreamPolicyViolation, "too many attributes")
 			}
+			streamPrefixes := 0
 			for _, a := range t.Attr {
 				switch {
 				case a.Name.Space == "" && a.Name.Local == "xmlns":
 					h.Namespace = a.Value
 					r.defaultNS = a.Value
 					r.scopes = append(r.scopes, a.Value)
+					r.decls = append(r.decls, xml.Attr{Value: a.Value})
 				case a.Name.Space == "xmlns":
 					r.scopes = append(r.scopes, a.Value)
+					r.decls = append(r.decls, xml.Attr{Name: xml.Name{Local: a.Name.Local}, Value: a.Value})
+					if a.Value == stanza.NSStream {
+						r.streamPrefix = a.Name.Local
+						streamPrefixes++
+					}
 				case a.Name.Space == stanza.NSXML && a.Name.Local == "lang":
 					h.Lang = a.Value
 				case a.Name.Space == "":
@@ -394,6 +510,10 @@ func (r *Reader) Header() (Header, error) {
 					}
 				}
 			}
+			// The tokenizer can be replaced (Idle) when the header's name
+			// is prefix:stream with exactly one declaration of that prefix,
+			// and the default namespace is not the streams one.
+			r.canIdle = streamPrefixes == 1 && r.defaultNS != stanza.NSStream && r.streamPrefix != "xmlns" && r.streamPrefix != "xml"
 			r.header = true
 			r.rebudget()
 			return h, nil
@@ -414,6 +534,12 @@ func (r *Reader) Header() (Header, error) {
 func (r *Reader) Next() (*stanza.Element, error) {
 	if !r.header {
 		return nil, errors.New("xmlstream: Next before Header")
+	}
+	if r.dec == nil {
+		if err := r.reopen(); err != nil {
+			r.failed = true
+			return nil, err
+		}
 	}
 	if r.br.pos >= len(r.br.buf) && r.inSync() {
 		// The tokenizer would begin with this read: make it here, so

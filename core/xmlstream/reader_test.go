@@ -284,3 +284,66 @@ func TestBufferedAndWait(t *testing.T) {
 		t.Fatalf("Next after the end: %v, want unexpected EOF", err)
 	}
 }
+
+// TestIdleReopens: after Idle lets the tokenizer go, Next opens a new one
+// in the stream's state: the header's namespaces (any stream prefix,
+// another default namespace, a prefix declared on the header, values that
+// need escaping) resolve as before, the stream's end is recognised, and
+// limits count from the right place. A header whose form cannot be
+// copied keeps its tokenizer.
+func TestIdleReopens(t *testing.T) {
+	for _, tc := range []struct {
+		name, header, body string
+		want               []string // AppendXML of each element
+		reopens            bool
+	}{
+		{"client", "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>",
+			"<message to='a@b'><body>hi</body></message>",
+			[]string{"<message to='a@b'><body>hi</body></message>"}, true},
+		{"server with dialback", `<s:stream xmlns:s="http://etherx.jabber.org/streams" xmlns="jabber:server" xmlns:db="jabber:server:dialback">`,
+			"<db:result from='a' to='b'>key</db:result><message from='x@a' to='y@b'/>",
+			[]string{"<result xmlns='jabber:server:dialback' from='a' to='b'>key</result>", "<message xmlns='jabber:server' from='x@a' to='y@b'/>"}, true},
+		{"escaped namespace", `<stream:stream xmlns="urn:x&amp;y&apos;z" xmlns:stream="http://etherx.jabber.org/streams">`,
+			"<a/>", []string{"<a xmlns='urn:x&amp;y&apos;z'/>"}, true},
+		{"no default namespace", `<stream:stream xmlns:stream="http://etherx.jabber.org/streams">`,
+			"<a/>", []string{"<a xmlns=''/>"}, true},
+		{"streams as the default namespace", `<stream xmlns="http://etherx.jabber.org/streams">`,
+			"<a/>", []string{"<stream:a/>"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, idle := range []bool{false, true} {
+				rd := NewReader(strings.NewReader(tc.header+tc.body+"</"+streamName(tc.header)+">"), Limits{})
+				if _, err := rd.Header(); err != nil {
+					t.Fatal(err)
+				}
+				for i, want := range tc.want {
+					if idle {
+						rd.Idle()
+						if dropped := rd.dec == nil; dropped != tc.reopens {
+							t.Fatalf("tokenizer dropped: %v, want %v", dropped, tc.reopens)
+						}
+					}
+					el, err := rd.Next()
+					if err != nil {
+						t.Fatalf("element %d: %v", i, err)
+					}
+					if got := string(el.AppendXML(nil, stanza.NSClient)); got != want {
+						t.Errorf("element %d (idle %v): %s, want %s", i, idle, got, want)
+					}
+				}
+				if idle {
+					rd.Idle()
+				}
+				if _, err := rd.Next(); err != io.EOF {
+					t.Errorf("idle %v: at the stream's end: %v, want EOF", idle, err)
+				}
+			}
+		})
+	}
+}
+
+// streamName is the qualified name of a stream header's element.
+func streamName(header string) string {
+	name, _, _ := strings.Cut(header[1:], " ")
+	return name
+}
