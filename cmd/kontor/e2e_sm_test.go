@@ -251,7 +251,7 @@ func TestConfigStreamManagement(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := defaultConfig()
-			if cfg.C2S.SMResumeTimeout != 5*time.Minute || cfg.C2S.SMAckEvery != 5 || cfg.C2S.SMAckIdle != 5*time.Second || cfg.C2S.SMAckInterval != time.Second || cfg.C2S.CSIMaxHeldPresences != 100 {
+			if cfg.C2S.SMResumeTimeout != 5*time.Minute || cfg.C2S.SMAckEvery != 5 || cfg.C2S.SMAckIdle != 5*time.Second || cfg.C2S.SMAckInterval != 5*time.Second || cfg.C2S.CSIMaxHeldPresences != 100 {
 				t.Fatalf("defaults: %+v", cfg.C2S)
 			}
 			tt.mutate(&cfg.C2S)

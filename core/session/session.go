@@ -258,8 +258,14 @@ type Config struct {
 	AckIdle time.Duration
 	// AckInterval: after a request, the next one waits this long unless
 	// a quarter of QueueSize is unacknowledged, so that a busy stream is
-	// not asked again on every answer (askDueLocked); default 1s,
+	// not asked again on every answer (askDueLocked); default 5s,
 	// negative: none (a request whenever AckEvery are unacknowledged).
+	// Every answer is a read of its own: at 100 messages/s over 10
+	// receiving streams (kontor-load chat -sm, quiet machine), stream
+	// management cost a median 13 % more server CPU per message than none
+	// at 1s, 4 % at 5s. The price is a longer stretch (up to AckInterval of
+	// traffic) that a client which drops its connection without resuming
+	// may get again from offline storage (clients recognise the ids).
 	AckInterval time.Duration
 	// MaxHeldPresences bounds the presences held for an inactive client
 	// (XEP-0352); default 100.
@@ -317,7 +323,7 @@ func (c *Config) defaults() {
 		c.AckIdle = 5 * time.Second
 	}
 	if c.AckInterval == 0 {
-		c.AckInterval = time.Second
+		c.AckInterval = 5 * time.Second
 	}
 	if c.MaxHeldPresences <= 0 {
 		c.MaxHeldPresences = 100
