@@ -120,6 +120,9 @@ type conn struct {
 	spare  []entry
 	smOut  bool // <enabled/> or <resumed/> was taken: ping with <r/>
 	inline bool // the writer is writeInline: writes do not wait
+	// wDeadline: a writer goroutine may have left a write deadline set,
+	// which writeInline clears.
+	wDeadline bool
 	// lastSignal is when signal last ran (unix nanoseconds, under wmu).
 	lastSignal int64
 }
@@ -235,6 +238,12 @@ var inlineAfter = 2 * time.Millisecond
 func (c *conn) writeInline() {
 	c.rc.setNonblock(true)
 	c.inline = true
+	if c.wDeadline {
+		// A writer goroutine's deadline would pass later and fail the
+		// non-blocking writes (RawConn checks it before it writes).
+		_ = c.nc.SetWriteDeadline(time.Time{})
+		c.wDeadline = false
+	}
 	for {
 		c.wmu.Lock()
 		work := c.wWork
@@ -1198,6 +1207,7 @@ func (c *conn) ownIQ(s *stanza.Stanza) bool {
 // the writer ends the stream (closeStream) and ends for good (wEnded,
 // wdone closed), as it does when a write fails.
 func (c *conn) writer() {
+	c.wDeadline = true // the writes below set deadlines
 	if c.rc != nil && c.rc.spilled() {
 		// writeInline handed over with bytes the socket did not take.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))

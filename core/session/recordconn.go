@@ -1,7 +1,9 @@
 package session
 
 import (
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 )
@@ -162,9 +164,12 @@ func (r *recordConn) Write(p []byte) (int, error) {
 		total := len(p)
 		if len(r.spill) == 0 {
 			n, err := r.writeNow(p)
-			if err != nil {
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 				return n, err
 			}
+			// A deadline that passed only means that a blocking write
+			// would have failed: the writer goroutine that takes the
+			// spill sets its own.
 			p = p[n:]
 		}
 		if len(p) > 0 {

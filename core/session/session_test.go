@@ -470,3 +470,30 @@ func TestStalledRecipientDoesNotHoldUpTheSender(t *testing.T) {
 		}
 	}
 }
+
+// TestInlineWritesOutliveWriteDeadline: a write deadline that a writer
+// goroutine set (WriteTimeout after its last write) does not fail the
+// inline writes that follow once it has passed (it closed a recipient's
+// session WriteTimeout after login when every later message was written
+// inline).
+func TestInlineWritesOutliveWriteDeadline(t *testing.T) {
+	e := start(t, func(c *session.Config) { c.WriteTimeout = 300 * time.Millisecond })
+	bob := dial(t, e)
+	bob.login("bob", "r")
+	alice := dial(t, e)
+	alice.login("alice", "r")
+	go io.Copy(io.Discard, alice.r)
+	// Two messages at once: the second finds bob's last signal under
+	// inlineAfter ago and goes to a writer goroutine, which sets a write
+	// deadline.
+	alice.send("<message to='bob@example.com/r' id='pre1' type='chat'><body>x</body></message><message to='bob@example.com/r' id='pre2' type='chat'><body>x</body></message>")
+	bob.expect("id='pre2'", 5*time.Second)
+	for i := range 8 {
+		time.Sleep(100 * time.Millisecond) // idle for inlineAfter: written inline
+		alice.send(fmt.Sprintf("<message to='bob@example.com/r' id='late%d' type='chat'><body>x</body></message>", i))
+		bob.expect(fmt.Sprintf("id='late%d'", i), 5*time.Second)
+	}
+	if n := len(e.router.Resources(jid.MustParse("bob@example.com"))); n != 1 {
+		t.Fatal("bob's session ended")
+	}
+}
