@@ -214,15 +214,21 @@ func (c *conn) signal() {
 }
 
 // inlineAfter is how long a session must have received nothing for a
-// stanza to it to be written inline (see signal and writeInline); negative:
-// never. Measured with kontor-load chat (10 pairs): at 100 messages/s
-// (every recipient gets one every 100 ms) inline writes save 10-15 % of
-// the server's CPU while other processes keep the cores busy, and nothing
-// measurable on a quiet machine; at full load, always writing inline cost
-// 15-25 % of the throughput, because every stanza went out in a write of
-// its own instead of being collected by the writer goroutine. A variable
-// so that tests can change it.
-var inlineAfter = 2 * time.Millisecond
+// stanza to it to be written inline (see signal and writeInline);
+// negative: never, which is the default. Measured with kontor-load chat
+// (10 pairs): at 100 messages/s inline writes saved 10-15 % of the
+// server's CPU while other processes kept the cores busy and nothing
+// measurable on a quiet machine; at full load, writing every stanza
+// inline cost 15-25 % of the throughput (hence the 2 ms rule when on).
+// It is off because a review found two problems that are not fixed: the
+// recipient's own reader goroutine writes through crypto/tls too (the
+// answer to a client's KeyUpdate, alerts), in blocking mode, so a client
+// that stops reading and sends KeyUpdates can make an inline writer (a
+// sender's reader) wait on crypto/tls's write lock; and flushSpill writes
+// the spill outside that lock, so such a reader-side record could go out
+// in the middle of a spilled one. Tests switch it on to keep the path
+// working. A variable so that tests can change it.
+var inlineAfter time.Duration = -1
 
 // writeInline is the writer (see writer), run on the goroutine that
 // queued a stanza (typically the sender's reader) while it only has the

@@ -477,6 +477,9 @@ func TestStalledRecipientDoesNotHoldUpTheSender(t *testing.T) {
 // session WriteTimeout after login when every later message was written
 // inline).
 func TestInlineWritesOutliveWriteDeadline(t *testing.T) {
+	was := *session.InlineAfter
+	t.Cleanup(func() { *session.InlineAfter = was })
+	*session.InlineAfter = 2 * time.Millisecond
 	e := start(t, func(c *session.Config) { c.WriteTimeout = 300 * time.Millisecond })
 	bob := dial(t, e)
 	bob.login("bob", "r")
