@@ -117,14 +117,8 @@ type conn struct {
 
 	// The writer's own (passed from one writer goroutine to the next
 	// through wmu).
-	spare  []entry
-	smOut  bool // <enabled/> or <resumed/> was taken: ping with <r/>
-	inline bool // the writer is writeInline: writes do not wait
-	// wDeadline: a writer goroutine may have left a write deadline set,
-	// which writeInline clears.
-	wDeadline bool
-	// lastSignal is when signal last ran (unix nanoseconds, under wmu).
-	lastSignal int64
+	spare []entry
+	smOut bool // <enabled/> or <resumed/> was taken: ping with <r/>
 }
 
 func (s *Server) newConn(nc net.Conn, direct bool) *conn {
@@ -183,105 +177,8 @@ const (
 	wPing                    // the client was silent for PingInterval: ping it
 )
 
-// signal tells the writer that the queue has something to take. Over a
-// TLS-on-TCP connection, when no writer runs and the last signal is at
-// least inlineAfter ago, the caller becomes the writer (writeInline)
-// rather than starting a goroutine; a session that receives more often
-// than that gets a writer goroutine, which collects what arrives while it
-// starts into one write.
-func (c *conn) signal() {
-	if c.rc == nil || inlineAfter < 0 {
-		c.kick(wWrite)
-		return
-	}
-	now := time.Now().UnixNano()
-	c.wmu.Lock()
-	c.wWork |= wWrite
-	start := c.wLive && !c.wRun && !c.wEnded
-	if start {
-		c.wRun = true
-	}
-	busy := now-c.lastSignal < int64(inlineAfter)
-	c.lastSignal = now
-	c.wmu.Unlock()
-	switch {
-	case !start:
-	case busy:
-		go c.writer()
-	default:
-		c.writeInline()
-	}
-}
-
-// inlineAfter is how long a session must have received nothing for a
-// stanza to it to be written inline (see signal and writeInline);
-// negative: never, which is the default. Measured with kontor-load chat
-// (10 pairs): at 100 messages/s inline writes saved 10-15 % of the
-// server's CPU while other processes kept the cores busy and nothing
-// measurable on a quiet machine; at full load, writing every stanza
-// inline cost 15-25 % of the throughput (hence the 2 ms rule when on).
-// It is off because a review found two problems that are not fixed: the
-// recipient's own reader goroutine writes through crypto/tls too (the
-// answer to a client's KeyUpdate, alerts), in blocking mode, so a client
-// that stops reading and sends KeyUpdates can make an inline writer (a
-// sender's reader) wait on crypto/tls's write lock; and flushSpill writes
-// the spill outside that lock, so such a reader-side record could go out
-// in the middle of a spilled one. Tests switch it on to keep the path
-// working. A variable so that tests can change it.
-var inlineAfter time.Duration = -1
-
-// writeInline is the writer (see writer), run on the goroutine that
-// queued a stanza (typically the sender's reader) while it only has the
-// queue to write, with the socket in non-blocking mode (recordConn's
-// nonblock): it serialises, encrypts and writes what the socket takes at
-// once, and never waits for the client. A message to an idle session is
-// then written without a goroutine start and without waking a second
-// thread to run it (see inlineAfter for what that saves). It hands over to a writer goroutine (keeping wRun) when there
-// is other work (an ack request, a ping, a close), or when the socket did
-// not take everything (the rest waits in the spill, which the goroutine
-// writes first, blocking as a writer does). Write deadlines are not set
-// here: nothing here waits.
-func (c *conn) writeInline() {
-	c.rc.setNonblock(true)
-	c.inline = true
-	if c.wDeadline {
-		// A writer goroutine's deadline would pass later and fail the
-		// non-blocking writes (RawConn checks it before it writes).
-		_ = c.nc.SetWriteDeadline(time.Time{})
-		c.wDeadline = false
-	}
-	for {
-		c.wmu.Lock()
-		work := c.wWork
-		closing := c.closeRequested()
-		if work == 0 && !closing {
-			c.inline = false
-			if !c.rc.setNonblock(false) {
-				c.wRun = false
-				c.wmu.Unlock()
-				return
-			}
-			c.wmu.Unlock()
-			go c.writer()
-			return
-		}
-		if closing || work != wWrite || c.rc.spilled() {
-			c.inline = false
-			c.rc.setNonblock(false)
-			c.wmu.Unlock()
-			go c.writer()
-			return
-		}
-		c.wWork = 0
-		c.wmu.Unlock()
-		if !c.work(wWrite) {
-			c.inline = false
-			c.rc.setNonblock(false)
-			c.endWriter()
-			return
-		}
-	}
-}
+// signal tells the writer that the queue has something to take.
+func (c *conn) signal() { c.kick(wWrite) }
 
 // kick records work for the writer and starts a writer goroutine unless
 // one runs; a running writer looks at wWork again before it exits, under
@@ -1213,16 +1110,6 @@ func (c *conn) ownIQ(s *stanza.Stanza) bool {
 // the writer ends the stream (closeStream) and ends for good (wEnded,
 // wdone closed), as it does when a write fails.
 func (c *conn) writer() {
-	c.wDeadline = true // the writes below set deadlines
-	if c.rc != nil && c.rc.spilled() {
-		// writeInline handed over with bytes the socket did not take.
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		if err := c.rc.flushSpill(); err != nil {
-			c.writeFailed(err)
-			c.endWriter()
-			return
-		}
-	}
 	for {
 		c.wmu.Lock()
 		work := c.wWork
@@ -1410,9 +1297,7 @@ func (c *conn) requestAck(ping bool) (sent, ok bool) {
 
 // write serialises one element into the buffered writer.
 func (c *conn) write(el *stanza.Element) bool {
-	if !c.inline {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	if err := c.fr.WriteElement(el); err != nil {
 		return c.writeFailed(err)
 	}

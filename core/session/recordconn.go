@@ -1,9 +1,7 @@
 package session
 
 import (
-	"errors"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 )
@@ -18,15 +16,6 @@ import (
 // become readable (waitReadable) instead of blocking in a Read through
 // crypto/tls and the XML tokenizer: an idle session's reader then waits on
 // the smallest goroutine stack (see conn.await).
-//
-// On the write side it lets a writer that must not block (conn.writeInline
-// runs on the goroutine of whoever queued a stanza) write without
-// waiting: in nonblock mode (nb set), Write writes what the socket takes at
-// once and keeps the rest (spill); the next Write without nonblock, or
-// flushSpill, writes the spill first, blocking as usual. crypto/tls
-// serialises its writes (the reader's alerts and key-update answers
-// included), so Write never runs twice at once; wmu orders nb and
-// spill between the writer that sets them and a write of the reader's.
 type recordConn struct {
 	net.Conn
 	raw  syscall.RawConn
@@ -40,27 +29,7 @@ type recordConn struct {
 	// peeked tells it that the poller has reported the socket readable.
 	peekFn func(uintptr) bool
 	peeked bool
-
-	wmu   sync.Mutex
-	nb    *nbWriter // in nonblock mode: from nbWriterPool
-	spill []byte    // written by Write in nonblock mode but not yet sent
 }
-
-// nbWriter carries one non-blocking write through RawConn.Write: p is
-// what to write, n how much went, err what stopped it; fn is writeSome
-// bound to it (made once per nbWriter, which the pool keeps).
-type nbWriter struct {
-	p   []byte
-	n   int
-	err error
-	fn  func(uintptr) bool
-}
-
-var nbWriterPool = sync.Pool{New: func() any {
-	w := new(nbWriter)
-	w.fn = w.writeSome
-	return w
-}}
 
 const (
 	recordHeaderLen = 5
@@ -154,86 +123,4 @@ func (r *recordConn) peekOnce(fd uintptr) bool {
 	}
 	r.peeked = true
 	return peekReady(fd)
-}
-
-// Write writes p; in nonblock mode without waiting (see recordConn).
-func (r *recordConn) Write(p []byte) (int, error) {
-	r.wmu.Lock()
-	if r.nb != nil {
-		defer r.wmu.Unlock()
-		total := len(p)
-		if len(r.spill) == 0 {
-			n, err := r.writeNow(p)
-			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-				return n, err
-			}
-			// A deadline that passed only means that a blocking write
-			// would have failed: the writer goroutine that takes the
-			// spill sets its own.
-			p = p[n:]
-		}
-		if len(p) > 0 {
-			r.spill = append(r.spill, p...)
-		}
-		return total, nil
-	}
-	spill := r.spill
-	r.spill = nil
-	r.wmu.Unlock()
-	if len(spill) > 0 {
-		if _, err := r.Conn.Write(spill); err != nil {
-			return 0, err
-		}
-	}
-	return r.Conn.Write(p)
-}
-
-// setNonblock switches nonblock mode and reports whether bytes are
-// spilled (waiting for a blocking write).
-func (r *recordConn) setNonblock(on bool) (spilled bool) {
-	r.wmu.Lock()
-	switch {
-	case on && r.nb == nil:
-		r.nb = nbWriterPool.Get().(*nbWriter)
-	case !on && r.nb != nil:
-		nbWriterPool.Put(r.nb)
-		r.nb = nil
-	}
-	spilled = len(r.spill) > 0
-	r.wmu.Unlock()
-	return spilled
-}
-
-// spilled reports whether bytes wait for a blocking write.
-func (r *recordConn) spilled() bool {
-	r.wmu.Lock()
-	defer r.wmu.Unlock()
-	return len(r.spill) > 0
-}
-
-// flushSpill writes the spill, blocking (under the write deadline).
-func (r *recordConn) flushSpill() error {
-	r.wmu.Lock()
-	spill := r.spill
-	r.spill = nil
-	r.wmu.Unlock()
-	if len(spill) == 0 {
-		return nil
-	}
-	_, err := r.Conn.Write(spill)
-	return err
-}
-
-// writeNow writes what the socket takes of p without waiting: all of it,
-// part of it, or nothing (the socket's buffer is full).
-func (r *recordConn) writeNow(p []byte) (int, error) {
-	w := r.nb
-	w.p, w.n, w.err = p, 0, nil
-	err := r.raw.Write(w.fn)
-	n, werr := w.n, w.err
-	w.p, w.err = nil, nil
-	if err == nil {
-		err = werr
-	}
-	return n, err
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"testing"
-	"time"
 )
 
 // chunkConn is a net.Conn whose reads return the given chunks, one per
@@ -82,71 +81,4 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
-}
-
-// TestRecordConnNonblockSpill: in nonblock mode Write never waits for the
-// peer; what the socket does not take is spilled, and flushSpill (or the
-// next blocking Write) sends it first, so the peer reads every byte in
-// order.
-func TestRecordConnNonblockSpill(t *testing.T) {
-	if !canPeek {
-		t.Skip("no non-blocking writes without a peekable socket (not unix)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	nc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	r, ok := newRecordConn(nc).(*recordConn)
-	if !ok {
-		t.Fatal("no recordConn for a TCP connection")
-	}
-	var want []byte
-	chunk := make([]byte, 64<<10)
-	r.setNonblock(true)
-	start := time.Now()
-	// 32 MiB without a reader: more than any socket buffer takes.
-	for i := range 512 {
-		for j := range chunk {
-			chunk[j] = byte(i + j)
-		}
-		n, err := r.Write(chunk)
-		if err != nil || n != len(chunk) {
-			t.Fatalf("write %d: %d, %v", i, n, err)
-		}
-		want = append(want, chunk...)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Fatalf("non-blocking writes took %v", d)
-	}
-	if !r.setNonblock(false) || !r.spilled() {
-		t.Fatal("nothing was spilled although the peer read nothing")
-	}
-	got := make(chan []byte)
-	go func() {
-		b, _ := io.ReadAll(peer)
-		got <- b
-	}()
-	if err := r.flushSpill(); err != nil {
-		t.Fatal(err)
-	}
-	tail := []byte("after the spill")
-	if _, err := r.Write(tail); err != nil {
-		t.Fatal(err)
-	}
-	want = append(want, tail...)
-	nc.Close()
-	if b := <-got; !bytes.Equal(b, want) {
-		t.Fatalf("the peer read %d bytes, want %d (or they differ)", len(b), len(want))
-	}
 }

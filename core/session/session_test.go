@@ -431,18 +431,11 @@ func TestShutdownDuringNegotiation(t *testing.T) {
 	}
 }
 
-// TestStalledRecipientDoesNotHoldUpTheSender: a message is written to an
-// idle recipient on the sender's goroutine (writeInline), without waiting:
-// when the recipient stops reading and its socket fills, what the socket
-// did not take is handed to a writer goroutine. The sender's reader goes
-// on handling the sender's stanzas meanwhile, and once the recipient reads
-// again it gets every message, in order, once.
+// TestStalledRecipientDoesNotHoldUpTheSender: when a recipient stops
+// reading and its socket fills, its writer goroutine waits, not the
+// sender: the sender's reader goes on handling the sender's stanzas, and
+// once the recipient reads again it gets every message, in order, once.
 func TestStalledRecipientDoesNotHoldUpTheSender(t *testing.T) {
-	// Every message inline, however often they come.
-	// (Restored after the server has stopped: cleanups run last-first.)
-	was := *session.InlineAfter
-	t.Cleanup(func() { *session.InlineAfter = was })
-	*session.InlineAfter = 0
 	e := start(t, func(c *session.Config) { c.QueueSize = 4096; c.WriteTimeout = 60 * time.Second })
 	bob := dial(t, e)
 	bob.login("bob", "slow")
@@ -468,35 +461,5 @@ func TestStalledRecipientDoesNotHoldUpTheSender(t *testing.T) {
 			j := strings.Index(got, "id='")
 			t.Fatalf("message %d: got %q, want %s", i, got[j:min(len(got), j+12)], want)
 		}
-	}
-}
-
-// TestInlineWritesOutliveWriteDeadline: a write deadline that a writer
-// goroutine set (WriteTimeout after its last write) does not fail the
-// inline writes that follow once it has passed (it closed a recipient's
-// session WriteTimeout after login when every later message was written
-// inline).
-func TestInlineWritesOutliveWriteDeadline(t *testing.T) {
-	was := *session.InlineAfter
-	t.Cleanup(func() { *session.InlineAfter = was })
-	*session.InlineAfter = 2 * time.Millisecond
-	e := start(t, func(c *session.Config) { c.WriteTimeout = 300 * time.Millisecond })
-	bob := dial(t, e)
-	bob.login("bob", "r")
-	alice := dial(t, e)
-	alice.login("alice", "r")
-	go io.Copy(io.Discard, alice.r)
-	// Two messages at once: the second finds bob's last signal under
-	// inlineAfter ago and goes to a writer goroutine, which sets a write
-	// deadline.
-	alice.send("<message to='bob@example.com/r' id='pre1' type='chat'><body>x</body></message><message to='bob@example.com/r' id='pre2' type='chat'><body>x</body></message>")
-	bob.expect("id='pre2'", 5*time.Second)
-	for i := range 8 {
-		time.Sleep(100 * time.Millisecond) // idle for inlineAfter: written inline
-		alice.send(fmt.Sprintf("<message to='bob@example.com/r' id='late%d' type='chat'><body>x</body></message>", i))
-		bob.expect(fmt.Sprintf("id='late%d'", i), 5*time.Second)
-	}
-	if n := len(e.router.Resources(jid.MustParse("bob@example.com"))); n != 1 {
-		t.Fatal("bob's session ended")
 	}
 }
