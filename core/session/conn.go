@@ -379,12 +379,12 @@ func (c *conn) restart() (xmlstream.Header, error) {
 	return h, nil
 }
 
+// header writes our stream header without flushing it: the features (or
+// the stream error) that always follow it go out in the same write, one
+// TCP segment and TLS record instead of two at every stream restart.
 func (c *conn) header(from, to string) error {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	if err := c.fr.WriteHeader(from, to, newStreamID()); err != nil {
-		return err
-	}
-	return c.fr.Flush()
+	return c.fr.WriteHeader(from, to, newStreamID())
 }
 
 // appendAttr appends name='value', escaped.
