@@ -230,7 +230,10 @@ type PrivateXML interface {
 }
 
 // LastActivity stores when an account last logged out and its last
-// unavailable status (XEP-0012).
+// unavailable status (XEP-0012). A backend may defer the write briefly
+// (PostgreSQL batches them, about a second): LastActivity of the same store
+// sees it at once, other processes after the write, and a value for an
+// account deleted in the meantime is not written.
 type LastActivity interface {
 	SetLastActivity(ctx context.Context, owner string, at time.Time, status string) error
 	// LastActivity returns ErrNotFound if never recorded.

@@ -221,6 +221,7 @@ var ownedTables = []string{
 // transaction; ErrNotFound if there is no such account (then nothing is
 // deleted).
 func (s *Store) DeleteAccount(ctx context.Context, jid string) error {
+	s.forgetLastActivity(jid)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockAccountChanges(ctx, tx); err != nil {
 			return err

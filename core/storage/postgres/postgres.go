@@ -63,6 +63,7 @@ const (
 type Store struct {
 	pool      *pgxpool.Pool
 	closeOnce sync.Once
+	lastAct   lastActivityQueue
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -107,11 +108,16 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return v, nil
 }
 
-// Close closes the pool, waiting for connections in use to be returned. It
+// Close writes the pending last activity times (see lastActivityFlush)
+// and closes the pool, waiting for connections in use to be returned. It
 // may be called more than once.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.pool.Close)
-	return nil
+	var err error
+	s.closeOnce.Do(func() {
+		err = s.closeLastActivity()
+		s.pool.Close()
+	})
+	return err
 }
 
 // inTx runs fn in one transaction, committing if it returns nil.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -66,32 +65,4 @@ func (s *Store) SetPrivate(ctx context.Context, owner, key string, xml []byte) e
 		return fmt.Errorf("postgres: set private xml: %w", err)
 	}
 	return nil
-}
-
-// SetLastActivity records when the owner last logged out and with which
-// status.
-func (s *Store) SetLastActivity(ctx context.Context, owner string, at time.Time, status string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO last_activity (owner, at, status) VALUES ($1, $2, $3)
-		ON CONFLICT (owner) DO UPDATE SET at = excluded.at, status = excluded.status`,
-		owner, micros(at), status)
-	if err != nil {
-		return fmt.Errorf("postgres: set last activity: %w", err)
-	}
-	return nil
-}
-
-// LastActivity returns what SetLastActivity recorded, ErrNotFound if never.
-func (s *Store) LastActivity(ctx context.Context, owner string) (time.Time, string, error) {
-	var (
-		at     int64
-		status string
-	)
-	err := s.pool.QueryRow(ctx, `SELECT at, status FROM last_activity WHERE owner = $1`, owner).Scan(&at, &status)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, "", fmt.Errorf("postgres: last activity: %w", storage.ErrNotFound)
-	}
-	if err != nil {
-		return time.Time{}, "", fmt.Errorf("postgres: last activity: %w", err)
-	}
-	return fromMicros(at), status, nil
 }
