@@ -335,7 +335,7 @@ func TestIdleSessionMemory(t *testing.T) {
 			// Let the writers finish their first flush, and the readers
 			// that handled the last input hand over after their warm wait
 			// (awaitWarm): an idle session is one past it.
-			time.Sleep(*session.WarmWait + 300*time.Millisecond)
+			time.Sleep(max(*session.WarmWait, *session.WriterLinger) + 300*time.Millisecond)
 			after, afterStack := liveMemory()
 			per := (after - before) / n
 			if f := os.Getenv("KONTOR_IDLE_HEAPPROF"); f != "" {

@@ -29,6 +29,15 @@ type recordConn struct {
 	// peeked tells it that the poller has reported the socket readable.
 	peekFn func(uintptr) bool
 	peeked bool
+
+	// The socket's reads and writes (see sockio): the functions given to
+	// the RawConn are bound once, and what they work on is kept here, one
+	// set for the reader's goroutine, one for the writer's (crypto/tls
+	// makes one write at a time).
+	readFn, writeFn func(uintptr) bool
+	rp, wp          []byte
+	rn, wn          int
+	rerr, werr      error
 }
 
 const (
@@ -50,7 +59,7 @@ func newRecordConn(nc net.Conn) net.Conn {
 		return nc
 	}
 	r := &recordConn{Conn: nc, raw: raw}
-	r.peekFn = r.peekOnce
+	r.peekFn, r.readFn, r.writeFn = r.peekOnce, r.readOnce, r.writeOnce
 	return r
 }
 
@@ -62,7 +71,7 @@ func (r *recordConn) Read(p []byte) (int, error) {
 		if r.buf == nil {
 			r.buf = recordBufPool.Get().(*[recordBufSize]byte)
 		}
-		n, err := r.Conn.Read(r.buf[:])
+		n, err := r.readSocket(r.buf[:])
 		if n <= 0 {
 			r.release()
 			return 0, err

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -461,5 +462,60 @@ func TestStalledRecipientDoesNotHoldUpTheSender(t *testing.T) {
 			j := strings.Index(got, "id='")
 			t.Fatalf("message %d: got %q, want %s", i, got[j:min(len(got), j+12)], want)
 		}
+	}
+}
+
+// writers returns the ids of the goroutines running a session writer.
+func writers() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var ids []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "session.(*conn).writer(") {
+			ids = append(ids, strings.Fields(g)[1])
+		}
+	}
+	return ids
+}
+
+// A session in a conversation keeps its writer goroutine between
+// messages (one start, not one per message), and an idle one has none
+// after writerLinger.
+func TestWriterLingers(t *testing.T) {
+	old := *session.WriterLinger
+	*session.WriterLinger = 500 * time.Millisecond
+	t.Cleanup(func() { *session.WriterLinger = old })
+	e := start(t, nil)
+	bob := dial(t, e)
+	bob.login("bob", "r")
+	alice := dial(t, e)
+	alice.login("alice", "r")
+	waitFor(t, "the logins' writers to end", func() bool { return len(writers()) == 0 })
+
+	seen := map[string]bool{}
+	for i := range 20 {
+		alice.send(fmt.Sprintf("<message to='bob@example.com/r' id='w%d' type='chat'><body>hi</body></message>", i))
+		bob.expect(fmt.Sprintf("id='w%d'", i), 5*time.Second)
+		ids := writers()
+		if len(ids) != 1 {
+			t.Fatalf("message %d: writer goroutines %v, want bob's one", i, ids)
+		}
+		seen[ids[0]] = true
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(seen) != 1 {
+		t.Errorf("bob's messages were written by %d goroutines, want one", len(seen))
+	}
+	waitFor(t, "bob's writer to end after writerLinger", func() bool { return len(writers()) == 0 })
+
+	// A lingering writer (bob's, just after a message) ends the stream
+	// on shutdown.
+	alice.send("<message to='bob@example.com/r' id='last' type='chat'><body>hi</body></message>")
+	bob.expect("id='last'", 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go e.srv.Shutdown(ctx)
+	if got := bob.expect("</stream:stream>", 5*time.Second); !strings.Contains(got, "<system-shutdown") {
+		t.Fatalf("shutdown: %q", got)
 	}
 }
