@@ -9,7 +9,6 @@ import (
 	"hash/fnv"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
@@ -155,39 +154,11 @@ func Interested(r module.Resource) bool {
 	return ok
 }
 
-// changesKey keys a resource's *changes.
-type changesKey struct{}
-
-// changes counts the roster changes Push told one resource about.
-type changes struct{ n atomic.Uint64 }
-
-// Changes returns how many roster changes of r's account Push has been
-// called with since the first call of Changes for r, which starts the
-// count. A module that keeps something derived from the roster in r's
-// session calls it before reading the roster and again before using what
-// it kept: a different count means the roster changed in between. Every
-// change the server makes or is told about (roster sets, subscription
-// stanzas, a directory sync in the server) is pushed to all of the
-// account's resources, interested or not; a change written by another
-// process (a CLI sync, an import) is not, and shows at the next session,
-// as it does for clients. The first call must come from r's own goroutine.
-func Changes(r module.Resource) uint64 {
-	if c, ok := r.Value(changesKey{}).(*changes); ok {
-		return c.n.Load()
-	}
-	r.SetValue(changesKey{}, new(changes))
-	return 0
-}
-
 // Push sends a roster push (§2.1.6) of item at version ver to every
-// interested resource among rs, and counts the change for each of them
-// (see Changes).
+// interested resource among rs.
 func Push(rs []module.Resource, item *stanza.Element, ver int64) {
 	var plain, versioned *stanza.Element
 	for _, r := range rs {
-		if c, ok := r.Value(changesKey{}).(*changes); ok {
-			c.n.Add(1)
-		}
 		in, ok := r.Value(interestKey{}).(interest)
 		if !ok {
 			continue

@@ -1,4 +1,4 @@
-//go:build unix && !linux
+//go:build unix && (!linux || 386)
 
 package session
 
@@ -14,8 +14,9 @@ func peekReady(fd uintptr) bool {
 	return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 }
 
-// Elsewhere than on Linux the socket is read and written through net.Conn
-// (see recordconn_linux.go for why Linux does not).
+// Elsewhere than on Linux, and on linux/386 (whose socket calls go through
+// socketcall), the socket is read and written through net.Conn (see
+// recordconn_linux.go for why Linux does not).
 func (r *recordConn) readSocket(p []byte) (int, error) { return r.Conn.Read(p) }
 
 func (r *recordConn) readOnce(uintptr) bool  { return true }

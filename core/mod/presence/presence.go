@@ -87,13 +87,6 @@ type session struct {
 	mu       sync.Mutex
 	directed map[jid.JID]bool // got directed available presence (§4.6)
 	status   string           // of the last unavailable presence
-	// subs are the contacts subscribed to the user's presence, from the
-	// roster as read when rosterstate.Changes(r) was subsGen; a broadcast
-	// and the unavailable presence at the end use them instead of reading
-	// the roster again while no roster push says it changed.
-	subs     []jid.JID
-	subsGen  uint64
-	subsRead bool
 }
 
 // sessionOf returns r's state, creating it; only r's own reader goroutine
@@ -158,26 +151,30 @@ func (m *Presence) available(ctx context.Context, r module.Resource, s *stanza.S
 	own := r.JID().Bare()
 	first := r.Presence() == nil
 	m.h.SetPresence(ctx, r, s)
-	if !first {
-		subs, err := m.subscribers(ctx, r)
-		if err != nil {
-			return fmt.Errorf("presence: broadcast: %w", err)
-		}
-		m.broadcast(ctx, r, s, subs)
-		return nil
-	}
 	// An initial presence also resends the pending subscription requests:
-	// both come in one statement. The session keeps the subscribers for
-	// later broadcasts and the unavailable presence at its end.
-	sessionOf(r)
-	gen := rosterstate.Changes(r)
-	items, _, reqs, err := m.store.RosterWithRequests(ctx, own.String())
+	// both come in one statement.
+	var (
+		items []storage.RosterItem
+		reqs  []storage.SubscriptionRequest
+		err   error
+	)
+	if first {
+		items, _, reqs, err = m.store.RosterWithRequests(ctx, own.String())
+	} else {
+		items, _, err = m.store.RosterItems(ctx, own.String())
+	}
 	if err != nil {
 		return fmt.Errorf("presence: broadcast: %w", err)
 	}
-	subs := rosterstate.Contacts(items, rosterstate.State.HasFrom)
-	remember(r, gen, subs)
-	m.broadcast(ctx, r, s, subs)
+	// The user's available resources, this one included (§4.2.2), then
+	// the subscribers.
+	m.h.Route(ctx, s.Readdress(r.JID(), own))
+	for _, c := range rosterstate.Contacts(items, rosterstate.State.HasFrom) {
+		m.h.Route(ctx, s.Readdress(r.JID(), c))
+	}
+	if !first {
+		return nil
+	}
 	for _, c := range rosterstate.Contacts(items, rosterstate.State.HasTo) {
 		m.h.Route(ctx, stanza.NewPresence(own, c, "probe"))
 	}
@@ -190,48 +187,6 @@ func (m *Presence) available(ctx context.Context, r module.Resource, s *stanza.S
 		r.Send(m.request(own, req))
 	}
 	return nil
-}
-
-// broadcast sends r's presence s to the user's available resources, this
-// one included (§4.2.2), then to the subscribers.
-func (m *Presence) broadcast(ctx context.Context, r module.Resource, s *stanza.Stanza, subs []jid.JID) {
-	m.h.Route(ctx, s.Readdress(r.JID(), r.JID().Bare()))
-	for _, c := range subs {
-		m.h.Route(ctx, s.Readdress(r.JID(), c))
-	}
-}
-
-// subscribers returns the contacts subscribed to the presence of r's
-// account: those r's session remembers from its initial presence if no
-// roster push came since (see rosterstate.Changes), else those of the
-// stored roster.
-func (m *Presence) subscribers(ctx context.Context, r module.Resource) ([]jid.JID, error) {
-	gen := rosterstate.Changes(r)
-	if sess, ok := r.Value(sessionKey{}).(*session); ok {
-		sess.mu.Lock()
-		subs, ok := sess.subs, sess.subsRead && sess.subsGen == gen
-		sess.mu.Unlock()
-		if ok {
-			return subs, nil
-		}
-	}
-	items, _, err := m.store.RosterItems(ctx, r.JID().Bare().String())
-	if err != nil {
-		return nil, err
-	}
-	subs := rosterstate.Contacts(items, rosterstate.State.HasFrom)
-	remember(r, gen, subs)
-	return subs, nil
-}
-
-// remember keeps subs, read from the roster when rosterstate.Changes(r)
-// was gen, in r's session, if it has one.
-func remember(r module.Resource, gen uint64, subs []jid.JID) {
-	if sess, ok := r.Value(sessionKey{}).(*session); ok {
-		sess.mu.Lock()
-		sess.subs, sess.subsGen, sess.subsRead = subs, gen, true
-		sess.mu.Unlock()
-	}
 }
 
 // unavailable handles unavailable presence without 'to' (§4.5).
@@ -252,7 +207,7 @@ func (m *Presence) gone(ctx context.Context, r module.Resource, s *stanza.Stanza
 	own := r.JID().Bare()
 	told := map[jid.JID]bool{}
 	if wasAvailable {
-		subs, err := m.subscribers(ctx, r)
+		items, _, err := m.store.RosterItems(ctx, own.String())
 		if err != nil {
 			return fmt.Errorf("presence: broadcast unavailable: %w", err)
 		}
@@ -263,7 +218,7 @@ func (m *Presence) gone(ctx context.Context, r module.Resource, s *stanza.Stanza
 		if len(m.h.Resources(own)) > 0 {
 			m.h.Route(ctx, s.Readdress(r.JID(), own))
 		}
-		for _, c := range subs {
+		for _, c := range rosterstate.Contacts(items, rosterstate.State.HasFrom) {
 			told[c] = true
 			m.h.Route(ctx, s.Readdress(r.JID(), c))
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -414,76 +413,4 @@ func TestSubscriptionToRemoteContact(t *testing.T) {
 		t.Errorf("got %s", e.El)
 	}
 	wantState(t, srv, "alice", "romeo@example.net", rosterstate.NonePendingOut)
-}
-
-// countingStore counts the roster reads of the presence module.
-type countingStore struct {
-	storage.Store
-	reads atomic.Int32
-}
-
-func (s *countingStore) RosterItems(ctx context.Context, owner string) ([]storage.RosterItem, int64, error) {
-	s.reads.Add(1)
-	return s.Store.RosterItems(ctx, owner)
-}
-
-func (s *countingStore) RosterWithRequests(ctx context.Context, owner string) ([]storage.RosterItem, int64, []storage.SubscriptionRequest, error) {
-	s.reads.Add(1)
-	return s.Store.RosterWithRequests(ctx, owner)
-}
-
-// A session reads its roster for presence once, at initial presence:
-// broadcasts and the unavailable presence at the end go to the
-// subscribers it remembers, until a roster push says the roster changed.
-func TestSubscribersRemembered(t *testing.T) {
-	base := modtest.New(t, modtest.Options{})
-	st := &countingStore{Store: base.Store}
-	srv := modtest.New(t, modtest.Options{Store: st}, modtest.Module(t, "roster"), modtest.Module(t, "presence"))
-	for _, u := range []string{"alice", "bob", "carol"} {
-		srv.Account(u)
-	}
-	item(t, srv, "alice", "bob", storage.SubFrom)
-	item(t, srv, "bob", "alice", storage.SubTo)
-	b := online(t, srv, "bob@example.com/desk")
-	c := online(t, srv, "carol@example.com/pc")
-	a := online(t, srv, "alice@example.com/phone")
-	b.Next(isPresence("alice@example.com/phone", ""))
-	reads := st.reads.Load()
-
-	// Broadcasts and unavailable: no roster read.
-	a.SendXML("<presence><show>away</show></presence>")
-	b.Next(isPresence("alice@example.com/phone", ""))
-	a.SendXML("<presence type='unavailable'/>")
-	b.Next(isPresence("alice@example.com/phone", "unavailable"))
-	if n := st.reads.Load() - reads; n != 0 {
-		t.Errorf("%d roster reads for a broadcast and unavailable presence", n)
-	}
-	a.SendXML("<presence/>")
-	a.Next(isPresence("alice@example.com/phone", ""))
-	b.Next(isPresence("alice@example.com/phone", ""))
-
-	// carol subscribes and alice approves: the push makes the session
-	// read the roster again, and carol gets the next broadcast.
-	c.SendXML("<presence type='subscribe' to='alice@example.com'/>")
-	a.Next(isPresence("carol@example.com", "subscribe"))
-	a.SendXML("<presence type='subscribed' to='carol@example.com'/>")
-	c.Next(isPresence("alice@example.com/phone", ""))
-	reads = st.reads.Load()
-	a.SendXML("<presence><show>dnd</show></presence>")
-	c.Next(isPresence("alice@example.com/phone", ""))
-	b.Next(isPresence("alice@example.com/phone", ""))
-	if n := st.reads.Load() - reads; n != 1 {
-		t.Errorf("%d roster reads after a roster change, want 1", n)
-	}
-
-	// alice removes bob (a roster set, pushed): bob hears nothing more,
-	// carol hears alice go.
-	a.SendXML("<iq type='set' id='rm'><query xmlns='jabber:iq:roster'><item jid='bob@example.com' subscription='remove'/></query></iq>")
-	a.NextIQ("rm")
-	b.Next(isPresence("alice@example.com/phone", "unavailable")) // §3.2.2: the subscription ended
-	a.SendXML("<presence><show>xa</show></presence>")
-	c.Next(isPresence("alice@example.com/phone", ""))
-	a.Disconnect()
-	c.Next(isPresence("alice@example.com/phone", "unavailable"))
-	b.Nothing(quiet, anyPresenceFrom("alice@example.com"))
 }

@@ -221,7 +221,6 @@ var ownedTables = []string{
 // transaction; ErrNotFound if there is no such account (then nothing is
 // deleted).
 func (s *Store) DeleteAccount(ctx context.Context, jid string) error {
-	s.forgetLastActivity(jid)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockAccountChanges(ctx, tx); err != nil {
 			return err
@@ -248,6 +247,9 @@ func (s *Store) DeleteAccount(ctx context.Context, jid string) error {
 	if err != nil {
 		return fmt.Errorf("postgres: delete account: %w", err)
 	}
+	// A logout time still pending goes too (a flush meanwhile skips it:
+	// the account is gone).
+	s.forgetLastActivity(jid)
 	return nil
 }
 

@@ -134,7 +134,8 @@ func (s *Store) flushLastActivity(ctx context.Context) error {
 }
 
 // writeLastActivity upserts the values of existing accounts in one
-// statement.
+// statement; a stored value that is newer stays (a retried write, or
+// another server on the same database).
 func (s *Store) writeLastActivity(ctx context.Context, batch map[string]lastActivity) error {
 	owners := make([]string, 0, len(batch))
 	ats := make([]int64, 0, len(batch))
@@ -149,7 +150,8 @@ func (s *Store) writeLastActivity(ctx context.Context, batch map[string]lastActi
 		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(owner, at, status)
 		JOIN accounts AS a ON a.jid = u.owner
 		FOR KEY SHARE OF a
-		ON CONFLICT (owner) DO UPDATE SET at = excluded.at, status = excluded.status`,
+		ON CONFLICT (owner) DO UPDATE SET at = excluded.at, status = excluded.status
+		WHERE last_activity.at <= excluded.at`,
 		owners, ats, statuses)
 	return err
 }
@@ -160,5 +162,9 @@ func (s *Store) closeLastActivity() error {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
-	return s.flushLastActivity(context.Background())
+	// A shutdown with the database gone waits a little, not the 30 s a
+	// flush may take.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.flushLastActivity(ctx)
 }

@@ -98,8 +98,20 @@ func TestLastActivityDeferred(t *testing.T) {
 		t.Errorf("written: %v, want alice's lunch only", m)
 	}
 
+	// An older value (a retried write, another server) does not replace a
+	// newer one.
+	if err := st.SetLastActivity(ctx, "alice@example.com", at.Add(-time.Hour), "older"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FlushLastActivity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := stored(); m["alice@example.com"] != "lunch" {
+		t.Errorf("an older value replaced a newer one: %v", m)
+	}
+
 	// Close writes what is pending; a store reopened reads it.
-	set("alice@example.com", "home")
+	set("alice@example.com", "home") // at, as lunch: an equal time replaces
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
