@@ -87,16 +87,16 @@ type conn struct {
 	// The writer runs only while it has something to do (see writer):
 	// wmu guards wRun, wWork and wEnded; it is a leaf lock.
 	wmu       sync.Mutex
-	wRun      bool  // a writer goroutine runs (or is starting)
-	wLive     bool  // run has started serving: kicks start writers
-	wEnded    bool  // the writer ended for good (closed, or failed)
-	wWork     uint8 // what the writer has to do: wWrite, wAck, wPing
-	wIdle     bool  // the writer lingers (see writerLinger), waiting on wWake
-	wWake     chan struct{}
-	wTimer    *time.Timer // the lingering writer's; only the writer goroutine uses it
-	wDeadline time.Time   // the write deadline armWrite set last; the writer's
-	pingTimer *time.Timer // the silent-client check (pingCheck), every pingEvery
-	ackTimer  *time.Timer // fires AckIdle after a write that left stanzas unacknowledged
+	wRun      bool          // a writer goroutine runs (or is starting)
+	wLive     bool          // run has started serving: kicks start writers
+	wEnded    bool          // the writer ended for good (closed, or failed)
+	wWork     uint8         // what the writer has to do: wWrite, wAck, wPing
+	wIdle     bool          // the writer lingers (see writerLinger), waiting on wWake
+	wWake     chan struct{} // while a writer lingers, and until it exits
+	wTimer    *time.Timer   // the lingering writer's; only the writer goroutine uses it
+	wDeadline time.Time     // the write deadline armWrite set last; the writer's
+	pingTimer *time.Timer   // the silent-client check (pingCheck), every pingEvery
+	ackTimer  *time.Timer   // fires AckIdle after a write that left stanzas unacknowledged
 	// pingSent is when a ping (or an <r/> that counts as one) was sent
 	// and not answered yet (unix nanoseconds; 0: none).
 	pingSent  atomic.Int64
@@ -197,15 +197,18 @@ func (c *conn) kick(work uint8) {
 	if start {
 		c.wRun = true
 	}
-	wake := c.wIdle
+	var wake chan struct{}
+	if c.wIdle {
+		wake = c.wWake
+	}
 	c.wIdle = false
 	c.wmu.Unlock()
 	switch {
 	case start:
 		go c.writer()
-	case wake:
+	case wake != nil:
 		select {
-		case c.wWake <- struct{}{}:
+		case wake <- struct{}{}:
 		default: // a wake-up is pending already
 		}
 	}
@@ -883,7 +886,6 @@ func (c *conn) bind() error {
 func (c *conn) run(end func()) bool {
 	s := c.sess
 	c.wdone = make(chan struct{})
-	c.wWake = make(chan struct{}, 1)
 	c.ncMu.Lock()
 	c.bound.Store(true)
 	c.ncMu.Unlock()
@@ -1136,6 +1138,9 @@ func (c *conn) writer() {
 				return
 			}
 			c.wIdle = true
+			if c.wWake == nil {
+				c.wWake = make(chan struct{}, 1)
+			}
 			c.wmu.Unlock()
 			if c.linger() {
 				continue
@@ -1147,8 +1152,11 @@ func (c *conn) writer() {
 				c.wmu.Unlock()
 				continue
 			}
+			// Nobody kicked since wIdle was set, so nobody holds wWake:
+			// an idle session keeps neither it nor the timer.
 			c.wIdle = false
 			c.wRun = false
+			c.wWake, c.wTimer = nil, nil
 			c.wmu.Unlock()
 			return
 		}
@@ -1205,13 +1213,16 @@ func (c *conn) work(work uint8) bool {
 }
 
 // writerLinger is how long a writer goroutine that ran out of work waits
-// for more before it exits. A session in a conversation then reuses its
-// writer: a goroutine started for every message that arrives alone costs
-// its start, and the growth of its stack on the way into crypto/tls,
-// about 6 % of the server's CPU at 100 messages/s (kontor-load chat,
-// perf); an idle session still has no writer after writerLinger. A
-// variable so that tests can change it.
-var writerLinger = time.Second
+// for more before it exits. A session that gets stanzas less than
+// writerLinger apart (a busy conversation, a bot, a room) then reuses its
+// writer: a goroutine started for every message costs its start and the
+// growth of its stack on the way into crypto/tls, about 6 % of the
+// server's CPU at 100 messages/s, 10 per second and session (kontor-load
+// chat, perf). It is short because every lingering writer holds its grown
+// stack: during a burst of 5,000 logins a second's linger added about
+// 0.7 KiB to the memory per idle session (kontor-load idle). A variable
+// so that tests can change it.
+var writerLinger = 250 * time.Millisecond
 
 // linger waits up to writerLinger for a kick; true if one came.
 func (c *conn) linger() bool {

@@ -483,7 +483,7 @@ func writers() []string {
 // after writerLinger.
 func TestWriterLingers(t *testing.T) {
 	old := *session.WriterLinger
-	*session.WriterLinger = 500 * time.Millisecond
+	*session.WriterLinger = 500 * time.Millisecond // more than the 20 ms between messages below, with room for a slow machine
 	t.Cleanup(func() { *session.WriterLinger = old })
 	e := start(t, nil)
 	bob := dial(t, e)
