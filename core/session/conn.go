@@ -1135,6 +1135,7 @@ func (c *conn) writer() {
 			if writerLinger <= 0 {
 				c.wRun = false
 				c.wmu.Unlock()
+				c.dropWriteDeadline()
 				return
 			}
 			c.wIdle = true
@@ -1145,6 +1146,7 @@ func (c *conn) writer() {
 			if c.linger() {
 				continue
 			}
+			c.dropWriteDeadline()
 			c.wmu.Lock()
 			if !c.wIdle {
 				// A kick came as the wait ended; its wake-up is (or will
@@ -1385,6 +1387,16 @@ func (c *conn) armWrite() {
 	}
 	c.wDeadline = now.Add(t)
 	_ = c.nc.SetWriteDeadline(c.wDeadline)
+}
+
+// dropWriteDeadline takes the write deadline off when the writer runs out
+// of work: what crypto/tls writes on the reader's behalf later (the answer
+// to a KeyUpdate, an alert) would otherwise meet a deadline that passed
+// long ago, and the failed answer would break the stream's output for
+// good. The next writer sets one again (armWrite); a close sets its own.
+func (c *conn) dropWriteDeadline() {
+	c.wDeadline = time.Time{}
+	_ = c.nc.SetWriteDeadline(time.Time{})
 }
 
 func (c *conn) flush() bool {

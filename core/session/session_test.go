@@ -519,3 +519,26 @@ func TestWriterLingers(t *testing.T) {
 		t.Fatalf("shutdown: %q", got)
 	}
 }
+
+// A session idle for longer than write_timeout has no passed write
+// deadline on its connection: crypto/tls's own writes for the reader (a
+// KeyUpdate's answer) still go out, and so does the next stanza.
+func TestIdleSessionHasNoStaleWriteDeadline(t *testing.T) {
+	old := *session.WriterLinger
+	*session.WriterLinger = 50 * time.Millisecond
+	t.Cleanup(func() { *session.WriterLinger = old })
+	e := start(t, func(c *session.Config) { c.WriteTimeout = 200 * time.Millisecond })
+	bob := dial(t, e)
+	bob.login("bob", "r")
+	alice := dial(t, e)
+	alice.login("alice", "r")
+	alice.send("<message to='bob@example.com/r' id='m1' type='chat'><body>hi</body></message>")
+	bob.expect("id='m1'", 5*time.Second)
+	time.Sleep(600 * time.Millisecond) // the writers ended, write_timeout passed
+	// A whitespace keepalive, written as crypto/tls writes for the reader.
+	if err := session.WriteAsReader(e.srv, []byte(" ")); err != nil {
+		t.Fatalf("a write after an idle write_timeout: %v", err)
+	}
+	alice.send("<message to='bob@example.com/r' id='m2' type='chat'><body>again</body></message>")
+	bob.expect("id='m2'", 5*time.Second)
+}
