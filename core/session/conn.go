@@ -1132,12 +1132,6 @@ func (c *conn) writer() {
 		c.wWork = 0
 		closing := c.closeRequested()
 		if work == 0 && !closing {
-			if writerLinger <= 0 {
-				c.wRun = false
-				c.wmu.Unlock()
-				c.dropWriteDeadline()
-				return
-			}
 			c.wIdle = true
 			if c.wWake == nil {
 				c.wWake = make(chan struct{}, 1)

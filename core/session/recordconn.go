@@ -30,14 +30,7 @@ type recordConn struct {
 	peekFn func(uintptr) bool
 	peeked bool
 
-	// The socket's reads and writes (see sockio): the functions given to
-	// the RawConn are bound once, and what they work on is kept here, one
-	// set for the reader's goroutine, one for the writer's (crypto/tls
-	// makes one write at a time).
-	readFn, writeFn func(uintptr) bool
-	rp, wp          []byte
-	rn, wn          int
-	rerr, werr      error
+	sockIO // how the socket is read and written (per platform)
 }
 
 const (
@@ -59,7 +52,8 @@ func newRecordConn(nc net.Conn) net.Conn {
 		return nc
 	}
 	r := &recordConn{Conn: nc, raw: raw}
-	r.peekFn, r.readFn, r.writeFn = r.peekOnce, r.readOnce, r.writeOnce
+	r.peekFn = r.peekOnce
+	r.initIO()
 	return r
 }
 

@@ -24,6 +24,19 @@ const canPeek = true
 // server's CPU (kontor-load chat at 100 msg/s, perf). A raw call skips
 // both; nothing here can block.
 
+// sockIO is what the raw reads and writes work on: the functions given to
+// the RawConn are bound once (initIO), and their arguments and results are
+// kept here, one set for the reader's goroutine, one for the writer's
+// (crypto/tls makes one write at a time).
+type sockIO struct {
+	readFn, writeFn func(uintptr) bool
+	rp, wp          []byte
+	rn, wn          int
+	rerr, werr      error
+}
+
+func (r *recordConn) initIO() { r.readFn, r.writeFn = r.readOnce, r.writeOnce }
+
 // peekReady reports whether a read from fd would not block: input, the
 // end of the stream or an error is there (a non-blocking peek).
 func peekReady(fd uintptr) bool {

@@ -49,9 +49,7 @@ func (s *Store) SetLastActivity(ctx context.Context, owner string, at time.Time,
 			q.pending = map[string]lastActivity{}
 		}
 		q.pending[owner] = lastActivity{at: micros(at), status: status}
-		if q.timer == nil {
-			q.timer = time.AfterFunc(lastActivityFlush, func() { _ = s.flushLastActivity(context.Background()) })
-		}
+		s.armLastActivityLocked()
 		q.mu.Unlock()
 		return nil
 	}
@@ -83,6 +81,14 @@ func (s *Store) LastActivity(ctx context.Context, owner string) (time.Time, stri
 		return time.Time{}, "", fmt.Errorf("postgres: last activity: %w", err)
 	}
 	return fromMicros(at), status, nil
+}
+
+// armLastActivityLocked starts the timer of the next flush unless it
+// runs. The caller holds lastAct.mu.
+func (s *Store) armLastActivityLocked() {
+	if s.lastAct.timer == nil {
+		s.lastAct.timer = time.AfterFunc(lastActivityFlush, func() { _ = s.flushLastActivity(context.Background()) })
+	}
 }
 
 // forgetLastActivity drops jid's pending write (its account is being
@@ -127,8 +133,8 @@ func (s *Store) flushLastActivity(ctx context.Context) error {
 			q.pending[owner] = la
 		}
 	}
-	if q.timer == nil && !q.closed {
-		q.timer = time.AfterFunc(lastActivityFlush, func() { _ = s.flushLastActivity(context.Background()) })
+	if !q.closed {
+		s.armLastActivityLocked()
 	}
 	return fmt.Errorf("postgres: set last activity: %w", err)
 }
