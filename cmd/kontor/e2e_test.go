@@ -913,6 +913,40 @@ func TestE2EUserAdmin(t *testing.T) {
 	})
 }
 
+// TestE2EAddressReused: an account deleted while the server runs and
+// created anew at once for someone else. The running server learns of the
+// deletion (auth.account_watch_interval, 4 s here, so that the deletion,
+// the new account and its login all fall before the watcher's first look):
+// the old owner's session is closed, the new owner's, which began after
+// the deletion, stays and works.
+func TestE2EAddressReused(t *testing.T) {
+	forBackends(t, func(t *testing.T, backend string) {
+		ts := startTestServer(t, backend, func(c *Config) { c.Auth.AccountWatchInterval = 4 * time.Second })
+		ts.addUser(t, "bob", "old-owner-password")
+		old := ts.dial(t, "bob", "old-owner-password")
+		start := time.Now()
+		if out, err := ts.cli(t, "", "user", "delete", "bob@localhost"); err != nil || !strings.Contains(out, "deleted bob@localhost") {
+			t.Fatalf("user delete: %q, %v", out, err)
+		}
+		ts.addUser(t, "bob", "new-owner-password")
+		fresh := ts.dial(t, "bob", "new-owner-password")
+		fresh.barrier(t)
+		before := time.Since(start)
+		if err := old.ended(t, 10*time.Second); streamCondition(err) != "not-authorized" {
+			t.Errorf("the old owner's session ended with %v, want not-authorized", err)
+		}
+		t.Logf("the new owner logged in %v after the deletion; the old session was closed after %v",
+			before.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		// Another look of the watcher later, the new session is still
+		// served.
+		time.Sleep(500 * time.Millisecond)
+		if !fresh.isOpen() {
+			t.Fatal("the new owner's session was closed with the old owner's")
+		}
+		fresh.barrier(t)
+	})
+}
+
 // TestE2EShutdown: a graceful stop sends <system-shutdown/> (RFC 6120
 // §4.9.3.22) to every stream, bound or still negotiating.
 func TestE2EShutdown(t *testing.T) {

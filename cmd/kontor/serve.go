@@ -84,8 +84,8 @@ func deriveKey(key []byte, purpose string) []byte {
 // accountCloser closes sessions of disabled or deleted accounts.
 type accountCloser struct{ r *router.Router }
 
-func (a accountCloser) CloseAccount(bare jid.JID) int {
-	return a.r.CloseAccount(bare, &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "this account has been disabled or deleted"})
+func (a accountCloser) CloseAccount(bare jid.JID, before time.Time) int {
+	return a.r.CloseAccount(bare, before, &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "this account has been disabled or deleted"})
 }
 
 // startServer builds everything from the configuration and starts

@@ -179,7 +179,10 @@ func (a Authenticator) upgrade(ctx context.Context, jid, password string) {
 
 // Closer closes the sessions of an account; the router implements it.
 type Closer interface {
-	CloseAccount(bare jid.JID) int
+	// CloseAccount closes the account's sessions whose client began to
+	// authenticate before the time given (all for the zero time) and
+	// returns how many it closed.
+	CloseAccount(bare jid.JID, before time.Time) int
 }
 
 // How long the account change log is kept, and how often Watch prunes it.
@@ -193,6 +196,16 @@ var (
 // sessions of accounts that are disabled or deleted, checking every
 // interval, until ctx ends. It is how `kontor user disable` reaches a
 // running server (and every node of a cluster sharing one database).
+//
+// By the time Watch reads a change the account may have been re-enabled,
+// or created anew for someone else under the same address (`kontor gdpr
+// erase`, then `kontor user add`): it then closes only the sessions whose
+// client began to authenticate before the change, and the new owner's
+// stay. When the account is still disabled or gone (or cannot be read),
+// every session of it is closed. The change's time is the clock of the
+// process that made it, the session's that of the node it is on: on a
+// cluster their clocks must agree (NTP) to within the time between a
+// change and a new login.
 //
 // It also prunes the log: changes older than ChangeLogKeep are deleted
 // every ChangeLogPruneInterval, since the log names accounts (personal
@@ -239,7 +252,11 @@ func Watch(ctx context.Context, st storage.Accounts, closer Closer, interval tim
 				if err != nil {
 					continue
 				}
-				if n := closer.CloseAccount(j); n > 0 {
+				var before time.Time // all sessions
+				if acc, err := st.Account(ctx, ch.JID); err == nil && !acc.Disabled {
+					before = ch.At // re-enabled or created anew since
+				}
+				if n := closer.CloseAccount(j, before); n > 0 {
 					log.Info("closed sessions of account", "account", ch.JID, "change", string(ch.Kind), "sessions", n)
 				}
 			}

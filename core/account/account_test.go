@@ -100,13 +100,24 @@ func TestCreateAndAuthenticate(t *testing.T) {
 type closer struct {
 	mu     sync.Mutex
 	closed []string
+	before map[string]time.Time
 }
 
-func (c *closer) CloseAccount(bare jid.JID) int {
+func (c *closer) CloseAccount(bare jid.JID, before time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = append(c.closed, bare.String())
+	if c.before == nil {
+		c.before = map[string]time.Time{}
+	}
+	c.before[bare.String()] = before
 	return 1
+}
+
+func (c *closer) beforeOf(bare string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.before[bare]
 }
 
 func (c *closer) list() []string {
@@ -163,6 +174,110 @@ func TestWatch(t *testing.T) {
 	got := c.list()
 	if len(got) != 2 || got[0] != "alice@example.com" || got[1] != "bob@example.com" {
 		t.Fatalf("closed %v, want alice then bob", got)
+	}
+	for _, a := range got {
+		if b := c.beforeOf(a); !b.IsZero() {
+			t.Errorf("%s: closed sessions from before %v, want all (still disabled or gone)", a, b)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Watch = %v", err)
+	}
+}
+
+// gatedAccounts holds the watcher's reads of the change log until open is
+// closed, so that a test can make several changes before the watcher sees
+// the first.
+type gatedAccounts struct {
+	storage.Accounts
+	started chan struct{} // closed once the watcher has its starting point
+	open    chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedAccounts) LastAccountChange(ctx context.Context) (int64, error) {
+	seq, err := g.Accounts.LastAccountChange(ctx)
+	g.once.Do(func() { close(g.started) })
+	return seq, err
+}
+
+func (g *gatedAccounts) AccountChanges(ctx context.Context, after int64, limit int) ([]storage.AccountChange, error) {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.Accounts.AccountChanges(ctx, after, limit)
+}
+
+// TestWatchAccountRecreated: by the time the watcher reads that an account
+// was deleted or disabled, it may have been created anew (an erased
+// person's address given to someone else) or enabled again. Then only the
+// sessions that began to authenticate before the change are closed, so
+// that the new owner's are not; an account still disabled or gone loses
+// all of them.
+func TestWatchAccountRecreated(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	users := []string{"dave", "erin", "frank", "gina"}
+	for _, u := range users {
+		if err := account.Create(ctx, st, jid.MustParse(u+"@example.com"), "long password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := &gatedAccounts{Accounts: st, started: make(chan struct{}), open: make(chan struct{})}
+	c := &closer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- account.Watch(ctx, g, c, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	<-g.started
+	t0 := time.Now()
+	// dave: erased, and the address given to a new person.
+	if err := st.DeleteAccount(ctx, "dave@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	t1 := time.Now()
+	if err := account.Create(ctx, st, jid.MustParse("dave@example.com"), "a new password"); err != nil {
+		t.Fatal(err)
+	}
+	// erin: disabled and enabled again; frank: disabled; gina: deleted.
+	for _, step := range []func() error{
+		func() error { return st.SetDisabled(ctx, "erin@example.com", true) },
+		func() error { return st.SetDisabled(ctx, "erin@example.com", false) },
+		func() error { return st.SetDisabled(ctx, "frank@example.com", true) },
+		func() error { return st.DeleteAccount(ctx, "gina@example.com") },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t2 := time.Now()
+	close(g.open)
+	deadline := time.Now().Add(3 * time.Second)
+	for len(c.list()) < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := c.list(); len(got) != 4 {
+		t.Fatalf("closed %v, want the sessions of all four", got)
+	}
+	// The change's time is kept to the microsecond.
+	if b := c.beforeOf("dave@example.com"); b.IsZero() || b.Before(t0.Truncate(time.Microsecond)) || b.After(t1) {
+		t.Errorf("dave (created anew): closed sessions from before %v, want the deletion's time (%v..%v)", b, t0, t1)
+	}
+	if b := c.beforeOf("erin@example.com"); b.IsZero() || b.Before(t1.Truncate(time.Microsecond)) || b.After(t2) {
+		t.Errorf("erin (enabled again): closed sessions from before %v, want the disabling's time", b)
+	}
+	for _, u := range []string{"frank@example.com", "gina@example.com"} {
+		if b := c.beforeOf(u); !b.IsZero() {
+			t.Errorf("%s: closed sessions from before %v, want all", u, b)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {

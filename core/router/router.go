@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
@@ -55,6 +56,36 @@ type Conn interface {
 	Send(s *stanza.Stanza)
 	// Close ends the connection with a stream error, asynchronously.
 	Close(err *stanza.StreamError)
+}
+
+// AuthTimer is implemented by a Conn that knows when its client began the
+// authentication that the session stands on (before the account was
+// read). CloseAccount and Bind use it to tell a session of an account
+// that was since disabled or deleted from one of the account as it is
+// now, re-enabled or created anew with the same address. A Conn without it
+// counts as authenticated before any change.
+type AuthTimer interface {
+	AuthStarted() time.Time
+}
+
+// authStarted is c's AuthStarted, or the zero time.
+func authStarted(c Conn) time.Time {
+	if a, ok := c.(AuthTimer); ok {
+		return a.AuthStarted()
+	}
+	return time.Time{}
+}
+
+// revokeKeep is how long Bind remembers that an account's sessions were
+// closed (CloseAccount): longer than any authentication takes (a SASL
+// exchange times out after 30 s), so that a session that authenticated
+// before the change but binds after CloseAccount ran is refused too.
+const revokeKeep = 5 * time.Minute
+
+// revokedError is the stream error of a Bind refused because the
+// account's sessions were closed after the client began to authenticate.
+func revokedError() error {
+	return &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "this account has been disabled or deleted"}
 }
 
 // Config configures a Router.
@@ -86,7 +117,12 @@ type Router struct {
 
 	mu       sync.RWMutex
 	accounts map[string][]*resource // bare JID → resources (copy on write)
+	// revoked: bare JID → sessions that began authenticating before this
+	// time may not bind (CloseAccount); kept for revokeKeep.
+	revoked map[string]revocation
 }
+
+type revocation struct{ before, at time.Time }
 
 // New returns a router with no hosts.
 func New(cfg Config) *Router {
@@ -106,6 +142,7 @@ func New(cfg Config) *Router {
 		hosts:    map[string]*Host{},
 		served:   map[string]served{},
 		accounts: map[string][]*resource{},
+		revoked:  map[string]revocation{},
 	}
 }
 
@@ -145,6 +182,10 @@ func (r *Router) Bind(ctx context.Context, full jid.JID, c Conn) (module.Resourc
 	key := full.Bare().String()
 	var old *resource
 	r.mu.Lock()
+	if rv, ok := r.revoked[key]; ok && authStarted(c).Before(rv.before) {
+		r.mu.Unlock()
+		return nil, revokedError()
+	}
 	list := r.accounts[key]
 	next := make([]*resource, 0, len(list)+1)
 	for _, x := range list {
@@ -226,14 +267,37 @@ func (r *Router) Resources(bare jid.JID) []module.Resource {
 	return out
 }
 
-// CloseAccount closes every session of an account (disabled or deleted)
-// and returns how many there were.
-func (r *Router) CloseAccount(bare jid.JID, err *stanza.StreamError) int {
-	list := r.resources(bare.String())
-	for _, x := range list {
-		x.conn.Close(err)
+// CloseAccount closes the sessions of an account (disabled or deleted)
+// whose client began to authenticate before the time given (all of them
+// for the zero time: then the time is now) and returns how many it
+// closed. For a while (revokeKeep) Bind also refuses such sessions, which
+// were between authentication and binding.
+func (r *Router) CloseAccount(bare jid.JID, before time.Time, err *stanza.StreamError) int {
+	now := time.Now()
+	all := before.IsZero()
+	if all {
+		before = now
 	}
-	return len(list)
+	key := bare.String()
+	r.mu.Lock()
+	for k, rv := range r.revoked {
+		if now.Sub(rv.at) > revokeKeep {
+			delete(r.revoked, k)
+		}
+	}
+	if rv, ok := r.revoked[key]; !ok || rv.before.Before(before) {
+		r.revoked[key] = revocation{before: before, at: now}
+	}
+	list := r.accounts[key]
+	r.mu.Unlock()
+	n := 0
+	for _, x := range list {
+		if all || authStarted(x.conn).Before(before) {
+			x.conn.Close(err)
+			n++
+		}
+	}
+	return n
 }
 
 // CloseAll closes every session (server shutdown).

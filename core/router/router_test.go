@@ -442,3 +442,79 @@ func TestServeDomain(t *testing.T) {
 		}
 	})
 }
+
+// authConn is a Conn that knows when its client began to authenticate
+// (router.AuthTimer).
+type authConn struct {
+	at     time.Time
+	closed atomic.Pointer[stanza.StreamError]
+}
+
+func (c *authConn) Send(*stanza.Stanza)           {}
+func (c *authConn) Close(err *stanza.StreamError) { c.closed.Store(err) }
+func (c *authConn) AuthStarted() time.Time        { return c.at }
+
+// plainConn does not say when it authenticated.
+type plainConn struct{ closed atomic.Bool }
+
+func (c *plainConn) Send(*stanza.Stanza)       {}
+func (c *plainConn) Close(*stanza.StreamError) { c.closed.Store(true) }
+
+// TestCloseAccountBefore: CloseAccount with a time closes the sessions
+// that began to authenticate before it (and those that cannot say), and
+// leaves the later ones, the new owner's of an address created anew; for
+// a while Bind refuses a session that authenticated before it and binds
+// only now. With the zero time it closes every session and refuses every
+// session that began to authenticate before the call.
+func TestCloseAccountBefore(t *testing.T) {
+	srv := modtest.New(t, modtest.Options{})
+	ctx := context.Background()
+	alice := jid.MustParse("alice@example.com")
+	change := time.Now()
+	oldC := &authConn{at: change.Add(-time.Second)}
+	newC := &authConn{at: change.Add(time.Millisecond)}
+	plain := &plainConn{}
+	for i, c := range []router.Conn{oldC, newC, plain} {
+		if _, err := srv.Router.Bind(ctx, jid.MustParse(fmt.Sprint("alice@example.com/r", i)), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "deleted"}
+	if n := srv.Router.CloseAccount(alice, change, err); n != 2 {
+		t.Fatalf("closed %d sessions, want 2", n)
+	}
+	if oldC.closed.Load() != err || !plain.closed.Load() {
+		t.Fatal("a session from before the change was not closed")
+	}
+	if newC.closed.Load() != nil {
+		t.Fatal("the session of the account as it is now was closed")
+	}
+	// Authenticated before the change, bound after CloseAccount: refused.
+	late := &authConn{at: change.Add(-time.Millisecond)}
+	_, berr := srv.Router.Bind(ctx, jid.MustParse("alice@example.com/late"), late)
+	var se *stanza.StreamError
+	if !errors.As(berr, &se) || se.Condition != stanza.StreamNotAuthorized {
+		t.Fatalf("Bind of a session that authenticated before the change: %v", berr)
+	}
+	if _, err := srv.Router.Bind(ctx, jid.MustParse("alice@example.com/later"), &authConn{at: change.Add(time.Second)}); err != nil {
+		t.Fatalf("Bind after the change: %v", err)
+	}
+
+	// The zero time: all of them, and any that began before now.
+	if n := srv.Router.CloseAccount(alice, time.Time{}, err); n != 4 {
+		t.Fatalf("closed %d sessions with the zero time, want all 4", n)
+	}
+	if newC.closed.Load() == nil {
+		t.Fatal("the zero time left a session open")
+	}
+	if _, err := srv.Router.Bind(ctx, jid.MustParse("alice@example.com/inflight"), &authConn{at: time.Now().Add(-time.Millisecond)}); err == nil {
+		t.Fatal("Bind of a session that began authenticating before the zero-time close succeeded")
+	}
+	if _, err := srv.Router.Bind(ctx, jid.MustParse("alice@example.com/next"), &authConn{at: time.Now().Add(time.Millisecond)}); err != nil {
+		t.Fatalf("Bind of a session that began authenticating after: %v", err)
+	}
+	// Other accounts are not concerned.
+	if _, err := srv.Router.Bind(ctx, jid.MustParse("bob@example.com/r"), &authConn{at: change.Add(-time.Hour)}); err != nil {
+		t.Fatalf("Bind of another account: %v", err)
+	}
+}

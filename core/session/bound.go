@@ -8,6 +8,7 @@ import (
 
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/module"
+	"kontor.im/kontor/core/router"
 	"kontor.im/kontor/core/stanza"
 )
 
@@ -50,6 +51,9 @@ type session struct {
 	account jid.JID // bare
 	full    jid.JID
 	domain  string
+	// authAt is when the client began the authentication that bound the
+	// session; a resumption keeps the first (AuthStarted).
+	authAt time.Time
 
 	// handling is held by a transport's reader while it handles one
 	// element; it guards inbound.
@@ -107,8 +111,16 @@ type session struct {
 }
 
 func newSession(srv *Server, c *conn, full jid.JID) *session {
-	return &session{srv: srv, account: full.Bare(), full: full, domain: c.domain, log: c.log, t: c}
+	return &session{srv: srv, account: full.Bare(), full: full, domain: c.domain, authAt: c.authAt, log: c.log, t: c}
 }
+
+// AuthStarted implements router.AuthTimer: when the client began the
+// authentication that bound the session. A resumption, which
+// authenticates again, does not move it: the session's state is the
+// account's as it was then.
+func (s *session) AuthStarted() time.Time { return s.authAt }
+
+var _ router.AuthTimer = (*session)(nil)
 
 // after is what must be done once session.mu is released.
 type after struct {

@@ -59,11 +59,14 @@ type conn struct {
 	remote      netip.Addr
 	direct      bool
 
-	tls      bool
-	authed   bool
-	domain   string
-	host     *router.Host
-	account  jid.JID // bare, after SASL
+	tls     bool
+	authed  bool
+	domain  string
+	host    *router.Host
+	account jid.JID // bare, after SASL
+	// authAt is when the last authentication attempt began, before the
+	// account was read (router.AuthTimer).
+	authAt   time.Time
 	full     jid.JID // after bind or resume
 	res      module.Resource
 	rd       *xmlstream.Reader
@@ -577,6 +580,7 @@ func (c *conn) authenticate() (bool, error) {
 			continue
 		}
 		var ok bool
+		c.authAt = time.Now()
 		switch {
 		case el.Name.Space == nsSASL && el.Name.Local == "auth":
 			ok, err = c.saslExchange(el)
