@@ -135,6 +135,7 @@ func (a *Authenticator) VerifyPlain(ctx context.Context, username, password stri
 	if err != nil {
 		return fmt.Errorf("ldapsync: %w", err)
 	}
+	sasl.NoteIncarnation(ctx, acc.Created)
 	log := a.log.With("account", bare)
 	if a.guard != nil {
 		if w := a.guard.Wait(netip.Addr{}, bare); w > 0 {

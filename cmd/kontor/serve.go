@@ -84,8 +84,8 @@ func deriveKey(key []byte, purpose string) []byte {
 // accountCloser closes sessions of disabled or deleted accounts.
 type accountCloser struct{ r *router.Router }
 
-func (a accountCloser) CloseAccount(bare jid.JID, before time.Time) int {
-	return a.r.CloseAccount(bare, before, &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "this account has been disabled or deleted"})
+func (a accountCloser) CloseAccount(bare jid.JID, before, incarnation time.Time) int {
+	return a.r.CloseAccount(bare, router.Revocation{Before: before, Incarnation: incarnation}, &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "this account has been disabled or deleted"})
 }
 
 // startServer builds everything from the configuration and starts
@@ -152,7 +152,7 @@ func startServer(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, 
 		remote = s.s2s
 	}
 	s.router = router.New(router.Config{Logger: log.With("component", "router"), Store: s.store, Sealer: msgSealer, Archive: archived,
-		HTTPBaseURL: s.httpBaseURL(&cfg), Remote: remote})
+		HTTPBaseURL: s.httpBaseURL(&cfg), Remote: remote, BindWithin: cfg.C2S.HandshakeTimeout})
 	if s.s2s != nil {
 		s.s2s.SetRouter(s.router)
 	}

@@ -106,6 +106,7 @@ func (a Authenticator) lookup(ctx context.Context, username string) (storage.Acc
 	if err != nil {
 		return acc, err
 	}
+	sasl.NoteIncarnation(ctx, acc.Created)
 	return acc, nil
 }
 
@@ -180,9 +181,10 @@ func (a Authenticator) upgrade(ctx context.Context, jid, password string) {
 // Closer closes the sessions of an account; the router implements it.
 type Closer interface {
 	// CloseAccount closes the account's sessions whose client began to
-	// authenticate before the time given (all for the zero time) and
-	// returns how many it closed.
-	CloseAccount(bare jid.JID, before time.Time) int
+	// authenticate before the time given (if not zero), and those
+	// authenticated against another incarnation than the one given (if
+	// not zero; sasl.Incarnation), and returns how many it closed.
+	CloseAccount(bare jid.JID, before, incarnation time.Time) int
 }
 
 // How long the account change log is kept, and how often Watch prunes it.
@@ -197,15 +199,14 @@ var (
 // interval, until ctx ends. It is how `kontor user disable` reaches a
 // running server (and every node of a cluster sharing one database).
 //
-// By the time Watch reads a change the account may have been re-enabled,
-// or created anew for someone else under the same address (`kontor gdpr
-// erase`, then `kontor user add`): it then closes only the sessions whose
-// client began to authenticate before the change, and the new owner's
-// stay. When the account is still disabled or gone (or cannot be read),
-// every session of it is closed. The change's time is the clock of the
-// process that made it, the session's that of the node it is on: on a
-// cluster their clocks must agree (NTP) to within the time between a
-// change and a new login.
+// By the time Watch reads a deletion, the address may have been given to
+// someone else (`kontor gdpr erase`, then `kontor user add`), who may
+// have logged in: then only the sessions authenticated against the
+// deleted account (another incarnation, sasl.Incarnation: its creation
+// time) are closed, and the new owner's stay. Otherwise (the account
+// still disabled or gone, disabled and enabled again, or unreadable)
+// every session that began to authenticate before Watch read the change
+// is closed; nothing depends on the clocks of other processes or nodes.
 //
 // It also prunes the log: changes older than ChangeLogKeep are deleted
 // every ChangeLogPruneInterval, since the log names accounts (personal
@@ -252,12 +253,19 @@ func Watch(ctx context.Context, st storage.Accounts, closer Closer, interval tim
 				if err != nil {
 					continue
 				}
-				var before time.Time // all sessions
-				if acc, err := st.Account(ctx, ch.JID); err == nil && !acc.Disabled {
-					before = ch.At // re-enabled or created anew since
+				before, incarnation := time.Now(), time.Time{}
+				acc, err := st.Account(ctx, ch.JID)
+				if err == nil && !acc.Disabled && ch.Kind == storage.AccountDeleted {
+					// Created anew since: the former owner's sessions.
+					before, incarnation = time.Time{}, acc.Created
 				}
-				if n := closer.CloseAccount(j, before); n > 0 {
-					log.Info("closed sessions of account", "account", ch.JID, "change", string(ch.Kind), "sessions", n)
+				if n := closer.CloseAccount(j, before, incarnation); n > 0 {
+					if incarnation.IsZero() {
+						log.Info("closed sessions of account", "account", ch.JID, "change", string(ch.Kind), "sessions", n)
+					} else {
+						log.Info("closed the former owner's sessions of an address created anew", "account", ch.JID,
+							"change", string(ch.Kind), "sessions", n)
+					}
 				}
 			}
 			if len(changes) < 500 {

@@ -100,24 +100,26 @@ func TestCreateAndAuthenticate(t *testing.T) {
 type closer struct {
 	mu     sync.Mutex
 	closed []string
-	before map[string]time.Time
+	how    map[string][2]time.Time // before, incarnation
 }
 
-func (c *closer) CloseAccount(bare jid.JID, before time.Time) int {
+func (c *closer) CloseAccount(bare jid.JID, before, incarnation time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = append(c.closed, bare.String())
-	if c.before == nil {
-		c.before = map[string]time.Time{}
+	if c.how == nil {
+		c.how = map[string][2]time.Time{}
 	}
-	c.before[bare.String()] = before
+	c.how[bare.String()] = [2]time.Time{before, incarnation}
 	return 1
 }
 
-func (c *closer) beforeOf(bare string) time.Time {
+// howOf returns how the sessions of bare were closed.
+func (c *closer) howOf(bare string) (before, incarnation time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.before[bare]
+	h := c.how[bare]
+	return h[0], h[1]
 }
 
 func (c *closer) list() []string {
@@ -176,8 +178,8 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("closed %v, want alice then bob", got)
 	}
 	for _, a := range got {
-		if b := c.beforeOf(a); !b.IsZero() {
-			t.Errorf("%s: closed sessions from before %v, want all (still disabled or gone)", a, b)
+		if b, inc := c.howOf(a); b.IsZero() || !inc.IsZero() {
+			t.Errorf("%s: closed sessions from before %v, of incarnations other than %v; want all (still disabled or gone)", a, b, inc)
 		}
 	}
 	cancel()
@@ -188,12 +190,13 @@ func TestWatch(t *testing.T) {
 
 // gatedAccounts holds the watcher's reads of the change log until open is
 // closed, so that a test can make several changes before the watcher sees
-// the first.
+// the first; reading the account named failFor fails.
 type gatedAccounts struct {
 	storage.Accounts
 	started chan struct{} // closed once the watcher has its starting point
 	open    chan struct{}
 	once    sync.Once
+	failFor string
 }
 
 func (g *gatedAccounts) LastAccountChange(ctx context.Context) (int64, error) {
@@ -211,12 +214,20 @@ func (g *gatedAccounts) AccountChanges(ctx context.Context, after int64, limit i
 	return g.Accounts.AccountChanges(ctx, after, limit)
 }
 
+func (g *gatedAccounts) Account(ctx context.Context, j string) (storage.Account, error) {
+	if j == g.failFor {
+		return storage.Account{}, errors.New("the database is away")
+	}
+	return g.Accounts.Account(ctx, j)
+}
+
 // TestWatchAccountRecreated: by the time the watcher reads that an account
-// was deleted or disabled, it may have been created anew (an erased
-// person's address given to someone else) or enabled again. Then only the
-// sessions that began to authenticate before the change are closed, so
-// that the new owner's are not; an account still disabled or gone loses
-// all of them.
+// was deleted, the address may have been given to someone else (an erased
+// person's), who may have logged in. Then only the sessions of the
+// deleted account (another incarnation: its creation time) are closed,
+// so that the new owner's stay. An account still disabled or gone, or
+// disabled and enabled again, or one that cannot be read, loses every
+// session that began to authenticate before the watcher read the change.
 func TestWatchAccountRecreated(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -225,26 +236,30 @@ func TestWatchAccountRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	users := []string{"dave", "erin", "frank", "gina"}
+	users := []string{"dave", "erin", "frank", "gina", "hank"}
 	for _, u := range users {
 		if err := account.Create(ctx, st, jid.MustParse(u+"@example.com"), "long password"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	g := &gatedAccounts{Accounts: st, started: make(chan struct{}), open: make(chan struct{})}
+	g := &gatedAccounts{Accounts: st, started: make(chan struct{}), open: make(chan struct{}), failFor: "hank@example.com"}
 	c := &closer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- account.Watch(ctx, g, c, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	<-g.started
-	t0 := time.Now()
-	// dave: erased, and the address given to a new person.
-	if err := st.DeleteAccount(ctx, "dave@example.com"); err != nil {
-		t.Fatal(err)
+	// dave and hank: deleted, and the address given to a new person.
+	for _, u := range []string{"dave@example.com", "hank@example.com"} {
+		if err := st.DeleteAccount(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if err := account.Create(ctx, st, jid.MustParse(u), "a new password"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	t1 := time.Now()
-	if err := account.Create(ctx, st, jid.MustParse("dave@example.com"), "a new password"); err != nil {
+	dave, err := st.Account(ctx, "dave@example.com")
+	if err != nil {
 		t.Fatal(err)
 	}
 	// erin: disabled and enabled again; frank: disabled; gina: deleted.
@@ -258,25 +273,22 @@ func TestWatchAccountRecreated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t2 := time.Now()
+	opened := time.Now()
 	close(g.open)
 	deadline := time.Now().Add(3 * time.Second)
-	for len(c.list()) < 4 && time.Now().Before(deadline) {
+	for len(c.list()) < 5 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := c.list(); len(got) != 4 {
-		t.Fatalf("closed %v, want the sessions of all four", got)
+	if got := c.list(); len(got) != 5 {
+		t.Fatalf("closed %v, want the sessions of all five", got)
 	}
-	// The change's time is kept to the microsecond.
-	if b := c.beforeOf("dave@example.com"); b.IsZero() || b.Before(t0.Truncate(time.Microsecond)) || b.After(t1) {
-		t.Errorf("dave (created anew): closed sessions from before %v, want the deletion's time (%v..%v)", b, t0, t1)
+	if b, inc := c.howOf("dave@example.com"); !b.IsZero() || !inc.Equal(dave.Created) || inc.IsZero() {
+		t.Errorf("dave (created anew): closed sessions from before %v, of incarnations other than %v; want only those of incarnations other than %v",
+			b, inc, dave.Created)
 	}
-	if b := c.beforeOf("erin@example.com"); b.IsZero() || b.Before(t1.Truncate(time.Microsecond)) || b.After(t2) {
-		t.Errorf("erin (enabled again): closed sessions from before %v, want the disabling's time", b)
-	}
-	for _, u := range []string{"frank@example.com", "gina@example.com"} {
-		if b := c.beforeOf(u); !b.IsZero() {
-			t.Errorf("%s: closed sessions from before %v, want all", u, b)
+	for _, u := range []string{"erin@example.com", "frank@example.com", "gina@example.com", "hank@example.com"} {
+		if b, inc := c.howOf(u); b.Before(opened) || !inc.IsZero() {
+			t.Errorf("%s: closed sessions from before %v, of incarnations other than %v; want all from before the watcher read the change", u, b, inc)
 		}
 	}
 	cancel()

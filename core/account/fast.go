@@ -109,7 +109,9 @@ func (f *FAST) check() error {
 
 // Issue makes a new token for an account's client, bound to mechanism,
 // and stores it in the client's "new" slot. Expired tokens of every
-// account are removed on the way.
+// account are removed on the way. When ctx carries the incarnation the
+// login was checked against (sasl.IncarnationFrom), a token for an
+// account deleted and created anew since is not stored (an error).
 func (f *FAST) Issue(ctx context.Context, account jid.JID, userAgentID, mechanism string) (string, time.Time, error) {
 	if err := f.check(); err != nil {
 		return "", time.Time{}, err
@@ -121,8 +123,13 @@ func (f *FAST) Issue(ctx context.Context, account jid.JID, userAgentID, mechanis
 	secret := make([]byte, fastSecretLen)
 	rand.Read(secret)
 	expires := now.Add(f.lifetime()).UTC().Truncate(time.Second)
-	err := f.Store.PutFASTToken(ctx, account.Bare().String(), storage.FASTToken{Client: client(userAgentID),
-		Mechanism: mechanism, Secret: secret, Expires: expires})
+	t := storage.FASTToken{Client: client(userAgentID), Mechanism: mechanism, Secret: secret, Expires: expires}
+	// The token is for the account the login was checked against: not
+	// for one created anew under the address meanwhile.
+	if created, ok := sasl.IncarnationFrom(ctx); ok {
+		t.AccountCreated = created
+	}
+	err := f.Store.PutFASTToken(ctx, account.Bare().String(), t)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("account: issue FAST token: %w", err)
 	}
@@ -149,6 +156,7 @@ func (f *FAST) Verify(ctx context.Context, account jid.JID, userAgentID, mechani
 	if err != nil {
 		return nil, false, fmt.Errorf("account: verify FAST token: %w", err)
 	}
+	sasl.NoteIncarnation(ctx, acc.Created)
 	cl := client(userAgentID)
 	tokens, err := f.Store.FASTTokens(ctx, owner, cl)
 	if err != nil {

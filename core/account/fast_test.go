@@ -166,3 +166,63 @@ func BenchmarkFASTVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestFASTIncarnation: Verify and the authenticators note the incarnation
+// of the account they checked (its creation time), and Issue stores a
+// token only for that incarnation: a password login of the former owner
+// of an address that was deleted and created anew meanwhile gets no token
+// for the new account.
+func TestFASTIncarnation(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	fs := st.(account.FASTStore)
+	alice := jid.MustParse("alice@example.com")
+	if err := account.Create(ctx, st, alice, "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	f := &account.FAST{Store: fs, Key: bytes.Repeat([]byte{7}, 32)}
+	const ua, mech = "ua", sasl.HTSHA256None
+
+	// The password login notes the incarnation.
+	lctx, inc := sasl.WithIncarnation(ctx)
+	if err := (account.Authenticator{Store: st, Domain: "example.com"}).VerifyPlain(lctx, "alice", "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	first, ok := inc.Get()
+	acc, err := st.Account(ctx, alice.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok || !first.Equal(acc.Created) {
+		t.Fatalf("incarnation noted %v (%v), want the account's creation time %v", first, ok, acc.Created)
+	}
+	// Its token, issued for that incarnation, works, and a FAST login
+	// notes the incarnation too.
+	tok, _, err := f.Issue(lctx, alice, ua, mech)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vctx, vinc := sasl.WithIncarnation(ctx)
+	if _, _, err := f.Verify(vctx, alice, ua, mech, 0, verifier(proof(tok))); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if got, ok := vinc.Get(); !ok || !got.Equal(first) {
+		t.Fatalf("FAST login noted %v (%v), want %v", got, ok, first)
+	}
+
+	// The address is given to someone else before the token is issued.
+	if err := st.DeleteAccount(ctx, alice.String()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond) // another creation time, to the microsecond
+	if err := account.Create(ctx, st, alice, "another password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.Issue(lctx, alice, ua, mech); err == nil {
+		t.Fatal("a token was issued for the address's new account on the former owner's login")
+	}
+	// Without an incarnation (an authenticator that notes none), as before.
+	if _, _, err := f.Issue(ctx, alice, ua, mech); err != nil {
+		t.Fatalf("Issue without an incarnation: %v", err)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,32 +59,56 @@ type Conn interface {
 	Close(err *stanza.StreamError)
 }
 
-// AuthTimer is implemented by a Conn that knows when its client began the
-// authentication that the session stands on (before the account was
-// read). CloseAccount and Bind use it to tell a session of an account
-// that was since disabled or deleted from one of the account as it is
-// now, re-enabled or created anew with the same address. A Conn without it
-// counts as authenticated before any change.
-type AuthTimer interface {
+// AuthInfo is implemented by a Conn that knows how its session was
+// authenticated. CloseAccount and Bind use it to tell a session of an
+// account that was since disabled or deleted from one of the account as
+// it is now: enabled again, or created anew for someone else under the
+// same address. A Conn without it counts as authenticated before any
+// change, against an unknown incarnation.
+type AuthInfo interface {
+	// AuthStarted is when the client began the authentication, before
+	// the account was read.
 	AuthStarted() time.Time
+	// Incarnation is the incarnation of the account that the
+	// authentication checked (sasl.Incarnation); zero when unknown.
+	Incarnation() time.Time
 }
 
-// authStarted is c's AuthStarted, or the zero time.
-func authStarted(c Conn) time.Time {
-	if a, ok := c.(AuthTimer); ok {
-		return a.AuthStarted()
+// Revocation says which of an account's sessions CloseAccount ends. The
+// zero Revocation ends all of them.
+type Revocation struct {
+	// Before, if not zero, ends the sessions whose client began to
+	// authenticate before it (on this node's clock).
+	Before time.Time
+	// Incarnation, if not zero, ends the sessions authenticated against
+	// any other incarnation of the account (or an unknown one).
+	Incarnation time.Time
+}
+
+// ends reports whether v ends c's session.
+func (v Revocation) ends(c Conn) bool {
+	a, ok := c.(AuthInfo)
+	if !ok {
+		return true
 	}
-	return time.Time{}
+	if !v.Before.IsZero() && a.AuthStarted().Before(v.Before) {
+		return true
+	}
+	return !v.Incarnation.IsZero() && !a.Incarnation().Equal(v.Incarnation)
 }
 
-// revokeKeep is how long Bind remembers that an account's sessions were
-// closed (CloseAccount): longer than any authentication takes (a SASL
-// exchange times out after 30 s), so that a session that authenticated
-// before the change but binds after CloseAccount ran is refused too.
-const revokeKeep = 5 * time.Minute
+// minRevokeKeep is how long Bind remembers at least that an account's
+// sessions were closed (Config.BindWithin may make it longer), so that a
+// session that authenticated before but binds after CloseAccount ran is
+// refused too.
+const minRevokeKeep = 5 * time.Minute
 
-// revokedError is the stream error of a Bind refused because the
-// account's sessions were closed after the client began to authenticate.
+// revokePruneEvery: CloseAccount forgets expired revocations at most this
+// often (a directory sync may disable thousands of accounts in a row).
+const revokePruneEvery = time.Minute
+
+// revokedError is the stream error of a Bind refused by a revocation
+// (CloseAccount).
 func revokedError() error {
 	return &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "this account has been disabled or deleted"}
 }
@@ -99,6 +124,10 @@ type Config struct {
 	// HTTPBaseURL gives a host's public HTTPS base URL (module.Host's
 	// HTTPBaseURL); nil when the HTTPS listener is off.
 	HTTPBaseURL func(domain string) string
+	// BindWithin is the longest a client may take from the start of its
+	// authentication to binding a resource (the c2s handshake timeout):
+	// CloseAccount's refusals last at least that long.
+	BindWithin time.Duration
 }
 
 // Router is the session table and the routing rules of a server.
@@ -117,12 +146,19 @@ type Router struct {
 
 	mu       sync.RWMutex
 	accounts map[string][]*resource // bare JID → resources (copy on write)
-	// revoked: bare JID → sessions that began authenticating before this
-	// time may not bind (CloseAccount); kept for revokeKeep.
-	revoked map[string]revocation
+	// revoked: bare JID → what the sessions that bind must not be
+	// (CloseAccount), each kept for revokeKeep; revokePruned is when
+	// expired ones were last removed. Guarded by mu.
+	revoked      map[string][]revocation
+	revokeKeep   time.Duration
+	revokePruned time.Time
+	now          func() time.Time // the clock (tests)
 }
 
-type revocation struct{ before, at time.Time }
+type revocation struct {
+	Revocation
+	at time.Time // when CloseAccount made it
+}
 
 // New returns a router with no hosts.
 func New(cfg Config) *Router {
@@ -133,16 +169,18 @@ func New(cfg Config) *Router {
 		cfg.Remote = noRemote{}
 	}
 	return &Router{
-		log:      cfg.Logger,
-		store:    cfg.Store,
-		sealer:   cfg.Sealer,
-		archive:  cfg.Archive,
-		remote:   cfg.Remote,
-		httpURL:  cfg.HTTPBaseURL,
-		hosts:    map[string]*Host{},
-		served:   map[string]served{},
-		accounts: map[string][]*resource{},
-		revoked:  map[string]revocation{},
+		log:        cfg.Logger,
+		store:      cfg.Store,
+		sealer:     cfg.Sealer,
+		archive:    cfg.Archive,
+		remote:     cfg.Remote,
+		httpURL:    cfg.HTTPBaseURL,
+		hosts:      map[string]*Host{},
+		served:     map[string]served{},
+		accounts:   map[string][]*resource{},
+		revoked:    map[string][]revocation{},
+		revokeKeep: max(minRevokeKeep, cfg.BindWithin),
+		now:        time.Now,
 	}
 }
 
@@ -182,9 +220,11 @@ func (r *Router) Bind(ctx context.Context, full jid.JID, c Conn) (module.Resourc
 	key := full.Bare().String()
 	var old *resource
 	r.mu.Lock()
-	if rv, ok := r.revoked[key]; ok && authStarted(c).Before(rv.before) {
-		r.mu.Unlock()
-		return nil, revokedError()
+	for _, rv := range r.revoked[key] {
+		if rv.ends(c) && r.now().Sub(rv.at) <= r.revokeKeep {
+			r.mu.Unlock()
+			return nil, revokedError()
+		}
 	}
 	list := r.accounts[key]
 	next := make([]*resource, 0, len(list)+1)
@@ -268,31 +308,33 @@ func (r *Router) Resources(bare jid.JID) []module.Resource {
 }
 
 // CloseAccount closes the sessions of an account (disabled or deleted)
-// whose client began to authenticate before the time given (all of them
-// for the zero time: then the time is now) and returns how many it
-// closed. For a while (revokeKeep) Bind also refuses such sessions, which
-// were between authentication and binding.
-func (r *Router) CloseAccount(bare jid.JID, before time.Time, err *stanza.StreamError) int {
-	now := time.Now()
-	all := before.IsZero()
-	if all {
-		before = now
+// that v ends and returns how many it closed. For a while (at least
+// minRevokeKeep, and Config.BindWithin) Bind also refuses the sessions v
+// ends: those that were between authentication and binding.
+func (r *Router) CloseAccount(bare jid.JID, v Revocation, err *stanza.StreamError) int {
+	now := r.now()
+	if v.Before.IsZero() && v.Incarnation.IsZero() {
+		v.Before = now
 	}
 	key := bare.String()
 	r.mu.Lock()
-	for k, rv := range r.revoked {
-		if now.Sub(rv.at) > revokeKeep {
-			delete(r.revoked, k)
+	if now.Sub(r.revokePruned) >= revokePruneEvery {
+		r.revokePruned = now
+		for k, list := range r.revoked {
+			list = slices.DeleteFunc(list, func(rv revocation) bool { return now.Sub(rv.at) > r.revokeKeep })
+			if len(list) == 0 {
+				delete(r.revoked, k)
+			} else {
+				r.revoked[k] = list
+			}
 		}
 	}
-	if rv, ok := r.revoked[key]; !ok || rv.before.Before(before) {
-		r.revoked[key] = revocation{before: before, at: now}
-	}
+	r.revoked[key] = append(r.revoked[key], revocation{Revocation: v, at: now})
 	list := r.accounts[key]
 	r.mu.Unlock()
 	n := 0
 	for _, x := range list {
-		if all || authStarted(x.conn).Before(before) {
+		if v.ends(x.conn) {
 			x.conn.Close(err)
 			n++
 		}

@@ -443,78 +443,115 @@ func TestServeDomain(t *testing.T) {
 	})
 }
 
-// authConn is a Conn that knows when its client began to authenticate
-// (router.AuthTimer).
+// authConn is a Conn that knows how it was authenticated
+// (router.AuthInfo).
 type authConn struct {
-	at     time.Time
-	closed atomic.Pointer[stanza.StreamError]
+	at, inc time.Time
+	closed  atomic.Pointer[stanza.StreamError]
 }
 
 func (c *authConn) Send(*stanza.Stanza)           {}
 func (c *authConn) Close(err *stanza.StreamError) { c.closed.Store(err) }
 func (c *authConn) AuthStarted() time.Time        { return c.at }
+func (c *authConn) Incarnation() time.Time        { return c.inc }
 
-// plainConn does not say when it authenticated.
+// plainConn does not say how it was authenticated.
 type plainConn struct{ closed atomic.Bool }
 
 func (c *plainConn) Send(*stanza.Stanza)       {}
 func (c *plainConn) Close(*stanza.StreamError) { c.closed.Store(true) }
 
-// TestCloseAccountBefore: CloseAccount with a time closes the sessions
-// that began to authenticate before it (and those that cannot say), and
-// leaves the later ones, the new owner's of an address created anew; for
-// a while Bind refuses a session that authenticated before it and binds
-// only now. With the zero time it closes every session and refuses every
-// session that began to authenticate before the call.
-func TestCloseAccountBefore(t *testing.T) {
+// TestCloseAccountRevocation: CloseAccount ends the sessions a Revocation
+// names (those of other incarnations of the account, those that began to
+// authenticate before a time, all for the zero Revocation; a session that
+// cannot say how it was authenticated always), leaves the others, and for
+// a while Bind refuses sessions it would have ended, which authenticated
+// before but bind only now.
+func TestCloseAccountRevocation(t *testing.T) {
 	srv := modtest.New(t, modtest.Options{})
+	now := time.Now()
+	router.SetClock(srv.Router, func() time.Time { return now })
 	ctx := context.Background()
 	alice := jid.MustParse("alice@example.com")
-	change := time.Now()
-	oldC := &authConn{at: change.Add(-time.Second)}
-	newC := &authConn{at: change.Add(time.Millisecond)}
-	plain := &plainConn{}
-	for i, c := range []router.Conn{oldC, newC, plain} {
-		if _, err := srv.Router.Bind(ctx, jid.MustParse(fmt.Sprint("alice@example.com/r", i)), c); err != nil {
-			t.Fatal(err)
+	bind := func(res string, c router.Conn) error {
+		_, err := srv.Router.Bind(ctx, jid.MustParse("alice@example.com/"+res), c)
+		return err
+	}
+	mustBind := func(res string, c router.Conn) {
+		t.Helper()
+		if err := bind(res, c); err != nil {
+			t.Fatalf("Bind %s: %v", res, err)
 		}
 	}
-	err := &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "deleted"}
-	if n := srv.Router.CloseAccount(alice, change, err); n != 2 {
-		t.Fatalf("closed %d sessions, want 2", n)
+	refused := func(res string, c router.Conn) {
+		t.Helper()
+		var se *stanza.StreamError
+		if err := bind(res, c); !errors.As(err, &se) || se.Condition != stanza.StreamNotAuthorized {
+			t.Fatalf("Bind %s: %v, want not-authorized", res, err)
+		}
 	}
-	if oldC.closed.Load() != err || !plain.closed.Load() {
-		t.Fatal("a session from before the change was not closed")
+	deleted := &stanza.StreamError{Condition: stanza.StreamNotAuthorized, Text: "deleted"}
+
+	// The address was given to someone else: incarnation b.
+	a, b := now.Add(-48*time.Hour), now.Add(-time.Hour)
+	former := &authConn{at: now.Add(-2 * time.Hour), inc: a}
+	owner := &authConn{at: now.Add(-time.Minute), inc: b}
+	unknown := &authConn{at: now.Add(-time.Minute)}
+	plain := &plainConn{}
+	mustBind("former", former)
+	mustBind("owner", owner)
+	mustBind("unknown", unknown)
+	mustBind("plain", plain)
+	if n := srv.Router.CloseAccount(alice, router.Revocation{Incarnation: b}, deleted); n != 3 {
+		t.Fatalf("closed %d sessions, want 3", n)
 	}
-	if newC.closed.Load() != nil {
-		t.Fatal("the session of the account as it is now was closed")
+	if former.closed.Load() != deleted || unknown.closed.Load() == nil || !plain.closed.Load() {
+		t.Fatal("a session of another (or an unknown) incarnation was not closed")
 	}
-	// Authenticated before the change, bound after CloseAccount: refused.
-	late := &authConn{at: change.Add(-time.Millisecond)}
-	_, berr := srv.Router.Bind(ctx, jid.MustParse("alice@example.com/late"), late)
-	var se *stanza.StreamError
-	if !errors.As(berr, &se) || se.Condition != stanza.StreamNotAuthorized {
-		t.Fatalf("Bind of a session that authenticated before the change: %v", berr)
+	if owner.closed.Load() != nil {
+		t.Fatal("the new owner's session was closed")
 	}
-	if _, err := srv.Router.Bind(ctx, jid.MustParse("alice@example.com/later"), &authConn{at: change.Add(time.Second)}); err != nil {
-		t.Fatalf("Bind after the change: %v", err)
+	// The former owner's login that binds only now: refused; the new
+	// owner's next one is not.
+	refused("late", &authConn{at: now.Add(-time.Second), inc: a})
+	mustBind("next", &authConn{at: now.Add(-time.Millisecond), inc: b})
+
+	// Before a time: the sessions that began to authenticate before it,
+	// not one that began at that very time.
+	cut := now.Add(-30 * time.Second)
+	early := &authConn{at: cut.Add(-time.Nanosecond), inc: b}
+	atCut := &authConn{at: cut, inc: b}
+	mustBind("early", early)
+	mustBind("atcut", atCut)
+	srv.Router.CloseAccount(alice, router.Revocation{Before: cut}, deleted)
+	if early.closed.Load() == nil || atCut.closed.Load() != nil {
+		t.Fatalf("Before: closed early %v, at the time %v; want only the early one", early.closed.Load(), atCut.closed.Load())
+	}
+	refused("early2", &authConn{at: cut.Add(-time.Second), inc: b})
+
+	// The zero Revocation: all, and any login that began before now.
+	if n := srv.Router.CloseAccount(alice, router.Revocation{}, deleted); n != len(srv.Router.Resources(alice)) {
+		t.Fatalf("the zero Revocation closed %d of %d sessions", n, len(srv.Router.Resources(alice)))
+	}
+	if owner.closed.Load() == nil {
+		t.Fatal("the zero Revocation left a session open")
+	}
+	refused("inflight", &authConn{at: now.Add(-time.Millisecond), inc: b})
+	mustBind("after", &authConn{at: now.Add(time.Millisecond), inc: b})
+	// Other accounts are not concerned.
+	if _, err := srv.Router.Bind(ctx, jid.MustParse("bob@example.com/r"), &authConn{at: now.Add(-time.Hour)}); err != nil {
+		t.Fatalf("Bind of another account: %v", err)
 	}
 
-	// The zero time: all of them, and any that began before now.
-	if n := srv.Router.CloseAccount(alice, time.Time{}, err); n != 4 {
-		t.Fatalf("closed %d sessions with the zero time, want all 4", n)
+	// The refusals end after their time (5 minutes at least), and
+	// CloseAccount forgets them.
+	if got := router.Revocations(srv.Router); got != 3 {
+		t.Fatalf("%d revocations remembered, want 3", got)
 	}
-	if newC.closed.Load() == nil {
-		t.Fatal("the zero time left a session open")
-	}
-	if _, err := srv.Router.Bind(ctx, jid.MustParse("alice@example.com/inflight"), &authConn{at: time.Now().Add(-time.Millisecond)}); err == nil {
-		t.Fatal("Bind of a session that began authenticating before the zero-time close succeeded")
-	}
-	if _, err := srv.Router.Bind(ctx, jid.MustParse("alice@example.com/next"), &authConn{at: time.Now().Add(time.Millisecond)}); err != nil {
-		t.Fatalf("Bind of a session that began authenticating after: %v", err)
-	}
-	// Other accounts are not concerned.
-	if _, err := srv.Router.Bind(ctx, jid.MustParse("bob@example.com/r"), &authConn{at: change.Add(-time.Hour)}); err != nil {
-		t.Fatalf("Bind of another account: %v", err)
+	now = now.Add(6 * time.Minute)
+	mustBind("late2", &authConn{at: now.Add(-7 * time.Minute), inc: a})
+	srv.Router.CloseAccount(jid.MustParse("carol@example.com"), router.Revocation{}, deleted)
+	if got := router.Revocations(srv.Router); got != 1 {
+		t.Fatalf("%d revocations remembered after their time, want carol's only", got)
 	}
 }

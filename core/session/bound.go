@@ -52,8 +52,10 @@ type session struct {
 	full    jid.JID
 	domain  string
 	// authAt is when the client began the authentication that bound the
-	// session; a resumption keeps the first (AuthStarted).
-	authAt time.Time
+	// session, incarnation the account's it checked; a resumption keeps
+	// the first (router.AuthInfo).
+	authAt      time.Time
+	incarnation time.Time
 
 	// handling is held by a transport's reader while it handles one
 	// element; it guards inbound.
@@ -111,16 +113,18 @@ type session struct {
 }
 
 func newSession(srv *Server, c *conn, full jid.JID) *session {
-	return &session{srv: srv, account: full.Bare(), full: full, domain: c.domain, authAt: c.authAt, log: c.log, t: c}
+	return &session{srv: srv, account: full.Bare(), full: full, domain: c.domain, authAt: c.authAt,
+		incarnation: c.incarnation, log: c.log, t: c}
 }
 
-// AuthStarted implements router.AuthTimer: when the client began the
-// authentication that bound the session. A resumption, which
-// authenticates again, does not move it: the session's state is the
-// account's as it was then.
+// AuthStarted and Incarnation implement router.AuthInfo: when the client
+// began the authentication that bound the session, and the incarnation
+// of the account it checked. A resumption, which authenticates again,
+// changes neither: the session's state is the account's as it was then.
 func (s *session) AuthStarted() time.Time { return s.authAt }
+func (s *session) Incarnation() time.Time { return s.incarnation }
 
-var _ router.AuthTimer = (*session)(nil)
+var _ router.AuthInfo = (*session)(nil)
 
 // after is what must be done once session.mu is released.
 type after struct {

@@ -65,13 +65,15 @@ type conn struct {
 	host    *router.Host
 	account jid.JID // bare, after SASL
 	// authAt is when the last authentication attempt began, before the
-	// account was read (router.AuthTimer).
-	authAt   time.Time
-	full     jid.JID // after bind or resume
-	res      module.Resource
-	rd       *xmlstream.Reader
-	failures int
-	smIn     bool // stream management is on: count handled stanzas
+	// account was read; incarnation is the account's that the successful
+	// one checked (sasl.Incarnation; zero when unknown). router.AuthInfo.
+	authAt      time.Time
+	incarnation time.Time
+	full        jid.JID // after bind or resume
+	res         module.Resource
+	rd          *xmlstream.Reader
+	failures    int
+	smIn        bool // stream management is on: count handled stanzas
 	// v2 is set while and after the client authenticates with SASL2
 	// (XEP-0388); auth2 is its request (sasl2.go).
 	v2    bool
@@ -635,12 +637,14 @@ func (c *conn) exchange(mechanism string, msg []byte) (bool, error) {
 	ns := c.saslNS()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	ctx, inc := sasl.WithIncarnation(ctx)
 	for {
 		out, done, err := srv.Step(ctx, msg)
 		if err != nil {
 			return false, c.saslFail(err, srv.AttemptedUsername())
 		}
 		if done {
+			c.incarnation, _ = inc.Get()
 			return c.saslSuccess(srv, out)
 		}
 		ch := stanza.New(ns, "challenge")

@@ -300,11 +300,13 @@ func (c *conn) fastExchange(req *authRequest) (bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	ctx, inc := sasl.WithIncarnation(ctx)
 	token, rotate, err := cfg.FAST.Verify(ctx, account, req.userAgent, req.mechanism, req.count,
 		func(tok []byte) bool { return sasl.VerifyHT(tok, cbData, proof) })
 	if err != nil {
 		return false, c.saslFail(sasl.HTFailure(err), username)
 	}
+	c.incarnation, _ = inc.Get()
 	cfg.AuthGuard.Success(account.String())
 	additional := sasl.HTResponder(token, cbData)
 	if req.invalidate {
@@ -386,6 +388,11 @@ func (c *conn) issueToken(account jid.JID, req *authRequest) *stanza.Element {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if !c.incarnation.IsZero() {
+		var inc *sasl.Incarnation
+		ctx, inc = sasl.WithIncarnation(ctx)
+		inc.Set(c.incarnation) // a token for the account the login checked
+	}
 	tok, expires, err := c.srv.cfg.FAST.Issue(ctx, account, req.userAgent, req.requestToken)
 	if err != nil {
 		c.log.Error("issuing a FAST token failed", "err", err)

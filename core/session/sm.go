@@ -363,7 +363,9 @@ func (c *conn) takeOver(el *stanza.Element, queued bool) (resumed, failed *stanz
 	s := srv.resumable[prev]
 	ts, tsOK := srv.tombs.get(prev)
 	srv.mu.Unlock()
-	if s == nil || s.account != c.account {
+	// A session of the address's former owner (deleted, and the address
+	// given to someone else) is not this account's.
+	if s == nil || s.account != c.account || !s.incarnation.Equal(c.incarnation) {
 		// h only for this account's own session that ended.
 		known := int64(-1)
 		if s == nil && tsOK && ts.account == c.account {

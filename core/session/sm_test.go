@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"kontor.im/kontor/core/account"
 	"kontor.im/kontor/core/jid"
 	"kontor.im/kontor/core/session"
 )
@@ -459,6 +460,24 @@ func TestSMResumeRefused(t *testing.T) {
 				t.Fatalf("alice's own resumption: %s", n)
 			}
 		}},
+		{"the address's former owner's session", 0, func(t *testing.T, e *smEnv, id string) node {
+			// alice is deleted and the address given to someone else
+			// (with the same password, to the microsecond another
+			// account) before the server learns of it (account.Watch).
+			ctx := context.Background()
+			if err := e.store.DeleteAccount(ctx, "alice@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+			if err := account.Create(ctx, e.store, jid.MustParse("alice@example.com"), "secret-password"); err != nil {
+				t.Fatal(err)
+			}
+			c := dialX(t, e, "the new alice")
+			c.auth("alice")
+			n := c.resume(id, 0)
+			c.bind("r")
+			return n
+		}, "", nil},
 		{"expired", 300 * time.Millisecond, func(t *testing.T, e *smEnv, id string) node {
 			waitFor(t, "the session to expire", func() bool {
 				return e.srv.DetachedCount() == 0 && len(e.router.Resources(jid.MustParse("alice@example.com"))) == 0

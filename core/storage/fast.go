@@ -34,6 +34,11 @@ type FASTToken struct {
 	// Count is the highest 'count' the client sent with this token, 0
 	// when it sent none.
 	Count int64
+	// AccountCreated, when not zero, is the creation time of the account
+	// the token is for (its incarnation, sasl.Incarnation): PutFASTToken
+	// stores the token only if the account under the address is still
+	// that one. Not stored.
+	AccountCreated time.Time
 }
 
 // FASTTokens stores XEP-0484 tokens, keyed by (owner, client, slot). An
@@ -47,8 +52,9 @@ type FASTTokens interface {
 	FASTTokens(ctx context.Context, owner, client string) ([]FASTToken, error)
 	// PutFASTToken stores t in the FASTNew slot of owner's t.Client
 	// (t.Slot is ignored), replacing the token that was there. It returns
-	// ErrNotFound, storing nothing, when owner has no account: a token
-	// must not outlive a deletion that raced with its issue.
+	// ErrNotFound, storing nothing, when owner has no account (or, with
+	// t.AccountCreated, another one): a token must not outlive a
+	// deletion that raced with its issue.
 	PutFASTToken(ctx context.Context, owner string, t FASTToken) error
 	// UseFASTToken records a login with the token in slot whose secret
 	// is secret: a token in FASTNew moves to FASTCurrent (replacing the

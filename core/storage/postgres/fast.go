@@ -56,13 +56,16 @@ func (s *Store) PutFASTToken(ctx context.Context, owner string, t storage.FASTTo
 	// The account's row is locked (FOR KEY SHARE) until the token is
 	// in, so that a concurrent DeleteAccount cannot leave it behind.
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM accounts WHERE jid = $1 FOR KEY SHARE`, owner).Scan(&one)
+		var created int64
+		err := tx.QueryRow(ctx, `SELECT created FROM accounts WHERE jid = $1 FOR KEY SHARE`, owner).Scan(&created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return storage.ErrNotFound
 		}
 		if err != nil {
 			return err
+		}
+		if !t.AccountCreated.IsZero() && created != micros(t.AccountCreated) {
+			return storage.ErrNotFound // deleted and created anew since
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO fast_tokens (owner, client, slot, mechanism, secret, expires, count)
 			VALUES ($1, $2, 'new', $3, $4, $5, 0) ON CONFLICT (owner, client, slot) DO UPDATE

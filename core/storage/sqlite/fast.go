@@ -55,10 +55,11 @@ func (s *Store) FASTTokens(ctx context.Context, owner, client string) ([]storage
 func (s *Store) PutFASTToken(ctx context.Context, owner string, t storage.FASTToken) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO fast_tokens (owner, client, slot, mechanism, secret, expires, count)
-			SELECT $1, $2, 'new', $3, $4, $5, 0 WHERE EXISTS (SELECT 1 FROM accounts WHERE jid = $1)
+			SELECT $1, $2, 'new', $3, $4, $5, 0
+			WHERE EXISTS (SELECT 1 FROM accounts WHERE jid = $1 AND ($6 OR created = $7))
 			ON CONFLICT (owner, client, slot) DO UPDATE
 			SET mechanism = excluded.mechanism, secret = excluded.secret, expires = excluded.expires, count = 0`,
-			owner, t.Client, t.Mechanism, t.Secret, t.Expires.UnixNano())
+			owner, t.Client, t.Mechanism, t.Secret, t.Expires.UnixNano(), t.AccountCreated.IsZero(), micros(t.AccountCreated))
 		if err != nil {
 			return err
 		}

@@ -223,6 +223,19 @@ func testFASTDeleteAccount(t *testing.T, h *harness) {
 	is(t, st.PutFASTToken(ctx, alice, fastToken("c", "s", time.Now().Add(time.Hour))), storage.ErrNotFound)
 	is(t, st.PutFASTToken(ctx, carol, fastToken("c", "s", time.Now().Add(time.Hour))), storage.ErrNotFound)
 	slots(t, st, alice, "c", nil)
+	// A token for the account as a login found it: not for one created
+	// anew under the address since (an erased person's address given to
+	// someone else).
+	created := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	ok(t, s.CreateAccount(ctx, storage.Account{JID: alice, Domain: "example.com", Created: created}))
+	old := fastToken("c", "old", time.Now().Add(time.Hour))
+	old.AccountCreated = created.Add(-time.Minute)
+	is(t, st.PutFASTToken(ctx, alice, old), storage.ErrNotFound)
+	slots(t, st, alice, "c", nil)
+	cur := fastToken("c", "cur", time.Now().Add(time.Hour))
+	cur.AccountCreated = created
+	ok(t, st.PutFASTToken(ctx, alice, cur))
+	slots(t, st, alice, "c", map[string]string{storage.FASTNew: "cur"})
 	// A GDPR erasure removes them too.
 	if g, isGDPR := s.(storage.GDPRStore); isGDPR {
 		ok(t, g.EraseAccount(ctx, bob))
