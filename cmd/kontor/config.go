@@ -70,6 +70,9 @@ type Config struct {
 	// GCMinHeap is the garbage collector's smallest heap goal in bytes
 	// (gcfloor.go); 0: Go's default.
 	GCMinHeap int64 `mapstructure:"gc_min_heap"`
+	// AdaptiveProcs runs the scheduler on one processor while the load is
+	// light (procs.go).
+	AdaptiveProcs bool `mapstructure:"adaptive_procs"`
 }
 
 type LogConfig struct {

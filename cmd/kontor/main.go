@@ -109,6 +109,7 @@ func serveCmd(flags *configFlags) *cobra.Command {
 			}
 			log := newLogger(&cfg, cmd.ErrOrStderr())
 			defer startGCFloor(cfg.GCMinHeap, log)()
+			defer startProcTuner(cfg.AdaptiveProcs, log)()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := startServer(ctx, cfg, log)
