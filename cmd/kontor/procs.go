@@ -5,7 +5,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -25,8 +24,9 @@ import (
 // (README, Performance). Under load a single processor would cap the
 // server at one core, so the tuner watches the process's CPU time and
 // gives the scheduler every processor back within one sample (100 ms)
-// when it uses half a core, and takes them away again only after
-// dropping below a fifth of a core for a whole window (5 s).
+// once the one processor is 80 % busy, and takes them away again only
+// after the server used less than a fifth of a core for a whole window
+// (2 s).
 //
 // GOMAXPROCS in the environment turns it off (the operator decides), as
 // does a machine or container with one CPU.
@@ -124,13 +124,4 @@ func startProcTuner(enabled bool, log *slog.Logger) (stop func()) {
 		wg.Wait()
 		runtime.GOMAXPROCS(max)
 	}
-}
-
-// processCPU is the CPU time (user and system) the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

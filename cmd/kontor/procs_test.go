@@ -29,13 +29,14 @@ func (f *fakeCPU) run(t *procTuner, n int, used time.Duration) {
 }
 
 // TestProcTuner: the tuner starts with every processor, drops to one only
-// after a whole window (5 s) under a fifth of a core, and gives them back
-// after one sample (0.1 s) at half a core or more; it does not flap in
-// between.
+// after a whole window (2 s) under a fifth of a core, and gives them back
+// after one sample (0.1 s) with the core 80 % busy or more; it does not
+// flap in between.
 func TestProcTuner(t *testing.T) {
 	f := &fakeCPU{}
 	tu := newFakeTuner(f)
-	samples := int(tu.downWindow / tu.sample) // 50
+	samples := int(tu.downWindow / tu.sample) // 20
+	busy := time.Duration(tu.up * float64(tu.sample))
 
 	// Light load, but not yet for a whole window.
 	f.run(tu, samples-1, 5*time.Millisecond)
@@ -46,15 +47,15 @@ func TestProcTuner(t *testing.T) {
 	if len(f.sets) != 1 || f.sets[0] != 1 {
 		t.Fatalf("after a window at 5 %% of a core: %v, want one processor", f.sets)
 	}
-	// Light load on one processor (40 % of a core is under half): stays.
-	f.run(tu, 100, 40*time.Millisecond)
+	// Load that one processor handles (just under 80 % busy): stays.
+	f.run(tu, 100, busy-time.Millisecond)
 	if len(f.sets) != 1 {
-		t.Fatalf("light load switched: %v", f.sets)
+		t.Fatalf("a load one processor handles switched: %v", f.sets)
 	}
-	// Half a core in one sample: every processor back at once.
-	f.run(tu, 1, 50*time.Millisecond)
+	// 80 % busy in one sample: every processor back at once.
+	f.run(tu, 1, busy)
 	if len(f.sets) != 2 || f.sets[1] != 4 {
-		t.Fatalf("at half a core: %v, want 4 processors", f.sets)
+		t.Fatalf("at 80 %% of a core: %v, want 4 processors", f.sets)
 	}
 	// Load that drops at once does not take them away before a window.
 	f.run(tu, samples-1, 0)
@@ -66,11 +67,11 @@ func TestProcTuner(t *testing.T) {
 		t.Fatalf("after an idle window: %v", f.sets)
 	}
 	// Moderate load with every processor (a fifth of a core or more on
-	// average, bursts above half a core): stays.
+	// average, with bursts): stays.
 	f.run(tu, 1, 100*time.Millisecond)
-	for range 5 {
-		f.run(tu, 9, 10*time.Millisecond)
-		f.run(tu, 1, 150*time.Millisecond) // 24 ms a sample on average
+	for range 4 {
+		f.run(tu, 4, 10*time.Millisecond)
+		f.run(tu, 1, 90*time.Millisecond) // 26 ms a sample on average
 	}
 	f.run(tu, samples, 20*time.Millisecond)
 	if got := f.sets[len(f.sets)-1]; got != 4 || len(f.sets) != 4 {
