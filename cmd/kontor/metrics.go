@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
 )
 
 // metric is one sample with its help text and type.
@@ -21,6 +22,8 @@ func (s *Server) writeMetrics(w io.Writer) {
 		{"kontor_c2s_connections", "Open client connections.", "gauge", float64(s.c2s.ConnCount())},
 		{"kontor_sessions", "Bound client sessions (attached or waiting to be resumed).", "gauge", float64(s.router.SessionCount())},
 		{"kontor_sessions_detached", "Sessions that lost their connection and wait to be resumed (XEP-0198).", "gauge", float64(s.c2s.DetachedCount())},
+		{"kontor_gomaxprocs", "Processors Go's scheduler runs on (one while the load is light with adaptive_procs).", "gauge", float64(runtime.GOMAXPROCS(0))},
+		{"kontor_gomaxprocs_switches_total", "Times adaptive_procs changed the number of processors.", "counter", float64(procSwitches.Load())},
 	}
 	if n, ok := s.connectedComponents(); ok {
 		ms = append(ms, metric{"kontor_components_connected", "External components connected (XEP-0114).", "gauge", float64(n)})

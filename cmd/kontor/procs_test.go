@@ -3,102 +3,185 @@ package main
 import (
 	"io"
 	"log/slog"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
 
-// fakeCPU is a process whose CPU use the test dictates.
-type fakeCPU struct {
+// fakeProc is a process whose CPU use and clock the test dictates; the
+// tuner's switches are recorded as "1" (one processor) and "d" (the
+// default).
+type fakeProc struct {
 	total time.Duration
-	sets  []int
+	clock time.Time
+	fail  bool
+	sets  []string
 }
 
-func (f *fakeCPU) cpu() time.Duration { return f.total }
-func (f *fakeCPU) set(n int)          { f.sets = append(f.sets, n) }
+func (f *fakeProc) cpu() (time.Duration, bool) { return f.total, !f.fail }
+func (f *fakeProc) now() time.Time             { return f.clock }
 
-func newFakeTuner(f *fakeCPU) *procTuner {
-	return newProcTuner(4, f.cpu, f.set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+func newFakeTuner(f *fakeProc) *procTuner {
+	f.clock = time.Unix(1e9, 0)
+	return newProcTuner(f.cpu, f.now, func() { f.sets = append(f.sets, "1") }, func() { f.sets = append(f.sets, "d") },
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
-// run takes n samples, each with used CPU time.
-func (f *fakeCPU) run(t *procTuner, n int, used time.Duration) {
+// run takes n samples of the tuner's period, each with used CPU time.
+func (f *fakeProc) run(t *procTuner, n int, used time.Duration) bool {
 	for range n {
 		f.total += used
-		t.step()
+		f.clock = f.clock.Add(t.sample)
+		if !t.step() {
+			return false
+		}
 	}
+	return true
 }
 
-// TestProcTuner: the tuner starts with every processor, drops to one only
-// after a whole window (2 s) under a fifth of a core, and gives them back
-// after one sample (0.1 s) with the core 80 % busy or more; it does not
-// flap in between.
+func (f *fakeProc) switches() string { return strings.Join(f.sets, ",") }
+
+// TestProcTuner: the tuner starts on the default, goes to one processor
+// only after a whole window (2 s) under a fifth of a core, and back to the
+// default after one sample (0.1 s) in which the process used 80 % of a
+// core; it does not switch in between.
 func TestProcTuner(t *testing.T) {
-	f := &fakeCPU{}
+	f := &fakeProc{}
 	tu := newFakeTuner(f)
 	samples := int(tu.downWindow / tu.sample) // 20
 	busy := time.Duration(tu.up * float64(tu.sample))
 
 	// Light load, but not yet for a whole window.
 	f.run(tu, samples-1, 5*time.Millisecond)
-	if len(f.sets) != 0 {
+	if f.switches() != "" {
 		t.Fatalf("switched after %d samples: %v", samples-1, f.sets)
 	}
 	f.run(tu, 1, 5*time.Millisecond)
-	if len(f.sets) != 1 || f.sets[0] != 1 {
+	if f.switches() != "1" {
 		t.Fatalf("after a window at 5 %% of a core: %v, want one processor", f.sets)
 	}
-	// Load that one processor handles (just under 80 % busy): stays.
+	// Load that one processor handles (just under 80 %): stays.
 	f.run(tu, 100, busy-time.Millisecond)
-	if len(f.sets) != 1 {
+	if f.switches() != "1" {
 		t.Fatalf("a load one processor handles switched: %v", f.sets)
 	}
-	// 80 % busy in one sample: every processor back at once.
-	f.run(tu, 1, busy)
-	if len(f.sets) != 2 || f.sets[1] != 4 {
-		t.Fatalf("at 80 %% of a core: %v, want 4 processors", f.sets)
+	// A late tick: 80 ms of CPU over 200 ms is 40 % of a core.
+	f.total += busy
+	f.clock = f.clock.Add(2 * tu.sample)
+	tu.step()
+	if f.switches() != "1" {
+		t.Fatalf("a late tick read as a busy one: %v", f.sets)
 	}
-	// Load that drops at once does not take them away before a window.
+	// 80 % of a core in one sample: the default at once.
+	f.run(tu, 1, busy)
+	if f.switches() != "1,d" {
+		t.Fatalf("at 80 %% of a core: %v, want the default", f.sets)
+	}
+	// Load that drops at once does not go back before a window.
 	f.run(tu, samples-1, 0)
-	if len(f.sets) != 2 {
+	if f.switches() != "1,d" {
 		t.Fatalf("dropped before a whole window: %v", f.sets)
 	}
 	f.run(tu, 1, 0)
-	if len(f.sets) != 3 || f.sets[2] != 1 {
+	if f.switches() != "1,d,1" {
 		t.Fatalf("after an idle window: %v", f.sets)
 	}
-	// Moderate load with every processor (a fifth of a core or more on
-	// average, with bursts): stays.
 	f.run(tu, 1, 100*time.Millisecond)
-	for range 4 {
+	// Light load with bursts that lift the window's average over a
+	// fifth of a core (22 ms a sample): stays on the default, where the
+	// same light load without the bursts goes to one processor.
+	for range samples / 5 {
 		f.run(tu, 4, 10*time.Millisecond)
-		f.run(tu, 1, 90*time.Millisecond) // 26 ms a sample on average
+		f.run(tu, 1, 70*time.Millisecond)
 	}
-	f.run(tu, samples, 20*time.Millisecond)
-	if got := f.sets[len(f.sets)-1]; got != 4 || len(f.sets) != 4 {
-		t.Fatalf("under moderate load: %v, want to stay at 4", f.sets)
+	if f.switches() != "1,d,1,d" {
+		t.Fatalf("under light load with bursts: %v, want to stay on the default", f.sets)
+	}
+	f.run(tu, samples, 10*time.Millisecond)
+	if f.switches() != "1,d,1,d,1" {
+		t.Fatalf("the same load without bursts: %v, want one processor", f.sets)
+	}
+}
+
+// TestProcTunerReadFailures: a failed or backwards read of the CPU time is
+// skipped (it neither looks idle nor busy); after ten in a row the tuner
+// gives up on the default number of processors.
+func TestProcTunerReadFailures(t *testing.T) {
+	f := &fakeProc{}
+	tu := newFakeTuner(f)
+	f.run(tu, 20, time.Millisecond)
+	if f.switches() != "1" {
+		t.Fatalf("%v, want one processor", f.sets)
+	}
+	// Three failures, then a read: the CPU used meanwhile counts over the
+	// whole time, 60 ms in 400 ms is light.
+	f.fail = true
+	if !f.run(tu, 3, 20*time.Millisecond) {
+		t.Fatal("gave up after three failures")
+	}
+	f.fail = false
+	f.run(tu, 1, 0)
+	if f.switches() != "1" {
+		t.Fatalf("after failed reads: %v", f.sets)
+	}
+	// A counter that goes backwards is a failed read too.
+	f.total -= time.Second
+	f.clock = f.clock.Add(tu.sample)
+	if !tu.step() || f.switches() != "1" {
+		t.Fatalf("a backwards read: %v", f.sets)
+	}
+	f.total += time.Second
+	// Ten in a row: back to the default, for good.
+	f.fail = true
+	if f.run(tu, 10, 0) {
+		t.Fatal("still tuning after ten failed reads")
+	}
+	if f.switches() != "1,d" {
+		t.Fatalf("after giving up: %v, want the default", f.sets)
 	}
 }
 
 // TestProcessCPU: the CPU time the tuner reads grows with work done.
 func TestProcessCPU(t *testing.T) {
-	before := processCPU()
-	deadline := time.Now().Add(50 * time.Millisecond)
-	x := 0
-	for time.Now().Before(deadline) {
-		x++
+	before, ok := processCPU()
+	if !ok {
+		t.Fatal("getrusage failed")
 	}
-	if got := processCPU() - before; got < 20*time.Millisecond {
-		t.Fatalf("50 ms of work read as %v of CPU (%d)", got, x)
+	deadline := time.Now().Add(10 * time.Second)
+	x := 0
+	for {
+		for range 1_000_000 {
+			x++
+		}
+		now, ok := processCPU()
+		if !ok {
+			t.Fatal("getrusage failed")
+		}
+		if now-before >= 20*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s of work read as %v of CPU (%d)", now-before, x)
+		}
 	}
 }
 
-// TestStartProcTunerOff: GOMAXPROCS in the environment, or the key off,
-// leaves the scheduler alone.
-func TestStartProcTunerOff(t *testing.T) {
+// TestStartProcTuner: with the key off, or GOMAXPROCS in the environment,
+// the tuner does not start; started and stopped at once it leaves the
+// default in place.
+func TestStartProcTuner(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	stop := startProcTuner(false, log)
-	stop()
-	t.Setenv("GOMAXPROCS", "2")
-	stop = startProcTuner(true, log)
-	stop()
+	want := runtime.GOMAXPROCS(0)
+	startProcTuner(false, log)()
+	t.Setenv("GOMAXPROCS", "1")
+	startProcTuner(true, log)()
+	if got := runtime.GOMAXPROCS(0); got != want {
+		t.Fatalf("GOMAXPROCS %d after a tuner that should not have run, want %d", got, want)
+	}
+	t.Setenv("GOMAXPROCS", "")
+	startProcTuner(true, log)()
+	if got := runtime.GOMAXPROCS(0); got != want {
+		t.Fatalf("GOMAXPROCS %d after start and stop, want %d", got, want)
+	}
 }
