@@ -29,7 +29,9 @@ import (
 // tuner reads the process's CPU time (all its threads, user and system)
 // every 100 ms: once the process used 80 % of one core over a sample, the
 // default comes back at once; it goes to one processor again only after
-// the process used less than a fifth of a core over a whole window (2 s).
+// the process used less than a fifth of a core over a whole window (2 s;
+// longer, up to a minute, while it flaps: load in bursts a few seconds
+// apart would otherwise switch it down and up again each time).
 // A process that cannot get 80 % of a core (a CPU quota below that, a
 // busy host) stays on one processor, where more would not give it more
 // CPU either. What a single processor costs is latency: work that arrives
@@ -44,9 +46,10 @@ import (
 // setting one processor suspends.
 type procTuner struct {
 	up         float64       // share of one core over a sample that brings the default back
-	down       float64       // share of one core over downWindow under which one processor does
+	down       float64       // share of one core over the window under which one processor does
 	sample     time.Duration // how often the CPU time is read
-	downWindow time.Duration
+	downWindow time.Duration // the window, unless the tuner flaps
+	maxWindow  time.Duration // the longest window after flapping
 
 	cpu  func() (time.Duration, bool) // the process's CPU time so far
 	now  func() time.Time
@@ -54,13 +57,15 @@ type procTuner struct {
 	dflt func() // sets the runtime's default
 	log  *slog.Logger
 
-	single   bool          // on one processor
-	last     time.Duration // CPU time at the last sample
-	lastAt   time.Time     // when it was read
-	history  []time.Duration
-	next     int // where the next sample goes in history
-	filled   int // samples in history since the last switch
-	failures int // CPU time reads that failed in a row
+	single   bool            // on one processor
+	last     time.Duration   // CPU time at the last sample
+	lastAt   time.Time       // when it was read
+	history  []time.Duration // CPU used in each sample, a ring of maxWindow
+	next     int             // where the next sample goes in history
+	filled   int             // samples in history since the last switch
+	window   int             // samples the current window spans
+	singleAt time.Time       // when the tuner last went to one processor
+	failures int             // CPU time reads that failed in a row
 }
 
 // maxReadFailures: after this many failed reads of the CPU time in a
@@ -73,8 +78,9 @@ var procSwitches atomic.Int64
 // newProcTuner returns a tuner on the default number of processors.
 func newProcTuner(cpu func() (time.Duration, bool), now func() time.Time, one, dflt func(), log *slog.Logger) *procTuner {
 	t := &procTuner{up: 0.8, down: 0.2, sample: 100 * time.Millisecond, downWindow: 2 * time.Second,
-		cpu: cpu, now: now, one: one, dflt: dflt, log: log}
-	t.history = make([]time.Duration, int(t.downWindow/t.sample))
+		maxWindow: time.Minute, cpu: cpu, now: now, one: one, dflt: dflt, log: log}
+	t.history = make([]time.Duration, int(t.maxWindow/t.sample))
+	t.window = int(t.downWindow / t.sample)
 	t.last, _ = cpu()
 	t.lastAt = now()
 	return t
@@ -104,6 +110,15 @@ func (t *procTuner) step() bool {
 	}
 	if t.single {
 		if float64(used) >= t.up*float64(elapsed) {
+			// Back up soon after going down: the load comes in bursts
+			// farther apart than the window. Each such flap doubles the
+			// window (up to maxWindow); a calm spell of four windows
+			// on one processor brings it back to downWindow.
+			if at.Sub(t.singleAt) < 4*time.Duration(t.window)*t.sample {
+				t.window = min(2*t.window, len(t.history))
+			} else {
+				t.window = int(t.downWindow / t.sample)
+			}
 			t.switchTo(false, used)
 		}
 		return true
@@ -113,17 +128,18 @@ func (t *procTuner) step() bool {
 	// default.
 	t.history[t.next] = used
 	t.next = (t.next + 1) % len(t.history)
-	if t.filled < len(t.history) {
+	if t.filled < t.window {
 		t.filled++
 	}
-	if t.filled < len(t.history) {
+	if t.filled < t.window {
 		return true // not a whole window since the last switch
 	}
 	var sum time.Duration
-	for _, u := range t.history {
-		sum += u
+	for i := 1; i <= t.window; i++ {
+		sum += t.history[(t.next-i+len(t.history))%len(t.history)]
 	}
-	if float64(sum) < t.down*float64(t.downWindow) {
+	if float64(sum) < t.down*float64(time.Duration(t.window)*t.sample) {
+		t.singleAt = at
 		t.switchTo(true, sum)
 	}
 	return true
@@ -138,7 +154,8 @@ func (t *procTuner) switchTo(single bool, used time.Duration) {
 	t.single = single
 	t.filled = 0
 	procSwitches.Add(1)
-	t.log.Debug("scheduler processors changed", "single", single, "gomaxprocs", runtime.GOMAXPROCS(0), "cpu_in_window", used)
+	t.log.Debug("scheduler processors changed", "single", single, "gomaxprocs", runtime.GOMAXPROCS(0), "cpu_in_window", used,
+		"next_window", time.Duration(t.window)*t.sample)
 }
 
 // startProcTuner starts the tuner when enabled and useful; stop ends it

@@ -87,6 +87,9 @@ func TestProcTuner(t *testing.T) {
 	if f.switches() != "1,d,1" {
 		t.Fatalf("after an idle window: %v", f.sets)
 	}
+	// A calm spell on one processor, then load: back to the default
+	// (not a flap: the window stays 2 s).
+	f.run(tu, 100, 5*time.Millisecond)
 	f.run(tu, 1, 100*time.Millisecond)
 	// Light load with bursts that lift the window's average over a
 	// fifth of a core (22 ms a sample): stays on the default, where the
@@ -101,6 +104,53 @@ func TestProcTuner(t *testing.T) {
 	f.run(tu, samples, 10*time.Millisecond)
 	if f.switches() != "1,d,1,d,1" {
 		t.Fatalf("the same load without bursts: %v, want one processor", f.sets)
+	}
+}
+
+// TestProcTunerFlapping: load that comes back soon after the tuner went to
+// one processor doubles the window it waits before going down again, up
+// to a minute; a calm spell of four windows on one processor brings it
+// back to 2 s.
+func TestProcTunerFlapping(t *testing.T) {
+	f := &fakeProc{}
+	tu := newFakeTuner(f)
+	base := int(tu.downWindow / tu.sample) // 20 samples
+	// samplesToDown counts the idle samples until the tuner goes down.
+	samplesToDown := func() int {
+		t.Helper()
+		n0 := len(f.sets)
+		for i := 1; i <= 10*len(tu.history); i++ {
+			f.run(tu, 1, 0)
+			if len(f.sets) > n0 {
+				return i
+			}
+		}
+		t.Fatalf("never went to one processor: %v", f.sets)
+		return 0
+	}
+	spike := func() {
+		t.Helper()
+		n0 := len(f.sets)
+		f.run(tu, 1, 100*time.Millisecond)
+		if len(f.sets) != n0+1 || f.sets[n0] != "d" {
+			t.Fatalf("a busy sample did not bring the default back: %v", f.sets)
+		}
+	}
+	if n := samplesToDown(); n != base {
+		t.Fatalf("first window: %d samples, want %d", n, base)
+	}
+	max := int(tu.maxWindow / tu.sample)
+	for _, want := range []int{2 * base, 4 * base, 8 * base, 16 * base, max, max} {
+		spike() // right after going down: a flap
+		if n := samplesToDown(); n != min(want, max) {
+			t.Fatalf("window after a flap: %d samples, want %d", n, min(want, max))
+		}
+	}
+	// Calm on one processor for four windows: a later load is no flap.
+	f.run(tu, 4*max, 5*time.Millisecond)
+	spike()
+	if n := samplesToDown(); n != base {
+		t.Fatalf("window after a calm spell: %d samples, want %d", n, base)
 	}
 }
 
